@@ -1,0 +1,1 @@
+"""Identifiers, time, errors and small value types shared by every layer."""

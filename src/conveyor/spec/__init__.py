@@ -1,0 +1,1 @@
+"""`conveyor.yaml` to typed, frozen models; owns every user-facing validation message."""
