@@ -41,7 +41,9 @@ def parse_size(text: str) -> int:
     """Bytes in `2GB`, `500MB`, `10KiB`, `123`; ValueError otherwise."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*", text, re.IGNORECASE)
     if not match:
-        raise ValueError(f"'{text}' is not a size; write a number and a unit, like '2GB' or '500MB'")
+        raise ValueError(
+            f"'{text}' is not a size; write a number and a unit, like '2GB' or '500MB'"
+        )
     number = float(match.group(1))
     unit = (match.group(2) or "B").upper()
     base = 1024 if "I" in unit else 1000

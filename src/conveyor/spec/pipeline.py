@@ -23,7 +23,7 @@ class RetryPolicy:
 
     def delay_before(self, attempt: int) -> float:
         """Seconds to wait before attempt number `attempt` (2 is the first retry)."""
-        return self.backoff_s * (2 ** max(0, attempt - 2))
+        return self.backoff_s * (2.0 ** max(0, attempt - 2))
 
 
 @dataclass(frozen=True, slots=True)

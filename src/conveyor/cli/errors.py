@@ -1,0 +1,47 @@
+"""The one place errors become exit codes and messages.
+
+0 success, 1 the work failed (a job, a gate), 2 bad input (spec, arguments),
+3 infrastructure fault (store, executor, artifacts).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from conveyor.core.errors import (
+    ArtifactError,
+    Conflict,
+    ConveyorError,
+    ExecutorError,
+    NotFound,
+    SpecError,
+    StoreError,
+    UsageError,
+)
+
+OK = 0
+WORK_FAILED = 1
+BAD_INPUT = 2
+INFRASTRUCTURE = 3
+
+
+def exit_code_for(error: ConveyorError) -> int:
+    if isinstance(error, SpecError | UsageError | NotFound | Conflict):
+        return BAD_INPUT
+    if isinstance(error, StoreError | ExecutorError | ArtifactError):
+        return INFRASTRUCTURE
+    return INFRASTRUCTURE
+
+
+def report(error: ConveyorError) -> int:
+    """Print `error` for a person on stderr; the exit code it means."""
+    code = exit_code_for(error)
+    if isinstance(error, SpecError):
+        count = len(error.issues)
+        for issue in error.issues:
+            sys.stderr.write(f"error: {issue.render()}\n")
+        noun = "error" if count == 1 else "errors"
+        sys.stderr.write(f"{count} {noun} found\n")
+    else:
+        sys.stderr.write(f"error: {error}\n")
+    return code

@@ -1,0 +1,50 @@
+"""The `conveyor` command: one Typer app, one module per noun."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import typer
+
+from conveyor.cli import cache as cache_commands
+from conveyor.cli import history, pipeline
+from conveyor.cli.errors import report
+from conveyor.core.errors import ConveyorError
+
+app = typer.Typer(
+    name="conveyor",
+    help=(
+        "Conveyor: pipelines as code that run the same on a laptop and on runners, "
+        "cached by content, recorded as a tamper-evident event log.\n\n"
+        "Start with `conveyor run` in a directory with a conveyor.yaml. "
+        "Exit codes: 0 success, 1 the work failed, 2 bad input, 3 infrastructure fault."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+pipeline.register(app)
+history.register(app)
+app.add_typer(cache_commands.app, name="cache")
+app.add_typer(history.artifacts_app, name="artifacts")
+app.add_typer(cache_commands.db_app, name="db")
+
+
+@app.command()
+def version() -> None:
+    """Print Conveyor's version."""
+    from conveyor import __version__
+
+    typer.echo(__version__)
+
+
+def main() -> NoReturn:
+    """Entry point: Typer handles usage errors (exit 2); Conveyor's errors map here."""
+    try:
+        app()
+    except ConveyorError as error:
+        sys.exit(report(error))
+    sys.exit(0)

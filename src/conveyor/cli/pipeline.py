@@ -1,0 +1,256 @@
+"""`conveyor run`, `validate` and `schema`: the pipeline file and running it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from conveyor.cli.errors import OK, WORK_FAILED
+
+if TYPE_CHECKING:
+    from conveyor.control.base import ControlPlane
+    from conveyor.engine.runner import Scheduler
+    from conveyor.engine.service import RunRequest, RunResult, RunService
+    from conveyor.spec.pipeline import Pipeline
+
+FileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--file", "-f", help="The pipeline file (default: conveyor.yaml here or in a parent)."
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="run")(run)
+    app.command(name="validate")(validate)
+    app.command(name="schema")(schema)
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def run(
+    jobs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Jobs to run, with everything they need (default: every job).", show_default=False
+        ),
+    ] = None,
+    file: FileOption = None,
+    parallel: Annotated[
+        int,
+        typer.Option("--jobs", "-j", min=1, help="How many jobs may run at once (default: CPUs)."),
+    ] = os.cpu_count() or 2,
+    keep_going: Annotated[
+        bool,
+        typer.Option(
+            "--keep-going", "-k", help="After a failure, still run jobs that don't need it."
+        ),
+    ] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Run every job even if the cache has its result.")
+    ] = False,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain", help="Say, for each job that ran, what changed since it was cached."
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", "-n", help="Print which jobs would run, be cached or be skipped, and why."
+        ),
+    ] = False,
+    event: Annotated[
+        str, typer.Option(help="The event `if:` conditions see (push, pull_request, ...).")
+    ] = "local",
+    base: Annotated[
+        str | None,
+        typer.Option(
+            help="The git ref `changed()` compares against (default: the branch point, "
+            "or the previous commit on the default branch)."
+        ),
+    ] = None,
+    json_output: JsonOption = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress, only the result.")
+    ] = False,
+) -> None:
+    """Run the pipeline: every job, or the named ones and their needs.
+
+    Jobs start as soon as what they need is done, up to --jobs at once. A job
+    whose inputs, script, environment and upstream outputs are unchanged is
+    restored from the cache instead of running. Exit code 0 when every job
+    succeeded, 1 when one failed, 2 on a bad pipeline file or argument.
+
+    Examples:
+
+      conveyor run                 # everything
+
+      conveyor run test --explain  # `test` and its needs; say why each ran
+
+      conveyor run --dry-run       # the plan, nothing runs
+    """
+    from conveyor.control.embedded import EmbeddedControlPlane
+    from conveyor.engine.service import RunRequest
+    from conveyor.engine.workspace import discover
+    from conveyor.executors.local import LocalExecutor
+    from conveyor.spec.loader import load_pipeline
+
+    workspace = discover(file)
+    pipeline = load_pipeline(_display_path(workspace.spec_path))
+    request = RunRequest(
+        targets=tuple(jobs or ()),
+        max_parallel=parallel,
+        keep_going=keep_going,
+        use_cache=not no_cache,
+        explain=explain,
+        event=event,
+        base=base,
+    )
+    plane = EmbeddedControlPlane(workspace, executor=LocalExecutor())
+    try:
+        if dry_run:
+            _print_dry_run(plane, pipeline, request, json_output)
+            raise typer.Exit(OK)
+        result = _run_with_signals(plane, pipeline, request, json_output=json_output, quiet=quiet)
+    finally:
+        plane.close()
+    from conveyor.cli import render
+
+    if json_output:
+        sys.stdout.write(render.dumps(render.run_json(result.run, result.explanations)) + "\n")
+    elif not quiet or result.run.status != "success":
+        typer.echo(render.summary(result.run, result.explanations))
+    raise typer.Exit(OK if result.run.status == "success" else WORK_FAILED)
+
+
+def _run_with_signals(
+    plane: ControlPlane,
+    pipeline: Pipeline,
+    request: RunRequest,
+    *,
+    json_output: bool,
+    quiet: bool,
+) -> RunResult:
+    """Run with Ctrl-C and SIGTERM turned into a clean cancel of every job."""
+    from conveyor.cli.progress import LiveReporter, make_reporter
+
+    reporter = make_reporter(json_mode=json_output, quiet=quiet)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def on_start(scheduler: Scheduler) -> None:
+        def cancel(_signum: int, _frame: object) -> None:
+            scheduler.request_cancel()
+
+        for sig in previous:
+            signal.signal(sig, cancel)
+
+    try:
+        return plane.run(pipeline, request, reporter, on_start=on_start)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if isinstance(reporter, LiveReporter):
+            reporter.stop()
+
+
+def _print_dry_run(
+    plane: RunService, pipeline: Pipeline, request: RunRequest, json_output: bool
+) -> None:
+    from conveyor.cli import render
+    from conveyor.engine.service import dry_run
+
+    planned = dry_run(plane, pipeline, request)
+    if json_output:
+        doc = {
+            "jobs": [
+                {"name": p.name, "action": p.action, "reasons": list(p.reasons)} for p in planned
+            ]
+        }
+        sys.stdout.write(render.dumps(doc) + "\n")
+        return
+    symbols = {"run": "▶", "cached": "●", "skipped": "○"}
+    for item in planned:
+        typer.echo(f"{symbols[item.action]} {item.name}: would {_verb(item.action)}")
+        for reason in item.reasons:
+            typer.echo(f"    {reason}")
+    tally = {a: sum(1 for p in planned if p.action == a) for a in ("run", "cached", "skipped")}
+    typer.echo(f"{tally['run']} would run, {tally['cached']} cached, {tally['skipped']} skipped")
+
+
+def _verb(action: str) -> str:
+    return {"run": "run", "cached": "be restored from the cache", "skipped": "be skipped"}[action]
+
+
+def validate(file: FileOption = None, json_output: JsonOption = False) -> None:
+    """Check the pipeline file and print every problem with its line and column.
+
+    Exit code 0 when the file is valid, 2 when it is not.
+    """
+    from conveyor.core.errors import SpecError
+    from conveyor.engine.workspace import discover
+    from conveyor.spec.loader import load_pipeline
+
+    workspace = discover(file)
+    shown = _display_path(workspace.spec_path)
+    try:
+        pipeline = load_pipeline(shown)
+    except SpecError as error:
+        if not json_output:
+            raise
+        from conveyor.cli import render
+
+        issues = [
+            {
+                "file": i.location.file,
+                "line": i.location.line,
+                "column": i.location.column,
+                "message": i.message,
+                "hint": i.hint,
+            }
+            for i in error.issues
+        ]
+        sys.stdout.write(render.dumps({"valid": False, "errors": issues}) + "\n")
+        raise typer.Exit(2) from None
+    if json_output:
+        from conveyor.cli import render
+
+        doc = {"valid": True, "file": shown, "jobs": list(pipeline.names)}
+        sys.stdout.write(render.dumps(doc) + "\n")
+    else:
+        typer.echo(f"{shown}: valid, {len(pipeline.jobs)} jobs")
+
+
+def schema(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of conveyor.yaml, for editors and language servers.
+
+    For VS Code's YAML extension, save it and add to your settings:
+    "yaml.schemas": {"./conveyor.schema.json": "conveyor.yaml"}
+    """
+    import json
+
+    from conveyor.spec.loader import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        typer.echo(f"wrote {output}")

@@ -1,0 +1,1 @@
+"""The one interface the CLI reaches services through: embedded now, remote later."""

@@ -1,0 +1,92 @@
+"""What is known about a Run and its JobRuns: values every layer passes around."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal, NewType, get_args
+
+RunId = NewType("RunId", int)
+
+JobState = Literal[
+    "pending", "running", "success", "failed", "timed_out", "skipped", "canceled", "cached"
+]
+RunStatus = Literal["running", "success", "failed", "canceled", "interrupted"]
+
+JOB_STATES: tuple[JobState, ...] = get_args(JobState)
+TERMINAL_JOB_STATES: frozenset[JobState] = frozenset(
+    {"success", "failed", "timed_out", "skipped", "canceled", "cached"}
+)
+# States whose outputs downstream jobs can use.
+SATISFIED_JOB_STATES: frozenset[JobState] = frozenset({"success", "cached"})
+
+
+@dataclass(frozen=True, slots=True)
+class OutputRecord:
+    """One Artifact a job produced: its workspace path and content digest."""
+
+    path: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class TestCounts:
+    """Test results parsed from a job's JUnit reports."""
+
+    __test__: ClassVar[bool] = False  # not a pytest test class despite its name
+
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    failures: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One JobRun as stored."""
+
+    id: int
+    run_id: RunId
+    position: int
+    name: str
+    base_name: str
+    needs: tuple[str, ...]
+    status: JobState
+    cached: bool
+    allow_failure: bool
+    exit_code: int | None
+    attempts: int
+    reason: str | None
+    started_at: float | None
+    finished_at: float | None
+    duration_s: float | None
+    cache_key: str | None
+    fingerprint: dict[str, str] | None
+    log_digest: str | None
+    tests: TestCounts | None
+    outputs: tuple[OutputRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One Run as stored, with its jobs in pipeline order."""
+
+    id: RunId
+    project: str
+    status: RunStatus
+    pipeline_path: str
+    spec_digest: str
+    workspace: str
+    branch: str | None
+    commit_sha: str | None
+    event: str
+    actor: str
+    targets: tuple[str, ...]
+    host: str
+    pid: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    duration_s: float | None
+    error: str | None
+    jobs: tuple[JobRecord, ...] = field(default=())

@@ -1,0 +1,1 @@
+"""Runs of a Pipeline: planning, scheduling, caching, recording."""

@@ -1,0 +1,309 @@
+"""One job of a Run, from cache key to stored result, in a thread of its own.
+
+A JobAttempt computes the job's fingerprint, restores it from the cache when
+it can, else runs its script (with retries), then stores its outputs, test
+results, log and cache entry. It returns an outcome value; the scheduler
+alone decides what that means for the rest of the Run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from conveyor.artifacts.cache import CacheEntry, CachedOutput, Corrupt, JobCache
+from conveyor.artifacts.cas import ContentStore
+from conveyor.core.clock import Clock
+from conveyor.core.errors import ArtifactError
+from conveyor.core.masking import Masker
+from conveyor.core.records import JobState, OutputRecord, RunId, TestCounts
+from conveyor.engine import fingerprint as fp_module
+from conveyor.engine.keys import KeyMaker
+from conveyor.engine.logs import JobLog
+from conveyor.engine.outputs import expand
+from conveyor.executors.base import ExecRequest, ExecResult, Execution, Executor
+from conveyor.reports.junit import ReportError, TestSummary, parse_junit_files
+from conveyor.spec.pipeline import Job
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    """How a job ended, with everything to store about it."""
+
+    status: JobState
+    cached: bool = False
+    exit_code: int | None = None
+    attempts: int = 0
+    reason: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_s: float | None = None
+    cache_key: str | None = None
+    fingerprint: dict[str, str] | None = None
+    log_digest: str | None = None
+    tests: TestCounts | None = None
+    outputs: tuple[OutputRecord, ...] = ()
+    explanation: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    status: JobState
+    reason: str | None
+    exit_code: int | None = None
+    tests: TestCounts | None = None
+    outputs: tuple[OutputRecord, ...] = ()
+
+
+PreviousFingerprint = Callable[[str], dict[str, str] | None]
+
+
+@dataclass
+class RunContext:
+    """What every job of one Run shares."""
+
+    root: Path
+    logs_dir: Path
+    run_id: RunId
+    keys: KeyMaker
+    cas: ContentStore
+    cache: JobCache
+    executor: Executor
+    masker: Masker
+    clock: Clock
+    base_env: Mapping[str, str]
+    use_cache: bool
+    explain: bool
+    previous: PreviousFingerprint
+    on_running: Callable[[Job, float], None]
+    on_line: Callable[[str, str], None]
+    warn: Callable[[str], None]
+    canceled: threading.Event = field(default_factory=threading.Event)
+
+
+class JobAttempt:
+    """Runs one job to an outcome; `cancel()` may be called from any thread."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        job: Job,
+        position: int,
+        upstream: Mapping[str, tuple[OutputRecord, ...]],
+    ) -> None:
+        self._ctx = ctx
+        self._job = job
+        self._position = position
+        self._upstream = upstream
+        self._lock = threading.Lock()
+        self._execution: Execution | None = None
+        self._canceled = False
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._canceled = True
+            if self._execution is not None:
+                self._execution.cancel()
+
+    def run(self) -> JobOutcome:
+        job, ctx = self._job, self._ctx
+        fingerprint = ctx.keys.fingerprint(job, self._upstream)
+        key = fp_module.cache_key(fingerprint)
+        if job.cache and ctx.use_cache:
+            hit = self._from_cache(key)
+            if hit is not None:
+                return hit
+        explanation = self._explain(fingerprint) if ctx.explain else ()
+        outcome = self._execute()
+        outcome = replace(outcome, explanation=explanation, cache_key=key, fingerprint=fingerprint)
+        if outcome.status == "success" and job.cache:
+            self._store(outcome, key, fingerprint)
+        return outcome
+
+    def _from_cache(self, key: str) -> JobOutcome | None:
+        ctx = self._ctx
+        found = ctx.cache.lookup(key)
+        if isinstance(found, Corrupt):
+            ctx.warn(f"{self._job.name}: cache entry was corrupt ({found.reason}); removed it")
+            return None
+        if found is None:
+            return None
+        if found.log_digest is not None and not ctx.cas.has(found.log_digest):
+            return None
+        try:
+            ctx.cache.restore(found, ctx.root)
+        except ArtifactError as exc:
+            ctx.warn(f"{self._job.name}: cached output was corrupt ({exc}); running the job")
+            return None
+        now = ctx.clock.now()
+        tests = found.tests
+        return JobOutcome(
+            status="cached",
+            cached=True,
+            exit_code=found.exit_code,
+            started_at=now,
+            finished_at=now,
+            duration_s=0.0,
+            cache_key=key,
+            fingerprint=dict(found.fingerprint),
+            log_digest=found.log_digest,
+            tests=tests,
+            outputs=tuple(OutputRecord(o.path, o.digest, o.size) for o in found.outputs),
+        )
+
+    def _explain(self, fingerprint: dict[str, str]) -> tuple[str, ...]:
+        previous = self._ctx.previous(self._job.name)
+        if previous is None:
+            return ("no earlier cached execution of this job",)
+        if fp_module.cache_key(previous) == fp_module.cache_key(fingerprint):
+            if not self._job.cache:
+                return ("nothing changed; the job opts out of the cache (cache: false)",)
+            if not self._ctx.use_cache:
+                return ("nothing changed; --no-cache forced it to run",)
+            return ("nothing changed, but the cache entry is gone (pruned or corrupt)",)
+        changes = fp_module.diff(previous, fingerprint, self._ctx.keys.load_listing)
+        return tuple(change.text for change in changes)
+
+    def _execute(self) -> JobOutcome:
+        job, ctx = self._job, self._ctx
+        log = JobLog(
+            ctx.logs_dir / f"{self._position:04d}.log",
+            ctx.masker,
+            lambda line: ctx.on_line(job.name, line),
+        )
+        started = ctx.clock.now()
+        ctx.on_running(job, started)
+        attempts = 0
+        verdict = _Verdict("canceled", "canceled")
+        while True:
+            attempts += 1
+            if attempts > 1:
+                delay = job.retry.delay_before(attempts)
+                log.note(f"--- attempt {attempts} of {job.retry.max + 1} (after {delay:g}s) ---")
+                if ctx.canceled.wait(delay):
+                    break
+            verdict = self._judge(self._attempt(log), log)
+            if verdict.status in ("success", "canceled") or attempts > job.retry.max:
+                break
+            if self._canceled:
+                break
+        finished = ctx.clock.now()
+        log_blob = ctx.cas.put_bytes(log.close())
+        log.discard()
+        return JobOutcome(
+            status=verdict.status,
+            exit_code=verdict.exit_code,
+            attempts=attempts,
+            reason=ctx.masker.mask(verdict.reason) if verdict.reason else None,
+            started_at=started,
+            finished_at=finished,
+            duration_s=finished - started,
+            log_digest=log_blob.digest,
+            tests=verdict.tests,
+            outputs=verdict.outputs,
+        )
+
+    def _judge(self, result: ExecResult, log: JobLog) -> _Verdict:
+        """One attempt's status, taking test reports and declared outputs into account."""
+        status, reason = _status_of(result)
+        tests: TestCounts | None = None
+        if result.outcome == "exited" and (status == "success" or self._job.reports_junit):
+            tests, problem = self._reports(log)
+            if problem and status == "success":
+                status, reason = "failed", problem
+        outputs: tuple[OutputRecord, ...] = ()
+        if status == "success":
+            outputs, problem = self._outputs()
+            if problem:
+                status, reason = "failed", problem
+        return _Verdict(status, reason, result.exit_code, tests, outputs)
+
+    def _attempt(self, log: JobLog) -> ExecResult:
+        job, ctx = self._job, self._ctx
+        request = ExecRequest(
+            job=job.name,
+            script=job.run,
+            env={**ctx.base_env, **job.env, **job.matrix, "CONVEYOR_JOB": job.name},
+            cwd=ctx.root / job.workdir,
+            timeout_s=job.timeout_s,
+        )
+        with self._lock:
+            if self._canceled:
+                return ExecResult("canceled", None, 0.0, "canceled")
+            self._execution = ctx.executor.start(request, log.feed)
+        result = self._execution.wait()
+        with self._lock:
+            self._execution = None
+        if result.detail and result.outcome != "exited":
+            log.note(f"--- {result.detail} ---")
+        return result
+
+    def _reports(self, log: JobLog) -> tuple[TestCounts | None, str | None]:
+        paths, missing = expand(self._ctx.root, self._job.workdir, self._job.reports_junit)
+        for pattern in missing:
+            log.note(f"--- warning: report pattern '{pattern}' matched no files ---")
+        if not paths:
+            return None, None
+        try:
+            summary = parse_junit_files([self._ctx.root / p for p in paths])
+        except ReportError as exc:
+            return None, str(exc)
+        counts = _counts(summary)
+        if counts.failed:
+            return counts, f"{counts.failed} test(s) failed"
+        return counts, None
+
+    def _outputs(self) -> tuple[tuple[OutputRecord, ...], str | None]:
+        root = self._ctx.root
+        paths, missing = expand(root, self._job.workdir, self._job.outputs)
+        if missing:
+            quoted = ", ".join(f"'{p}'" for p in missing)
+            return (), f"outputs {quoted} matched no files"
+        records = []
+        for path in paths:
+            blob = self._ctx.cas.put_file(root / path)
+            records.append(OutputRecord(path, blob.digest, blob.size))
+        return tuple(records), None
+
+    def _store(self, outcome: JobOutcome, key: str, fingerprint: dict[str, str]) -> None:
+        root = self._ctx.root
+        entry = CacheEntry(
+            key=key,
+            job=self._job.name,
+            outputs=tuple(
+                CachedOutput(o.path, o.digest, o.size, (root / o.path).stat().st_mode & 0o777)
+                for o in outcome.outputs
+            ),
+            log_digest=outcome.log_digest,
+            exit_code=outcome.exit_code or 0,
+            tests=outcome.tests,
+            fingerprint=fingerprint,
+            created_at=self._ctx.clock.now(),
+            duration_s=outcome.duration_s or 0.0,
+        )
+        self._ctx.cache.store(entry)
+
+
+def _status_of(result: ExecResult) -> tuple[JobState, str | None]:
+    if result.outcome == "exited":
+        if result.exit_code == 0:
+            return "success", None
+        return "failed", f"exited with code {result.exit_code}"
+    if result.outcome == "timed_out":
+        return "timed_out", result.detail
+    if result.outcome == "canceled":
+        return "canceled", "canceled"
+    return "failed", result.detail
+
+
+def _counts(summary: TestSummary) -> TestCounts:
+    return TestCounts(
+        passed=summary.passed,
+        failed=summary.failed,
+        skipped=summary.skipped,
+        failures=tuple(
+            f"{f.classname}::{f.name}" if f.classname else f.name for f in summary.failures
+        ),
+    )

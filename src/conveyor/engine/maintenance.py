@@ -1,0 +1,51 @@
+"""Keeping the local state in bounds: pruning and clearing the cache."""
+
+from __future__ import annotations
+
+from conveyor.artifacts.cache import JobCache
+from conveyor.artifacts.cas import ContentStore
+from conveyor.core.digest import is_digest
+from conveyor.engine.service import open_store
+from conveyor.engine.workspace import Workspace
+from conveyor.store import runs as run_store
+
+
+def referenced_by_recent_runs(workspace: Workspace, keep_runs: int) -> set[str]:
+    """Digests (artifacts, logs, input listings) the newest `keep_runs` Runs refer to."""
+    if keep_runs <= 0:
+        return set()
+    db = open_store(workspace)
+    try:
+        recent = run_store.list_runs(db, limit=keep_runs, with_jobs=True)
+    finally:
+        db.close()
+    pinned: set[str] = set()
+    for run in recent:
+        for job in run.jobs:
+            pinned.update(output.digest for output in job.outputs)
+            if job.log_digest:
+                pinned.add(job.log_digest)
+            for key in ("files", "inputs"):
+                value = (job.fingerprint or {}).get(key)
+                if value and is_digest(value):
+                    pinned.add(value)
+    return pinned
+
+
+def prune_cache(workspace: Workspace, *, max_bytes: int, keep_runs: int) -> dict[str, int]:
+    """Shrink the cache under `max_bytes`, sparing what recent Runs reference."""
+    cache = JobCache(workspace.cache_dir, ContentStore(workspace.cas_dir))
+    report = cache.prune(max_bytes, pinned=referenced_by_recent_runs(workspace, keep_runs))
+    return {
+        "entries_removed": report.entries_removed,
+        "blobs_removed": report.blobs_removed,
+        "temp_files_removed": report.temp_files_removed,
+        "bytes_before": report.bytes_before,
+        "bytes_after": report.bytes_after,
+        "max_bytes": report.max_bytes,
+    }
+
+
+def clear_cache(workspace: Workspace) -> int:
+    """Remove every cache entry; blobs go at the next prune."""
+    return JobCache(workspace.cache_dir, ContentStore(workspace.cas_dir)).clear()

@@ -1,0 +1,64 @@
+"""Which jobs a Run covers and which of them a condition skips (pure)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from conveyor.core.errors import UsageError
+from conveyor.spec.pipeline import Job, Pipeline
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The jobs of one Run in pipeline order, and the reason each skipped one is skipped."""
+
+    jobs: tuple[Job, ...]
+    skipped: Mapping[str, str]
+    dependents: Mapping[str, tuple[str, ...]]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(job.name for job in self.jobs)
+
+
+def select(pipeline: Pipeline, targets: Sequence[str]) -> tuple[Job, ...]:
+    """`targets` and everything they need, in pipeline order (all jobs when none given)."""
+    if not targets:
+        return pipeline.jobs
+    by_name = {job.name: job for job in pipeline.jobs}
+    wanted: set[str] = set()
+    for target in targets:
+        matched = [j.name for j in pipeline.jobs if target in (j.name, j.base_name)]
+        if not matched:
+            raise UsageError(_unknown_job(target, pipeline))
+        wanted.update(matched)
+    stack = list(wanted)
+    while stack:
+        for need in by_name[stack.pop()].needs:
+            if need not in wanted:
+                wanted.add(need)
+                stack.append(need)
+    return tuple(job for job in pipeline.jobs if job.name in wanted)
+
+
+def _unknown_job(target: str, pipeline: Pipeline) -> str:
+    names = sorted({*pipeline.names, *(j.base_name for j in pipeline.jobs)})
+    close = difflib.get_close_matches(target, names, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"there is no job '{target}' in {pipeline.path}{hint} (jobs: {', '.join(names)})"
+
+
+ConditionCheck = Callable[[Job], str | None]
+
+
+def make_plan(pipeline: Pipeline, targets: Sequence[str], condition: ConditionCheck) -> Plan:
+    """Select the jobs and apply `condition`, which returns a skip reason or None."""
+    jobs = select(pipeline, targets)
+    skipped = {job.name: reason for job in jobs if (reason := condition(job)) is not None}
+    dependents: dict[str, list[str]] = {job.name: [] for job in jobs}
+    for job in jobs:
+        for need in job.needs:
+            dependents[need].append(job.name)
+    return Plan(jobs, skipped, {k: tuple(v) for k, v in dependents.items()})

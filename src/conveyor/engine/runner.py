@@ -1,0 +1,248 @@
+"""The scheduler: starts each job the moment its needs are done, up to N at once.
+
+The scheduler's state lives in this thread only. Jobs run in worker threads
+(`JobAttempt`) and report back through one queue; a cancel request (Ctrl-C,
+SIGTERM) arrives through the same queue, so it is safe to send from a signal
+handler. Every state change is recorded as a JobRun update and an Event.
+"""
+
+from __future__ import annotations
+
+import heapq
+import queue
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from conveyor.audit.chain import NewEvent
+from conveyor.core.clock import Clock
+from conveyor.core.records import (
+    SATISFIED_JOB_STATES,
+    JobRecord,
+    JobState,
+    RunStatus,
+)
+from conveyor.engine.jobrun import JobAttempt, JobOutcome, RunContext
+from conveyor.engine.plan import Plan
+from conveyor.engine.recorder import Change, Recorder
+from conveyor.engine.reporting import Reporter
+from conveyor.spec.pipeline import Job
+from conveyor.store.runs import JobUpdate
+
+_CANCEL = object()
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerOptions:
+    max_parallel: int
+    keep_going: bool
+
+
+class Scheduler:
+    """Drives one Run's jobs to terminal states."""
+
+    def __init__(
+        self,
+        *,
+        plan: Plan,
+        job_ids: Mapping[str, int],
+        ctx: RunContext,
+        recorder: Recorder,
+        reporter: Reporter,
+        clock: Clock,
+        actor: str,
+        options: SchedulerOptions,
+    ) -> None:
+        self._plan = plan
+        self._job_ids = job_ids
+        self._ctx = ctx
+        self._recorder = recorder
+        self._reporter = reporter
+        self._clock = clock
+        self._actor = actor
+        self._options = options
+        self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._by_name = {job.name: job for job in plan.jobs}
+        self._position = {job.name: i for i, job in enumerate(plan.jobs)}
+        self._waiting = {job.name: set(job.needs) for job in plan.jobs}
+        self._state: dict[str, JobState] = {job.name: "pending" for job in plan.jobs}
+        self._outcomes: dict[str, JobOutcome] = {}
+        self._running: dict[str, JobAttempt] = {}
+        self._ready: list[tuple[int, str]] = []
+        self._stop_reason: str | None = None
+        self.canceled = False
+
+    def request_cancel(self) -> None:
+        """Ask the Run to stop; safe from a signal handler or any thread."""
+        self._inbox.put(_CANCEL)
+
+    def run(self) -> dict[str, JobOutcome]:
+        for job in self._plan.jobs:
+            reason = self._plan.skipped.get(job.name)
+            if reason is not None and self._state[job.name] == "pending":
+                self._settle(job.name, JobOutcome(status="skipped", reason=reason))
+        for job in self._plan.jobs:
+            if self._state[job.name] == "pending" and not self._waiting[job.name]:
+                heapq.heappush(self._ready, (self._position[job.name], job.name))
+        while True:
+            self._launch_ready()
+            if not self._running:
+                break
+            self._handle(self._inbox.get())
+        self._settle_leftovers()
+        return self._outcomes
+
+    def _launch_ready(self) -> None:
+        while self._ready and self._stop_reason is None:
+            if len(self._running) >= self._options.max_parallel:
+                return
+            _, name = heapq.heappop(self._ready)
+            job = self._by_name[name]
+            upstream = {need: self._outcomes[need].outputs for need in job.needs}
+            attempt = JobAttempt(self._ctx, job, self._position[name], upstream)
+            self._running[name] = attempt
+            threading.Thread(
+                target=self._work, args=(name, attempt), name=f"job:{name}", daemon=True
+            ).start()
+
+    def _work(self, name: str, attempt: JobAttempt) -> None:
+        try:
+            outcome = attempt.run()
+        except Exception as exc:  # noqa: BLE001 - a fault in one job must not hang the run
+            outcome = JobOutcome(status="failed", reason=f"internal error: {exc!r}")
+        self._inbox.put((name, outcome))
+
+    def _handle(self, message: object) -> None:
+        if message is _CANCEL:
+            if not self.canceled:
+                self.canceled = True
+                self._stop_reason = "the run was canceled"
+                self._ctx.canceled.set()
+                for attempt in self._running.values():
+                    attempt.cancel()
+            return
+        assert isinstance(message, tuple)
+        name, outcome = message
+        del self._running[name]
+        self._settle(name, outcome)
+
+    def _settle(self, name: str, outcome: JobOutcome) -> None:
+        """Record a terminal outcome and let dependents proceed or skip."""
+        job = self._by_name[name]
+        self._state[name] = outcome.status
+        self._outcomes[name] = outcome
+        self._record_final(job, outcome)
+        if not self._satisfies(job, outcome):
+            if not self._options.keep_going and outcome.status != "skipped":
+                self._stop_reason = f"'{name}' {outcome.status.replace('_', ' ')}"
+        for dependent in self._plan.dependents.get(name, ()):
+            if self._state[dependent] != "pending":
+                continue
+            if not self._satisfies(job, outcome):
+                word = "was skipped" if outcome.status == "skipped" else outcome.status
+                self._settle(
+                    dependent,
+                    JobOutcome(status="skipped", reason=f"need '{name}' {word}".replace("_", " ")),
+                )
+                continue
+            self._waiting[dependent].discard(name)
+            if not self._waiting[dependent]:
+                heapq.heappush(self._ready, (self._position[dependent], dependent))
+
+    @staticmethod
+    def _satisfies(job: Job, outcome: JobOutcome) -> bool:
+        if outcome.status in SATISFIED_JOB_STATES:
+            return True
+        return job.allow_failure and outcome.status in ("failed", "timed_out")
+
+    def _settle_leftovers(self) -> None:
+        for job in self._plan.jobs:
+            if self._state[job.name] != "pending":
+                continue
+            if self.canceled:
+                outcome = JobOutcome(status="canceled", reason="the run was canceled")
+            else:
+                outcome = JobOutcome(
+                    status="skipped",
+                    reason=f"not started: {self._stop_reason} (--keep-going runs independent jobs)",
+                )
+            self._state[job.name] = outcome.status
+            self._outcomes[job.name] = outcome
+            self._record_final(job, outcome)
+
+    def _record_final(self, job: Job, outcome: JobOutcome) -> None:
+        now = self._clock.now()
+        if outcome.finished_at is None:
+            outcome = replace(outcome, finished_at=now)
+            self._outcomes[job.name] = outcome
+        data: dict[str, object] = {"status": outcome.status, "cached": outcome.cached}
+        for key in ("exit_code", "duration_s", "reason", "cache_key", "attempts"):
+            value = getattr(outcome, key)
+            if value is not None:
+                data[key] = value
+        if outcome.outputs:
+            data["outputs"] = {o.path: o.digest for o in outcome.outputs}
+        update = JobUpdate(
+            job_id=self._job_ids[job.name],
+            status=outcome.status,
+            cached=outcome.cached,
+            exit_code=outcome.exit_code,
+            attempts=outcome.attempts,
+            reason=outcome.reason,
+            started_at=outcome.started_at,
+            finished_at=outcome.finished_at,
+            duration_s=outcome.duration_s,
+            cache_key=outcome.cache_key,
+            fingerprint=outcome.fingerprint,
+            log_digest=outcome.log_digest,
+            tests=outcome.tests,
+            outputs=outcome.outputs,
+        )
+        event = NewEvent(f"job.{outcome.status}", self._subject(job), self._actor, now, data)
+        self._recorder.record(Change(update, (event,)))
+        self._reporter.job_finished(self.record_of(job, outcome))
+
+    def record_running(self, job: Job, started_at: float) -> None:
+        """Called from a worker thread when a job's script starts."""
+        update = JobUpdate(job_id=self._job_ids[job.name], status="running", started_at=started_at)
+        event = NewEvent("job.running", self._subject(job), self._actor, started_at, {})
+        self._recorder.record(Change(update, (event,)))
+        self._reporter.job_started(job.name)
+
+    def _subject(self, job: Job) -> str:
+        return f"run/{self._ctx.run_id}/job/{job.name}"
+
+    def record_of(self, job: Job, outcome: JobOutcome) -> JobRecord:
+        return JobRecord(
+            id=self._job_ids[job.name],
+            run_id=self._ctx.run_id,
+            position=self._position[job.name],
+            name=job.name,
+            base_name=job.base_name,
+            needs=job.needs,
+            status=outcome.status,
+            cached=outcome.cached,
+            allow_failure=job.allow_failure,
+            exit_code=outcome.exit_code,
+            attempts=outcome.attempts,
+            reason=outcome.reason,
+            started_at=outcome.started_at,
+            finished_at=outcome.finished_at,
+            duration_s=outcome.duration_s,
+            cache_key=outcome.cache_key,
+            fingerprint=outcome.fingerprint,
+            log_digest=outcome.log_digest,
+            tests=outcome.tests,
+            outputs=outcome.outputs,
+        )
+
+
+def run_status(plan: Plan, outcomes: Mapping[str, JobOutcome], *, canceled: bool) -> RunStatus:
+    """`canceled`, `failed` when a job failed that may not, else `success`."""
+    if canceled:
+        return "canceled"
+    for job in plan.jobs:
+        outcome = outcomes[job.name]
+        if outcome.status in ("failed", "timed_out") and not job.allow_failure:
+            return "failed"
+    return "success"

@@ -1,0 +1,462 @@
+"""The Run service: what `conveyor run`, `runs`, `show`, `logs` and `explain` do."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from conveyor.artifacts.cache import JobCache
+from conveyor.artifacts.cas import ContentStore
+from conveyor.audit.chain import NewEvent
+from conveyor.core.clock import Clock, SystemClock
+from conveyor.core.errors import NotFound, StoreError
+from conveyor.core.globs import compile_glob
+from conveyor.core.masking import Masker
+from conveyor.core.records import JobRecord, RunId, RunRecord
+from conveyor.engine import fingerprint as fp_module
+from conveyor.engine.jobrun import RunContext
+from conveyor.engine.keys import KeyMaker, load_listing, load_secret_key, rooted_patterns
+from conveyor.engine.locks import RunLock, is_abandoned
+from conveyor.engine.logs import decompress
+from conveyor.engine.plan import Plan, make_plan
+from conveyor.engine.preview import PlannedJob, preview
+from conveyor.engine.recorder import Recorder
+from conveyor.engine.reporting import Reporter
+from conveyor.engine.runner import Scheduler, SchedulerOptions, run_status
+from conveyor.engine.sources import Sources, git_user_email
+from conveyor.engine.workspace import Workspace
+from conveyor.executors.base import Executor
+from conveyor.spec.pipeline import Job, Pipeline
+from conveyor.store import events as event_log
+from conveyor.store import migrate
+from conveyor.store import runs as run_store
+from conveyor.store.db import Database, SqliteDatabase, open_database
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """What the user asked `conveyor run` for."""
+
+    targets: tuple[str, ...] = ()
+    max_parallel: int = os.cpu_count() or 2
+    keep_going: bool = False
+    use_cache: bool = True
+    explain: bool = False
+    event: str = "local"
+    base: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """A finished Run as stored, and why each job that ran missed the cache."""
+
+    run: RunRecord
+    explanations: Mapping[str, tuple[str, ...]]
+
+
+def open_store(workspace: Workspace) -> Database:
+    """The workspace's database, migrated when it is the embedded one."""
+    workspace.ensure_state_dir()
+    db = open_database(workspace.database_url)
+    if not migrate.is_current(db):
+        if isinstance(db, SqliteDatabase):
+            migrate.upgrade(db)
+        else:
+            db.close()
+            raise StoreError("the database has no current schema; run `conveyor db upgrade` first")
+    return db
+
+
+def actor_name(root: Path, environ: Mapping[str, str]) -> str:
+    """Who is acting: CONVEYOR_ACTOR, else git's user.email, else the login name."""
+    return (
+        environ.get("CONVEYOR_ACTOR")
+        or git_user_email(root)
+        or environ.get("USER")
+        or environ.get("LOGNAME")
+        or "unknown"
+    )
+
+
+class RunService:
+    """Runs pipelines of one workspace and reads their history."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        executor: Executor,
+        clock: Clock | None = None,
+        environ: Mapping[str, str] | None = None,
+        db: Database | None = None,
+    ) -> None:
+        self.workspace = workspace
+        self.executor = executor
+        self.clock = clock or SystemClock()
+        self.environ = dict(os.environ if environ is None else environ)
+        self._db = db
+        self.host = socket.gethostname()
+        self.cas = ContentStore(workspace.cas_dir)
+        self.cache = JobCache(workspace.cache_dir, self.cas)
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = open_store(self.workspace)
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+
+    # --- running ---------------------------------------------------------
+
+    def sources(self, pipeline: Pipeline) -> Sources:
+        excluded = tuple(
+            pattern
+            for job in pipeline.jobs
+            for pattern in rooted_patterns(job, job.outputs + job.reports_junit)
+        )
+        return Sources(self.workspace.root, self.workspace.state_dir, excluded)
+
+    def plan(self, pipeline: Pipeline, request: RunRequest, sources: Sources) -> Plan:
+        check = ConditionChecker(pipeline, request, sources, self.environ)
+        return make_plan(pipeline, request.targets, check)
+
+    def key_maker(self, pipeline: Pipeline, sources: Sources) -> KeyMaker:
+        return KeyMaker(
+            pipeline=pipeline,
+            sources=sources,
+            cas=self.cas,
+            secret_values={name: self.environ.get(name) for name in pipeline.secrets},
+            secret_key=load_secret_key(self.workspace.state_dir),
+        )
+
+    def run(
+        self,
+        pipeline: Pipeline,
+        request: RunRequest,
+        reporter: Reporter,
+        *,
+        on_start: Callable[[Scheduler], None] | None = None,
+    ) -> RunResult:
+        """Execute a Run to its end; returns it as stored."""
+        sources = self.sources(pipeline)
+        plan = self.plan(pipeline, request, sources)
+        for name in pipeline.secrets:
+            if self.environ.get(name) is None:
+                reporter.warn(f"secret {name} is not set in the environment; jobs see it unset")
+        actor = actor_name(self.workspace.root, self.environ)
+        now = self.clock.now()
+        run_id, job_ids = run_store.create_run(
+            self.db,
+            run=self._new_run(pipeline, request, sources, actor, now),
+            jobs=[
+                run_store.NewJob(i, job.name, job.base_name, job.needs, job.allow_failure)
+                for i, job in enumerate(plan.jobs)
+            ],
+            events=[
+                NewEvent(
+                    "run.started",
+                    "run/{run}",
+                    actor,
+                    now,
+                    {
+                        "pipeline": self.workspace.relative_spec(),
+                        "spec_digest": pipeline.digest,
+                        "branch": sources.facts.branch,
+                        "commit": sources.facts.commit,
+                        "jobs": len(plan.jobs),
+                        "targets": list(request.targets),
+                    },
+                )
+            ],
+        )
+        lock = RunLock(self.workspace.locks_dir, run_id)
+        try:
+            return self._execute(
+                pipeline, request, plan, sources, reporter, run_id, job_ids, actor, on_start
+            )
+        finally:
+            lock.release()
+
+    def _new_run(
+        self, pipeline: Pipeline, request: RunRequest, sources: Sources, actor: str, now: float
+    ) -> run_store.NewRun:
+        return run_store.NewRun(
+            project=self.workspace.project,
+            pipeline_path=self.workspace.relative_spec(),
+            spec_digest=pipeline.digest,
+            workspace=str(self.workspace.root),
+            branch=sources.facts.branch,
+            commit_sha=sources.facts.commit,
+            event=request.event,
+            actor=actor,
+            targets=request.targets,
+            options={
+                "jobs": request.max_parallel,
+                "keep_going": request.keep_going,
+                "cache": request.use_cache,
+            },
+            host=self.host,
+            pid=os.getpid(),
+            created_at=now,
+        )
+
+    def _execute(
+        self,
+        pipeline: Pipeline,
+        request: RunRequest,
+        plan: Plan,
+        sources: Sources,
+        reporter: Reporter,
+        run_id: RunId,
+        job_ids: dict[str, int],
+        actor: str,
+        on_start: Callable[[Scheduler], None] | None,
+    ) -> RunResult:
+        masker = Masker(v for n in pipeline.secrets if (v := self.environ.get(n)))
+        recorder = Recorder(self.db)
+        base_env = {
+            **self.environ,
+            "CONVEYOR": "true",
+            "CONVEYOR_RUN_ID": str(run_id),
+            "CONVEYOR_WORKSPACE": str(self.workspace.root),
+            "CONVEYOR_BRANCH": sources.facts.branch or "",
+            "CONVEYOR_COMMIT": sources.facts.commit or "",
+            **pipeline.env,
+        }
+        holder: list[Scheduler] = []
+        ctx = RunContext(
+            root=self.workspace.root,
+            logs_dir=self.workspace.logs_dir / f"run-{run_id}",
+            run_id=run_id,
+            keys=self.key_maker(pipeline, sources),
+            cas=self.cas,
+            cache=self.cache,
+            executor=self.executor,
+            masker=masker,
+            clock=self.clock,
+            base_env=base_env,
+            use_cache=request.use_cache,
+            explain=request.explain,
+            previous=lambda job: self.previous_fingerprint(job, run_id),
+            on_running=lambda job, at: holder[0].record_running(job, at),
+            on_line=reporter.job_line,
+            warn=reporter.warn,
+        )
+        scheduler = Scheduler(
+            plan=plan,
+            job_ids=job_ids,
+            ctx=ctx,
+            recorder=recorder,
+            reporter=reporter,
+            clock=self.clock,
+            actor=actor,
+            options=SchedulerOptions(max(1, request.max_parallel), request.keep_going),
+        )
+        holder.append(scheduler)
+        reporter.run_started(run_id, plan.names)
+        if on_start is not None:
+            on_start(scheduler)
+        try:
+            outcomes = scheduler.run()
+        finally:
+            recorder.close()
+        status = run_status(plan, outcomes, canceled=scheduler.canceled)
+        now = self.clock.now()
+        started = min((o.started_at for o in outcomes.values() if o.started_at), default=now)
+        with self.db.write() as tx:
+            run_store.finish_run(
+                tx, run_id=run_id, status=status, finished_at=now, duration_s=now - started
+            )
+            event_log.append(
+                tx,
+                [NewEvent(f"run.{status}", f"run/{run_id}", actor, now, {"status": status})],
+            )
+        record = run_store.get_run(self.db, run_id=run_id)
+        reporter.run_finished(record)
+        explanations = {name: o.explanation for name, o in outcomes.items() if o.explanation}
+        return RunResult(record, explanations)
+
+    def previous_fingerprint(self, job: str, before: RunId | None = None) -> dict[str, str] | None:
+        """The fingerprint of `job`'s newest cached execution (before Run `before`)."""
+        found = run_store.previous_fingerprint(
+            self.db,
+            project=self.workspace.project,
+            job=job,
+            before_run=RunId(2**62) if before is None else before,
+        )
+        return None if found is None else found[1]
+
+    # --- reading history ---------------------------------------------------
+
+    def reconcile_interrupted(self) -> None:
+        """Mark Runs whose process died (on this host) as `interrupted`."""
+        for run_id, pid in run_store.running_runs(self.db, host=self.host):
+            if run_id is not None and is_abandoned(self.workspace.locks_dir, run_id, pid):
+                now = self.clock.now()
+                run_store.mark_interrupted(
+                    self.db,
+                    run_id=run_id,
+                    now=now,
+                    reason="the conveyor process running it stopped without finishing",
+                    event=NewEvent("run.interrupted", f"run/{run_id}", "conveyor", now, {}),
+                )
+
+    def resolve(self, ref: str | int | None) -> RunId:
+        """A Run id from what a user typed: a number, `latest`, or nothing."""
+        if ref is None or str(ref) in ("latest", "last", "-"):
+            return run_store.latest_run_id(self.db, project=self.workspace.project)
+        text = str(ref).removeprefix("#")
+        if not text.isdigit():
+            raise NotFound(
+                f"'{ref}' is not a run id; use a number from `conveyor runs` or 'latest'"
+            )
+        return RunId(int(text))
+
+    def get_run(self, ref: str | int | None) -> RunRecord:
+        self.reconcile_interrupted()
+        return run_store.get_run(self.db, run_id=self.resolve(ref))
+
+    def list_runs(
+        self,
+        *,
+        limit: int = 20,
+        status: str | None = None,
+        branch: str | None = None,
+        before: int | None = None,
+    ) -> list[RunRecord]:
+        self.reconcile_interrupted()
+        return run_store.list_runs(
+            self.db,
+            project=self.workspace.project,
+            status=status,
+            branch=branch,
+            limit=limit,
+            before=before,
+            with_jobs=True,
+        )
+
+    def job_log(self, ref: str | int | None, job: str) -> tuple[str, bool]:
+        """The job's log text, and whether it is still being written."""
+        run = self.get_run(ref)
+        record = find_job(run, job)
+        if record.log_digest:
+            if not self.cas.has(record.log_digest):
+                raise NotFound(f"the log of '{record.name}' in run {run.id} was pruned")
+            return decompress(self.cas.read_bytes(record.log_digest)), False
+        live = self.workspace.logs_dir / f"run-{run.id}" / f"{record.position:04d}.log"
+        if live.exists():
+            return live.read_text(encoding="utf-8", errors="replace"), record.status == "running"
+        raise NotFound(f"'{record.name}' in run {run.id} has no log ({record.status})")
+
+    def explain(self, ref: str | int | None, job: str) -> Explanation:
+        """Why a job of a Run ran instead of restoring from the cache."""
+        run = self.get_run(ref)
+        record = find_job(run, job)
+        if record.cached:
+            return Explanation(run.id, record.name, "cached", ("restored from the cache",))
+        if record.fingerprint is None:
+            return Explanation(
+                run.id,
+                record.name,
+                record.status,
+                (f"it did not start ({record.reason or record.status})",),
+            )
+        found = run_store.previous_fingerprint(
+            self.db, project=self.workspace.project, job=record.name, before_run=run.id
+        )
+        if found is None:
+            return Explanation(
+                run.id, record.name, record.status, ("no earlier cached execution of this job",)
+            )
+        changes = fp_module.diff(found[1], record.fingerprint, lambda d: load_listing(self.cas, d))
+        texts = tuple(c.text for c in changes) or (
+            "nothing changed; the cache was bypassed (--no-cache or cache: false) "
+            "or the entry was pruned",
+        )
+        return Explanation(run.id, record.name, record.status, texts, compared_to=found[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a job ran: the changes since its last cached execution."""
+
+    run_id: RunId
+    job: str
+    status: str
+    reasons: tuple[str, ...]
+    compared_to: RunId | None = None
+
+
+def find_job(run: RunRecord, name: str) -> JobRecord:
+    for job in run.jobs:
+        if job.name == name:
+            return job
+    matches = [job for job in run.jobs if job.base_name == name]
+    if len(matches) == 1:
+        return matches[0]
+    close = difflib.get_close_matches(name, [j.name for j in run.jobs], n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise NotFound(f"run {run.id} has no job '{name}'{hint}")
+
+
+class ConditionChecker:
+    """Evaluates each job's `if:` against the Run's facts; a skip reason or None."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        request: RunRequest,
+        sources: Sources,
+        environ: Mapping[str, str],
+    ) -> None:
+        self._pipeline = pipeline
+        self._request = request
+        self._sources = sources
+        secret_names = set(pipeline.secrets)
+        self._env = {k: v for k, v in {**environ, **pipeline.env}.items() if k not in secret_names}
+        self._changed: set[str] | None = None
+        self._changed_known = False
+
+    def __call__(self, job: Job) -> str | None:
+        if job.condition is None:
+            return None
+        from conveyor.spec.conditions import ConditionFacts, evaluate_condition
+
+        facts = ConditionFacts(
+            branch=self._sources.facts.branch or "",
+            commit=self._sources.facts.commit or "",
+            event=self._request.event,
+            env={**self._env, **job.env, **job.matrix},
+        )
+        if evaluate_condition(job.condition, facts, self._changed_fn):
+            return None
+        return f"condition `{job.condition}` is false"
+
+    def _changed_fn(self, pattern: str) -> bool:
+        if not self._changed_known:
+            self._changed = self._sources.changed_files(self._request.base)
+            self._changed_known = True
+        if self._changed is None:
+            return True  # outside git nothing can be ruled out
+        regex = compile_glob(pattern)
+        return any(regex.match(path) for path in self._changed)
+
+
+def dry_run(service: RunService, pipeline: Pipeline, request: RunRequest) -> list[PlannedJob]:
+    """What `service.run` would do with `request`, predicted from the cache."""
+    sources = service.sources(pipeline)
+    plan = service.plan(pipeline, request, sources)
+    return preview(
+        plan,
+        keys=service.key_maker(pipeline, sources),
+        cache=service.cache,
+        use_cache=request.use_cache,
+        previous=lambda job: service.previous_fingerprint(job),
+    )

@@ -1,0 +1,197 @@
+"""What the workspace holds: git facts, file listings and file digests.
+
+Everything here is computed at most once per Run, lazily, because most runs
+need only part of it and each git call costs a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conveyor.core import digest
+from conveyor.core.globs import compile_glob
+
+_EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+def _git(root: Path, *args: str) -> str | None:
+    """Output of a git command in `root`, or None when git fails or is absent."""
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, check=False, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.decode("utf-8", "surrogateescape")
+
+
+def git_blob_id(path: Path) -> str:
+    """The id git would give this file's content, so edits and commits agree."""
+    data = path.read_bytes()
+    return "git:" + hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class GitFacts:
+    """Where HEAD is. Outside git every field is None."""
+
+    toplevel: Path | None
+    branch: str | None
+    commit: str | None
+
+
+def git_facts(root: Path) -> GitFacts:
+    out = _git(root, "rev-parse", "--show-toplevel", "--abbrev-ref", "HEAD", "HEAD")
+    if out is None:
+        # A repository without commits still has a toplevel.
+        top = _git(root, "rev-parse", "--show-toplevel")
+        return GitFacts(Path(top.strip()) if top else None, None, None)
+    top, branch, commit = (out.splitlines() + ["", "", ""])[:3]
+    return GitFacts(Path(top), None if branch == "HEAD" else branch, commit or None)
+
+
+def git_user_email(root: Path) -> str | None:
+    out = _git(root, "config", "user.email")
+    return out.strip() or None if out else None
+
+
+@dataclass
+class Sources:
+    """File listings and digests of one workspace for the duration of one Run.
+
+    `excluded` are root-relative glob patterns (declared outputs and reports)
+    that never count as inputs: their content reaches downstream jobs through
+    upstream output digests instead.
+    """
+
+    root: Path
+    state_dir: Path
+    excluded: tuple[str, ...] = ()
+    _facts: GitFacts | None = None
+    _tracked: dict[str, str] | None = None
+    _candidates: list[str] | None = None
+    _digests: dict[str, tuple[tuple[int, int, int], str]] = field(default_factory=dict)
+
+    @property
+    def facts(self) -> GitFacts:
+        if self._facts is None:
+            self._facts = git_facts(self.root)
+        return self._facts
+
+    @property
+    def in_git(self) -> bool:
+        return self.facts.toplevel is not None
+
+    def _is_excluded(self, path: str) -> bool:
+        return any(compile_glob(p).match(path) for p in self.excluded)
+
+    def implicit_files(self) -> dict[str, str]:
+        """The files a job without declared `inputs` depends on, with digests.
+
+        In git: tracked files with their uncommitted changes. Elsewhere: every
+        file below the root but the state directory.
+        """
+        if self._tracked is None:
+            if self.in_git:
+                listing = self._git_tracked()
+            else:
+                listing = {p: self.file_digest(p) for p in self._walk()}
+            self._tracked = {p: d for p, d in listing.items() if not self._is_excluded(p)}
+        return self._tracked
+
+    def _git_tracked(self) -> dict[str, str]:
+        staged = _git(self.root, "ls-files", "-s", "-z") or ""
+        files: dict[str, str] = {}
+        for entry in staged.split("\0"):
+            if not entry:
+                continue
+            meta, _, path = entry.partition("\t")
+            files[path] = "git:" + meta.split()[1]
+        modified = _git(self.root, "ls-files", "-m", "-z") or ""
+        for path in filter(None, modified.split("\0")):
+            full = self.root / path
+            if full.is_file():
+                files[path] = git_blob_id(full)
+            else:
+                files.pop(path, None)
+        return files
+
+    def candidates(self) -> list[str]:
+        """Every file declared `inputs` patterns may name (git: not ignored)."""
+        if self._candidates is None:
+            if self.in_git:
+                out = _git(self.root, "ls-files", "-c", "-o", "--exclude-standard", "-z") or ""
+                paths = sorted(set(filter(None, out.split("\0"))))
+                self._candidates = [p for p in paths if (self.root / p).is_file()]
+            else:
+                self._candidates = sorted(self._walk())
+        return self._candidates
+
+    def declared_files(self, patterns: Iterable[str]) -> dict[str, str]:
+        """Files named by root-relative `patterns`, with digests."""
+        regexes = [compile_glob(p) for p in patterns]
+        return {
+            path: self.file_digest(path)
+            for path in self.candidates()
+            if any(r.match(path) for r in regexes) and not self._is_excluded(path)
+        }
+
+    def file_digest(self, path: str) -> str:
+        """sha256 of a root-relative file, remembered while its stat is unchanged."""
+        full = self.root / path
+        st = full.stat()
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+        known = self._digests.get(path)
+        if known and known[0] == stamp:
+            return known[1]
+        value = digest.of_file(full)
+        self._digests[path] = (stamp, value)
+        return value
+
+    def _walk(self) -> Iterable[str]:
+        state = self.state_dir.resolve()
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            here = Path(dirpath)
+            dirnames[:] = sorted(
+                d for d in dirnames if (here / d).resolve() != state and d != ".git"
+            )
+            for name in filenames:
+                yield (here / name).relative_to(self.root).as_posix()
+
+    def changed_files(self, base: str | None) -> set[str] | None:
+        """Files changed since `base` (committed, staged, unstaged, untracked); None outside git.
+
+        Without a base: against the merge-base with the default branch when on
+        another branch, else against the previous commit.
+        """
+        if not self.in_git:
+            return None
+        ref = base or self._default_base()
+        changed = _git(self.root, "diff", "--name-only", "--relative", "-z", ref) or ""
+        untracked = _git(self.root, "ls-files", "-o", "--exclude-standard", "-z") or ""
+        return set(filter(None, (changed + "\0" + untracked).split("\0")))
+
+    def _default_base(self) -> str:
+        default = self._default_branch()
+        if default and self.facts.branch not in (default, default.removeprefix("origin/")):
+            merge_base = _git(self.root, "merge-base", "HEAD", default)
+            if merge_base:
+                return merge_base.strip()
+        parent = _git(self.root, "rev-parse", "--verify", "-q", "HEAD~1")
+        return parent.strip() if parent else _EMPTY_TREE
+
+    def _default_branch(self) -> str | None:
+        remote = _git(self.root, "symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD")
+        if remote and remote.strip():
+            return remote.strip()
+        for name in ("main", "master"):
+            if _git(self.root, "rev-parse", "--verify", "-q", f"refs/heads/{name}"):
+                return name
+        return None

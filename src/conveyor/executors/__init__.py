@@ -1,0 +1,1 @@
+"""Where a job's script runs: the Executor port and its implementations."""

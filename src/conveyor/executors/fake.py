@@ -1,0 +1,60 @@
+"""An Executor that runs nothing: scripted outcomes for tests of the engine."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from conveyor.executors.base import ExecRequest, ExecResult, Outcome, OutputSink
+
+
+@dataclass(frozen=True, slots=True)
+class FakeOutcome:
+    """What one attempt does: print `output`, take `duration_s`, end as `outcome`."""
+
+    exit_code: int | None = 0
+    output: bytes = b""
+    duration_s: float = 0.0
+    outcome: Outcome = "exited"
+
+
+Script = Callable[[ExecRequest, int], FakeOutcome]
+
+
+class FakeExecutor:
+    """Plays `script(request, attempt)` for each start; records every request."""
+
+    def __init__(self, script: Script | None = None) -> None:
+        self._script = script or (lambda _request, _attempt: FakeOutcome())
+        self._lock = threading.Lock()
+        self.requests: list[ExecRequest] = []
+        self.attempts: dict[str, int] = {}
+
+    def start(self, request: ExecRequest, output: OutputSink) -> FakeExecution:
+        with self._lock:
+            self.requests.append(request)
+            attempt = self.attempts.get(request.job, 0) + 1
+            self.attempts[request.job] = attempt
+        return FakeExecution(self._script(request, attempt), output)
+
+
+class FakeExecution:
+    """A scripted attempt; `cancel()` ends its wait early as `canceled`."""
+
+    def __init__(self, plan: FakeOutcome, output: OutputSink) -> None:
+        self._plan = plan
+        self._output = output
+        self._canceled = threading.Event()
+
+    def cancel(self) -> None:
+        self._canceled.set()
+
+    def wait(self) -> ExecResult:
+        if self._plan.output:
+            self._output(self._plan.output)
+        if self._plan.duration_s and self._canceled.wait(self._plan.duration_s):
+            return ExecResult("canceled", None, self._plan.duration_s, "canceled")
+        if self._canceled.is_set():
+            return ExecResult("canceled", None, 0.0, "canceled")
+        return ExecResult(self._plan.outcome, self._plan.exit_code, self._plan.duration_s)

@@ -1,0 +1,1 @@
+"""Test reports a Job writes (JUnit XML), read into counts and failures."""

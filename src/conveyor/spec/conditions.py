@@ -1,0 +1,314 @@
+"""Job conditions (`if:`): CEL expressions over the facts of a Run.
+
+A condition sees `branch`, `commit`, `event`, the map `env` and the function
+`changed(glob)`. `celpy` (and `lark` under it) is imported inside the
+functions that need it: it costs about 100 ms and most pipelines have no
+conditions.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from conveyor.core.errors import Location, SpecError, SpecIssue
+from conveyor.spec.suggest import did_you_mean
+
+if TYPE_CHECKING:
+    import celpy
+    from celpy.celtypes import Value
+    from celpy.evaluation import CELFunction, Context
+    from lark import Token, Tree
+
+VARIABLES = ("branch", "commit", "event", "env")
+FUNCTION = "changed"
+# CEL macros whose first argument names a variable bound inside the call.
+_BINDING_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
+_GLOBAL_MACROS = frozenset({"has", "dyn"})
+_VOCABULARY = "branch, commit, event, env.NAME and changed('glob')"
+
+Problem = tuple[int, str, str | None]
+
+
+@dataclass(frozen=True)
+class ConditionFacts:
+    """What a condition can see about a Run."""
+
+    branch: str
+    commit: str
+    event: str
+    env: Mapping[str, str]
+
+
+def check_condition(source: str) -> list[Problem]:
+    """Problems in `source` as (offset in source, message, hint); empty when it is valid."""
+    from celpy.celparser import CELParseError  # noqa: PLC0415 - costly, see the module docstring
+
+    if not source.strip():
+        return [(0, "the condition is empty", f"write an expression over {_VOCABULARY}")]
+    try:
+        tree = _compile(source)
+    except CELParseError as exc:
+        return [_syntax_problem(source, exc)]
+    return sorted(_name_problems(tree), key=lambda problem: problem[0])
+
+
+def evaluate_condition(
+    source: str,
+    facts: ConditionFacts,
+    changed: Callable[[str], bool],
+    *,
+    location: Location | None = None,
+) -> bool:
+    """Whether the job runs; SpecError when `source` cannot be evaluated to true or false."""
+    from celpy import celtypes  # noqa: PLC0415 - costly, see the module docstring
+    from celpy.celparser import CELParseError  # noqa: PLC0415
+    from celpy.evaluation import CELEvalError  # noqa: PLC0415
+
+    where = location or Location("<condition>", 1, 1)
+    try:
+        tree = _compile(source)
+    except CELParseError:
+        raise SpecError([SpecIssue(where, f"{_named(source)} is not valid CEL")]) from None
+    program = _environment().program(tree, functions={FUNCTION: _changed_function(changed)})
+    try:
+        result = program.evaluate(_activation(facts))
+    except CELEvalError as exc:
+        raise SpecError([_evaluation_issue(source, tree, facts, exc, where)]) from None
+    if not isinstance(result, celtypes.BoolType):
+        message = f"{_named(source)} gives {_render(result)}, not true or false"
+        raise SpecError([SpecIssue(where, message, "compare it, like branch == 'main'")])
+    return bool(result)
+
+
+def explain_condition(
+    source: str, facts: ConditionFacts, changed: Callable[[str], bool] | None = None
+) -> list[tuple[str, str]]:
+    """The terms `source` reads and their values, like `("branch", "'main'")`, for dry runs."""
+    tree = _compile(source)
+    values: dict[str, str] = {}
+    for term in _terms(tree):
+        kind, name = term
+        if kind == "variable" and name in ("branch", "commit", "event"):
+            values[name] = _quote(getattr(facts, name))
+        elif kind == "env":
+            value = facts.env.get(name)
+            values[f"env.{name}"] = "not set" if value is None else _quote(value)
+        elif kind == "changed" and changed is not None:
+            values[f"changed({_quote(name)})"] = "true" if changed(name) else "false"
+    return list(values.items())
+
+
+@functools.cache
+def _environment() -> celpy.Environment:
+    import celpy  # noqa: PLC0415 - costly, see the module docstring
+
+    return celpy.Environment()
+
+
+@functools.lru_cache(maxsize=512)
+def _compile(source: str) -> Tree[Token]:
+    return _environment().compile(source)
+
+
+def _changed_function(changed: Callable[[str], bool]) -> CELFunction:
+    from celpy import celtypes  # noqa: PLC0415 - costly, see the module docstring
+
+    def call(glob: Value) -> Value:
+        if not isinstance(glob, celtypes.StringType):
+            raise TypeError("changed() takes a glob as text")
+        return celtypes.BoolType(changed(str(glob)))
+
+    return call
+
+
+def _activation(facts: ConditionFacts) -> Context:
+    from celpy import celtypes  # noqa: PLC0415 - costly, see the module docstring
+
+    env = {celtypes.StringType(k): celtypes.StringType(v) for k, v in facts.env.items()}
+    return {
+        "branch": celtypes.StringType(facts.branch),
+        "commit": celtypes.StringType(facts.commit),
+        "event": celtypes.StringType(facts.event),
+        "env": celtypes.MapType(env),
+    }
+
+
+def _syntax_problem(source: str, exc: Exception) -> Problem:
+    """Turn lark's parse error (kept as the exception's context) into plain words."""
+    cause = exc.__context__
+    token = getattr(cause, "token", None)
+    char = getattr(cause, "char", None)
+    line, column = getattr(exc, "line", None), getattr(exc, "column", None)
+    offset = _offset(source, line, column)
+    if token is not None and token.type == "$END":
+        expected: object = getattr(cause, "expected", None)
+        missing = "a ')'" if expected == {"RPAR"} else "a value after the last operator"
+        return (len(source.rstrip()), f"the condition ends too early; {missing} is missing", None)
+    found = str(token) if token is not None else str(char or "")
+    hint = _syntax_hint(found)
+    if found in ("'", '"'):
+        return (offset, "a quoted text in the condition is never closed", None)
+    return (offset, f"unexpected '{found}' in the condition", hint)
+
+
+def _syntax_hint(found: str) -> str | None:
+    hints = {
+        "=": "compare with '=='",
+        "&": "write 'and' as '&&'",
+        "|": "write 'or' as '||'",
+        "and": "write 'and' as '&&'",
+        "or": "write 'or' as '||'",
+        "not": "write 'not' as '!'",
+    }
+    return hints.get(found)
+
+
+def _offset(source: str, line: int | None, column: int | None) -> int:
+    if not line or not column:
+        return 0
+    lines = source.split("\n")
+    return sum(len(text) + 1 for text in lines[: line - 1]) + column - 1
+
+
+def _name_problems(tree: Tree[Token]) -> Iterator[Problem]:
+    """Unknown variables and functions, with a did-you-mean."""
+    bound = _bound_names(tree)
+    for node in tree.iter_subtrees():
+        if node.data in ("ident", "dot_ident"):
+            token = node.children[0]
+            if not isinstance(token, str) or token in VARIABLES or token in bound:
+                continue
+            yield _unknown_variable(token)
+        elif node.data in ("ident_arg", "dot_ident_arg"):
+            yield from _function_problems(node)
+
+
+def _unknown_variable(token: Token) -> Problem:
+    if token == FUNCTION:
+        return (token.start_pos or 0, "'changed' is a function", "call it, like changed('src/**')")
+    hint = did_you_mean(str(token), VARIABLES) or f"a condition can use {_VOCABULARY}"
+    return (token.start_pos or 0, f"unknown variable '{token}'", hint)
+
+
+def _function_problems(node: Tree[Token]) -> Iterator[Problem]:
+    token = node.children[0]
+    assert isinstance(token, str)
+    args = _arguments(node)
+    if token == FUNCTION:
+        if len(args) != 1:
+            message = f"changed() takes one glob, found {len(args)} arguments"
+            yield (token.start_pos or 0, message, "write changed('src/**')")
+        return
+    if token in _known_functions():
+        return
+    hint = did_you_mean(str(token), [FUNCTION, *sorted(_known_functions())])
+    yield (token.start_pos or 0, f"unknown function '{token}'", hint)
+
+
+@functools.cache
+def _known_functions() -> frozenset[str]:
+    from celpy.evaluation import base_functions  # noqa: PLC0415 - costly, see the module docstring
+
+    names = {name for name in base_functions if name.isidentifier()}
+    return frozenset(names | _GLOBAL_MACROS)
+
+
+def _arguments(node: Tree[Token]) -> list[Tree[Token]]:
+    for child in node.children:
+        if not isinstance(child, str) and child.data == "exprlist":
+            return [arg for arg in child.children if not isinstance(arg, str)]
+    return []
+
+
+def _bound_names(tree: Tree[Token]) -> set[str]:
+    """Variables that macros like `list.exists(x, x > 1)` bind."""
+    bound: set[str] = set()
+    for node in tree.iter_subtrees():
+        if node.data == "member_dot_arg" and node.children[1] in _BINDING_MACROS:
+            args = _arguments(node)
+            leaf = _leaf(args[0]) if args else None
+            if leaf is not None and leaf.type == "IDENT":
+                bound.add(str(leaf))
+    return bound
+
+
+def _leaf(node: Tree[Token] | Token) -> Token | None:
+    """The one token a chain of single-child nodes ends in, like the `x` of `(x)`."""
+    while not isinstance(node, str):
+        if len(node.children) != 1:
+            return None
+        node = node.children[0]
+    return node
+
+
+def _terms(tree: Tree[Token]) -> Iterator[tuple[str, str]]:
+    """What the expression reads, in source order: variables, env keys, changed() globs."""
+    found: list[tuple[int, tuple[str, str]]] = []
+    for node in tree.iter_subtrees():
+        first = node.children[0] if node.children else None
+        if node.data == "ident" and isinstance(first, str):
+            found.append((first.start_pos or 0, ("variable", str(first))))
+        elif node.data in ("member_dot", "member_index") and _is_env(node.children[0]):
+            key = node.children[1]
+            name = str(key) if isinstance(key, str) else _string_literal(key)
+            if name is not None:
+                found.append((_start(node), ("env", name)))
+        elif node.data == "ident_arg" and first == FUNCTION:
+            args = _arguments(node)
+            glob = _string_literal(args[0]) if len(args) == 1 else None
+            if glob is not None:
+                found.append((_start(node), ("changed", glob)))
+    for _, term in sorted(found, key=lambda item: item[0]):
+        yield term
+
+
+def _is_env(node: Tree[Token] | Token) -> bool:
+    leaf = _leaf(node)
+    return leaf is not None and leaf.type == "IDENT" and leaf == "env"
+
+
+def _start(node: Tree[Token]) -> int:
+    return int(node.meta.start_pos) if not node.meta.empty else 0
+
+
+def _string_literal(node: Tree[Token] | Token) -> str | None:
+    leaf = _leaf(node)
+    if leaf is None or leaf.type not in ("STRING_LIT", "MLSTRING_LIT"):
+        return None
+    # CEL's escapes are CEL's: let CEL decode the literal.
+    program = _environment().program(_compile(str(leaf)))
+    return str(program.evaluate({}))
+
+
+def _env_keys(tree: Tree[Token]) -> list[str]:
+    return [name for kind, name in _terms(tree) if kind == "env"]
+
+
+def _evaluation_issue(
+    source: str, tree: Tree[Token], facts: ConditionFacts, exc: Exception, where: Location
+) -> SpecIssue:
+    missing = [key for key in dict.fromkeys(_env_keys(tree)) if key not in facts.env]
+    if missing and len(exc.args) > 1 and exc.args[1] is KeyError:
+        key = missing[0]
+        message = f"{_named(source)} reads env.{key}, which is not set"
+        return SpecIssue(where, message, f"guard it: has(env.{key}) && env.{key} == '...'")
+    detail = str(exc.args[0]).splitlines()[0] if exc.args else type(exc).__name__
+    return SpecIssue(where, f"{_named(source)} cannot be evaluated: {detail[:200]}")
+
+
+def _named(source: str) -> str:
+    text = " ".join(source.split())
+    return f"the condition `{text if len(text) <= 80 else text[:77] + '...'}`"
+
+
+def _render(value: object) -> str:
+    if isinstance(value, str):
+        return f"the text {_quote(value)}"
+    return f"the value {value}"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,250 @@
+"""Read `conveyor.yaml` into a validated, frozen Pipeline, or fail with every issue found.
+
+The stages: `source` reads YAML with positions, `model` checks the shape of
+each value, and this module checks what spans several jobs (needs, cycles,
+conditions, secrets), expands matrices, and builds the Pipeline.
+
+Each Job's `env` is complete: the file's `env`, then the job's, then its
+matrix values, later ones winning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from conveyor.core import digest
+from conveyor.core.errors import Location, SpecError, SpecIssue
+from conveyor.spec import graph
+from conveyor.spec.conditions import check_condition
+from conveyor.spec.matrix import Expansion, expand, matrix_issues, parse_expansion_name
+from conveyor.spec.model import Checked, JobModel, Violation, check, file_json_schema
+from conveyor.spec.pipeline import Job, Pipeline, RetryPolicy
+from conveyor.spec.source import Document, NodePath, read_yaml
+from conveyor.spec.suggest import did_you_mean, one_of
+
+DEFAULT_FILE = "conveyor.yaml"
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """Read and validate the pipeline file at `path`."""
+    file = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        hint = "create one with 'version: 1' and 'jobs:', or pass -f with the path of yours"
+        raise SpecError(
+            [SpecIssue(Location(file, 1, 1), f"'{file}' does not exist", hint)]
+        ) from None
+    except OSError as exc:
+        message = f"cannot read '{file}': {exc.strerror or exc}"
+        raise SpecError([SpecIssue(Location(file, 1, 1), message)]) from None
+    return parse_pipeline(data, file)
+
+
+def parse_pipeline(text: str | bytes, path: str = DEFAULT_FILE) -> Pipeline:
+    """Validate the text of a pipeline file; `path` names it in messages."""
+    data = text.encode() if isinstance(text, str) else text
+    document = read_yaml(data, path)
+    return _Assembly(document, check(document.data)).pipeline(digest.of_bytes(data))
+
+
+def json_schema() -> dict[str, object]:
+    """JSON Schema of `conveyor.yaml` for editors and YAML language servers."""
+    return file_json_schema()
+
+
+def _mapping(value: object) -> dict[str, object]:
+    return value if isinstance(value, dict) else {}
+
+
+class _Assembly:
+    """Checks across jobs and builds the Pipeline, collecting every issue on the way."""
+
+    def __init__(self, document: Document, checked: Checked) -> None:
+        self.data = document.data
+        self.positions = document.positions
+        self.checked = checked
+        self.raw_jobs = _mapping(document.data.get("jobs"))
+        self.expansions: dict[str, list[Expansion]] = {}
+        self.issues = [*document.issues, *map(self._located, checked.violations)]
+
+    def pipeline(self, file_digest: str) -> Pipeline:
+        jobs = self.checked.jobs
+        for name, job in jobs.items():
+            self.expansions[name] = self._expand(name, job)
+        needs = {name: self._needs(name, job) for name, job in jobs.items()}
+        self._check_cycles(needs)
+        for name, job in jobs.items():
+            self._check_condition(name, job)
+        self._check_secrets()
+        file = self.checked.file
+        if self.issues or file is None:
+            # An anchor used twice yields the same issue twice, at the same place.
+            raise SpecError(list(dict.fromkeys(self.issues)))
+        env = self._env(("env",), file.env)
+        return Pipeline(
+            path=self.positions.file,
+            digest=file_digest,
+            jobs=tuple(self._jobs(env, needs)),
+            env=env,
+            secrets=tuple(file.secrets),
+        )
+
+    def _jobs(self, env: Mapping[str, str], needs: Mapping[str, list[str]]) -> Iterator[Job]:
+        for name, job in self.checked.jobs.items():
+            job_env = {**env, **self._env(("jobs", name, "env"), job.env)}
+            retry = RetryPolicy(job.retry.max, job.retry.backoff) if job.retry else RetryPolicy()
+            has_condition = job.condition is not None
+            for expansion in self.expansions[name]:
+                yield Job(
+                    name=expansion.name,
+                    run=job.run,
+                    location=self.positions.key(("jobs", name)),
+                    base_name=name,
+                    needs=tuple(needs[name]),
+                    env={**job_env, **expansion.values},
+                    workdir=job.workdir,
+                    inputs=tuple(job.inputs) if job.inputs is not None else None,
+                    outputs=tuple(job.outputs),
+                    reports_junit=tuple(job.reports.junit) if job.reports else (),
+                    timeout_s=job.timeout,
+                    retry=retry,
+                    allow_failure=job.allow_failure,
+                    cache=job.cache,
+                    condition=job.condition,
+                    condition_location=(
+                        self.positions.value(("jobs", name, "if")) if has_condition else None
+                    ),
+                    matrix=dict(expansion.values),
+                )
+
+    def _expand(self, name: str, job: JobModel) -> list[Expansion]:
+        if job.matrix is None:
+            # A matrix with problems of its own leaves the expansions unknown.
+            return [] if "matrix" in _mapping(self.raw_jobs.get(name)) else [Expansion(name, {})]
+        at: NodePath = ("jobs", name, "matrix")
+        axes = {
+            axis: [self._text(value, (*at, axis, i)) for i, value in enumerate(values)]
+            for axis, values in job.matrix.axes.items()
+        }
+        exclude = [
+            {axis: self._text(value, (*at, "exclude", i, axis)) for axis, value in entry.items()}
+            for i, entry in enumerate(job.matrix.exclude)
+        ]
+        issues = matrix_issues(axes, exclude)
+        for issue in issues:
+            path = (*at, *issue.at)
+            where = self.positions.key(path) if issue.on_key else self.positions.value(path)
+            self.issues.append(SpecIssue(where, issue.message, issue.hint))
+        return [] if issues else expand(name, axes, exclude)
+
+    def _needs(self, name: str, job: JobModel) -> list[str]:
+        """The expanded names `name` needs, in the order written."""
+        written_once = isinstance(_mapping(self.raw_jobs.get(name)).get("needs"), str)
+        resolved: list[str] = []
+        for index, need in enumerate(job.needs):
+            path = ("jobs", name, "needs") if written_once else ("jobs", name, "needs", index)
+            resolved.extend(self._resolve(name, need.strip(), path))
+        return list(dict.fromkeys(resolved))
+
+    def _resolve(self, name: str, need: str, path: NodePath) -> list[str]:
+        parsed = parse_expansion_name(need)
+        base = parsed[0] if parsed else need
+        if base == name:
+            self._add(path, f"job '{name}' needs itself", "remove it from 'needs'")
+            return []
+        if need in self.expansions:
+            return [expansion.name for expansion in self.expansions[need]]
+        if base in self.raw_jobs and base not in self.expansions:
+            return []  # that job cannot be read, and its problems are reported already
+        if parsed and base in self.expansions:
+            return self._pick(name, need, path, parsed)
+        choices = [*self.raw_jobs, *(e.name for es in self.expansions.values() for e in es)]
+        hint = did_you_mean(need, choices) or f"the jobs are {one_of(self.raw_jobs)}"
+        self._add(path, f"job '{name}' needs '{need}', which is not a job", hint)
+        return []
+
+    def _pick(
+        self, name: str, need: str, path: NodePath, parsed: tuple[str, dict[str, str]]
+    ) -> list[str]:
+        """The expansions of a matrix job that have the values `need` names."""
+        base, wanted = parsed
+        expansions = self.expansions[base]
+        if not expansions:
+            return []  # its matrix has problems of its own, reported already
+        picked = [
+            expansion.name
+            for expansion in expansions
+            if all(expansion.values.get(axis) == value for axis, value in wanted.items())
+        ]
+        if picked:
+            return picked
+        if expansions and not expansions[0].values:
+            self._add(path, f"job '{base}' has no matrix", f"write '{base}'")
+        else:
+            names = [expansion.name for expansion in expansions]
+            message = f"job '{name}' needs '{need}', but no expansion of '{base}' matches"
+            self._add(path, message, did_you_mean(need, names) or f"write one of {one_of(names)}")
+        return []
+
+    def _check_cycles(self, needs: Mapping[str, Sequence[str]]) -> None:
+        base_of = {e.name: base for base, expansions in self.expansions.items() for e in expansions}
+        base_needs = {
+            name: list(dict.fromkeys(base_of[need] for need in names))
+            for name, names in needs.items()
+        }
+        remaining = list(needs)
+        while (cycle := graph.find_cycle(remaining, base_needs)) is not None:
+            where = self.positions.key(("jobs", cycle[0]))
+            message = "jobs form a cycle: " + " -> ".join(cycle)
+            hint = "each job needs the next one; remove one of these needs"
+            self.issues.append(SpecIssue(where, message, hint))
+            remaining = [name for name in remaining if name not in cycle]
+
+    def _check_condition(self, name: str, job: JobModel) -> None:
+        if job.condition is None:
+            return
+        path = ("jobs", name, "if")
+        for offset, message, hint in check_condition(job.condition):
+            self.issues.append(SpecIssue(self.positions.inside(path, offset), message, hint))
+
+    def _check_secrets(self) -> None:
+        """A secret's value comes from the caller; written in the file, it would leak."""
+        raw = self.data.get("secrets")
+        secrets = (
+            {name for name in raw if isinstance(name, str)} if isinstance(raw, list) else set()
+        )
+        places: list[NodePath] = [("env",)]
+        places += [("jobs", name, "env") for name in self.raw_jobs]
+        for at in places:
+            env = _mapping(self.data.get("env")) if at == ("env",) else self._job_env(at)
+            for key in env:
+                if key in secrets:
+                    message = f"'{key}' is a secret, so its value cannot be written in the file"
+                    hint = "remove it from 'env'; jobs get it from the caller's environment"
+                    self.issues.append(SpecIssue(self.positions.key((*at, key)), message, hint))
+
+    def _job_env(self, at: NodePath) -> dict[str, object]:
+        return _mapping(_mapping(self.raw_jobs.get(str(at[1]))).get("env"))
+
+    def _env(self, at: NodePath, env: Mapping[str, str | int | float | bool]) -> dict[str, str]:
+        return {key: self._text(value, (*at, key)) for key, value in env.items()}
+
+    def _text(self, value: str | int | float | bool, path: NodePath) -> str:
+        """A scalar as text: booleans as `true`/`false`, numbers as written (`3.10`)."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, str):
+            return value
+        return self.positions.text(path) or str(value)
+
+    def _add(self, path: NodePath, message: str, hint: str | None) -> None:
+        self.issues.append(SpecIssue(self.positions.value(path), message, hint))
+
+    def _located(self, violation: Violation) -> SpecIssue:
+        if violation.where == "key":
+            where = self.positions.key(violation.path)
+        else:
+            where = self.positions.value(violation.path)
+        return SpecIssue(where, violation.message, violation.hint)

@@ -1,0 +1,1 @@
+"""Persistence: SQL tables, migrations and repositories. ORM rows never leave this package."""

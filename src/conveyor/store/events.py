@@ -1,0 +1,85 @@
+"""Appending to and reading the event chain."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from conveyor.audit.chain import GENESIS, Event, NewEvent, StoredEvent, encode_data, link
+from conveyor.store.db import Database, Row, Transaction
+
+_COLUMNS = "seq, ts, kind, subject, actor, data, prev_hash, hash"
+
+
+def append(tx: Transaction, events: Sequence[NewEvent]) -> list[Event]:
+    """Chain `events` after the newest stored Event, inside the caller's write transaction.
+
+    On SQLite the write transaction already holds the database lock; on
+    PostgreSQL a transaction-scoped advisory lock serializes appenders.
+    """
+    if not events:
+        return []
+    if tx.dialect == "postgresql":
+        tx.execute("SELECT pg_advisory_xact_lock(7261101)")
+    rows = tx.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+    last_seq, last_hash = (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS)
+    linked = link(events, last_seq=last_seq, last_hash=last_hash)
+    tx.executemany(
+        f"INSERT INTO events ({_COLUMNS}) VALUES "
+        "(:seq, :ts, :kind, :subject, :actor, :data, :prev_hash, :hash)",
+        [
+            {
+                "seq": e.seq,
+                "ts": e.ts,
+                "kind": e.kind,
+                "subject": e.subject,
+                "actor": e.actor,
+                "data": encode_data(e.data),
+                "prev_hash": e.prev_hash,
+                "hash": e.hash,
+            }
+            for e in linked
+        ],
+    )
+    return linked
+
+
+def _stored(row: Row) -> StoredEvent:
+    seq, ts, kind, subject, actor, data, prev_hash, digest = row
+    return StoredEvent(
+        int(seq),
+        str(ts),
+        str(kind),
+        str(subject),
+        str(actor),
+        str(data),
+        str(prev_hash),
+        str(digest),
+    )
+
+
+def iter_all(db: Database, *, batch: int = 5000) -> Iterator[StoredEvent]:
+    """Every stored Event in chain order, read in batches."""
+    after = 0
+    while True:
+        with db.read() as tx:
+            rows = tx.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE seq > :after ORDER BY seq LIMIT :n",
+                {"after": after, "n": batch},
+            )
+        if not rows:
+            return
+        for row in rows:
+            event = _stored(row)
+            after = event.seq
+            yield event
+
+
+def for_subject(db: Database, prefix: str, *, limit: int = 1000) -> list[Event]:
+    """Events whose subject is `prefix` or below it (`run/3` also gives `run/3/job/x`)."""
+    with db.read() as tx:
+        rows = tx.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE subject = :s OR subject LIKE :p "
+            "ORDER BY seq LIMIT :n",
+            {"s": prefix, "p": prefix + "/%", "n": limit},
+        )
+    return [_stored(row).decode() for row in rows]

@@ -1,0 +1,81 @@
+"""Bringing a database's schema to the head revision with Alembic.
+
+Checking the revision is cheap and done on every open; Alembic itself (half
+a second to import) is loaded only when there is something to upgrade.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from contextlib import contextmanager
+from collections.abc import Iterator
+from pathlib import Path
+
+from conveyor.core.errors import StoreError
+from conveyor.store.db import Database, SqlAlchemyDatabase, SqliteDatabase
+
+# The newest migration; a test keeps this equal to Alembic's head.
+HEAD_REVISION = "0001"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def current_revision(db: Database) -> str | None:
+    """The revision recorded in the database, or None when it has no schema yet."""
+    try:
+        with db.read() as tx:
+            rows = tx.execute("SELECT version_num FROM alembic_version")
+    except Exception as exc:  # noqa: BLE001 - any driver: the table is missing
+        if _is_missing_table(exc):
+            return None
+        raise StoreError(f"cannot read the schema revision: {exc}") from exc
+    return str(rows[0][0]) if rows else None
+
+
+def _is_missing_table(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "no such table" in text or "does not exist" in text or "undefinedtable" in text
+
+
+def is_current(db: Database) -> bool:
+    return current_revision(db) == HEAD_REVISION
+
+
+def upgrade(db: Database) -> str | None:
+    """Migrate `db` to the head revision; returns the revision it started from."""
+    if isinstance(db, SqliteDatabase):
+        with _file_lock(db.path.with_suffix(".migrate.lock")):
+            return _upgrade_locked(db)
+    return _upgrade_locked(db)
+
+
+def _upgrade_locked(db: Database) -> str | None:
+    start = current_revision(db)
+    if start == HEAD_REVISION:
+        return start
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, text
+
+    engine = db.engine if isinstance(db, SqlAlchemyDatabase) else create_engine(db.url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Two servers starting at once must not both create the schema.
+            conn.execute(text("SELECT pg_advisory_xact_lock(7261100)"))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    if not isinstance(db, SqlAlchemyDatabase):
+        engine.dispose()
+    return start
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,106 @@
+"""The tables, as SQLAlchemy metadata: the reference the migrations are checked against.
+
+Times are seconds since the epoch (UTC) as floats; JSON is stored as text so
+the same SQL works on SQLite and PostgreSQL. Event timestamps are ISO 8601
+strings because the event hash covers them byte for byte.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("pipeline_path", Text, nullable=False),
+    Column("spec_digest", String(80), nullable=False),
+    Column("workspace", Text, nullable=False),
+    Column("branch", String(255)),
+    Column("commit_sha", String(64)),
+    Column("event", String(40), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("targets", Text, nullable=False),
+    Column("options", Text, nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("duration_s", Float),
+    Column("error", Text),
+    Index("ix_runs_project_id", "project", "id"),
+    Index("ix_runs_status", "status"),
+)
+
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("name", String(400), nullable=False),
+    Column("base_name", String(200), nullable=False),
+    Column("needs", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("cached", Boolean, nullable=False),
+    Column("allow_failure", Boolean, nullable=False),
+    Column("exit_code", Integer),
+    Column("attempts", Integer, nullable=False),
+    Column("reason", Text),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("duration_s", Float),
+    Column("cache_key", String(80)),
+    Column("fingerprint", Text),
+    Column("log_digest", String(80)),
+    Column("tests_passed", Integer),
+    Column("tests_failed", Integer),
+    Column("tests_skipped", Integer),
+    Column("failures", Text),
+    UniqueConstraint("run_id", "name", name="uq_job_runs_run_name"),
+    Index("ix_job_runs_name_key", "name", "cache_key"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_run_id", Integer, ForeignKey("job_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("size", Integer, nullable=False),
+    Index("ix_artifacts_job_run", "job_run_id"),
+    Index("ix_artifacts_digest", "digest"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("ts", String(40), nullable=False),
+    Column("kind", String(80), nullable=False),
+    Column("subject", String(400), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("prev_hash", String(80), nullable=False),
+    Column("hash", String(80), nullable=False, unique=True),
+    Index("ix_events_subject", "subject"),
+    Index("ix_events_kind", "kind"),
+)
