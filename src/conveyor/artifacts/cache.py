@@ -21,7 +21,7 @@ import time
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import TypeVar
 
 from conveyor.artifacts.cas import (
     TEMP_MAX_AGE_S,

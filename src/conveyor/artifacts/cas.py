@@ -59,7 +59,7 @@ class BlobInfo:
 
 
 # The names follow the error families (`NotFound`, `Conflict`): no Error suffix.
-class MissingBlob(ArtifactError):  # noqa: N818
+class MissingBlob(ArtifactError):
     """A digest that should be in the store is not."""
 
     def __init__(self, digest: str) -> None:
@@ -67,7 +67,7 @@ class MissingBlob(ArtifactError):  # noqa: N818
         super().__init__(f"artifact {short(digest)} is not in the content store")
 
 
-class CorruptBlob(ArtifactError):  # noqa: N818
+class CorruptBlob(ArtifactError):
     """A blob's content no longer matches its digest; the blob has been deleted."""
 
     def __init__(self, digest: str, found: str) -> None:

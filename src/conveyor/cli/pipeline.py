@@ -105,12 +105,12 @@ def run(
     """
     from conveyor.control.embedded import EmbeddedControlPlane
     from conveyor.engine.service import RunRequest
+    from conveyor.engine.specs import load
     from conveyor.engine.workspace import discover
     from conveyor.executors.local import LocalExecutor
-    from conveyor.spec.loader import load_pipeline
 
     workspace = discover(file)
-    pipeline = load_pipeline(_display_path(workspace.spec_path))
+    pipeline = load(_display_path(workspace.spec_path), workspace.state_dir)
     request = RunRequest(
         targets=tuple(jobs or ()),
         max_parallel=parallel,

@@ -124,7 +124,8 @@ def _describe(key: str, before: str | None, after: str | None) -> str:
             return f"upstream '{need}' now outputs {path} ({digest.short(after or '')})"
         if after is None:
             return f"upstream '{need}' no longer outputs {path}"
-        return f"upstream '{need}' output {path} changed ({digest.short(before)} -> {digest.short(after)})"
+        change = f"{digest.short(before)} -> {digest.short(after)}"
+        return f"upstream '{need}' output {path} changed ({change})"
     return f"{key} changed"
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from conveyor.artifacts.cache import CacheEntry, CachedOutput, Corrupt, JobCache
+from conveyor.artifacts.cache import CachedOutput, CacheEntry, Corrupt, JobCache
 from conveyor.artifacts.cas import ContentStore
 from conveyor.core.clock import Clock
 from conveyor.core.errors import ArtifactError
@@ -77,9 +77,9 @@ class RunContext:
     use_cache: bool
     explain: bool
     previous: PreviousFingerprint
-    on_running: Callable[[Job, float], None]
     on_line: Callable[[str, str], None]
     warn: Callable[[str], None]
+    on_running: Callable[[Job, float], None] = lambda _job, _at: None
     canceled: threading.Event = field(default_factory=threading.Event)
 
 

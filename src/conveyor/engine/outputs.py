@@ -18,7 +18,8 @@ def expand(root: Path, workdir: str, patterns: Iterable[str]) -> tuple[list[str]
     found: dict[str, None] = {}
     missing: list[str] = []
     for pattern in patterns:
-        hits = sorted(glob.glob(pattern, root_dir=base, recursive=True, include_hidden=True))
+        # Path.glob has no include_hidden before 3.12; dotfiles are outputs too.
+        hits = sorted(glob.glob(pattern, root_dir=base, recursive=True, include_hidden=True))  # noqa: PTH207
         files = [f for hit in hits for f in _files_below(base / hit)]
         if not files:
             missing.append(pattern)

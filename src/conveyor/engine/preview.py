@@ -39,13 +39,21 @@ def preview(
     decided: dict[str, PlannedJob] = {}
     for name in order:
         decided[name] = _decide(
-            jobs[name], plan, decided, outputs, keys, cache, use_cache, previous
+            jobs[name],
+            plan=plan,
+            decided=decided,
+            outputs=outputs,
+            keys=keys,
+            cache=cache,
+            use_cache=use_cache,
+            previous=previous,
         )
     return [decided[job.name] for job in plan.jobs]
 
 
 def _decide(
     job: Job,
+    *,
     plan: Plan,
     decided: dict[str, PlannedJob],
     outputs: dict[str, tuple[OutputRecord, ...]],

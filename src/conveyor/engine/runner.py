@@ -108,7 +108,7 @@ class Scheduler:
     def _work(self, name: str, attempt: JobAttempt) -> None:
         try:
             outcome = attempt.run()
-        except Exception as exc:  # noqa: BLE001 - a fault in one job must not hang the run
+        except Exception as exc:
             outcome = JobOutcome(status="failed", reason=f"internal error: {exc!r}")
         self._inbox.put((name, outcome))
 
@@ -132,9 +132,9 @@ class Scheduler:
         self._state[name] = outcome.status
         self._outcomes[name] = outcome
         self._record_final(job, outcome)
-        if not self._satisfies(job, outcome):
-            if not self._options.keep_going and outcome.status != "skipped":
-                self._stop_reason = f"'{name}' {outcome.status.replace('_', ' ')}"
+        stops = not self._options.keep_going and outcome.status != "skipped"
+        if stops and not self._satisfies(job, outcome):
+            self._stop_reason = f"'{name}' {outcome.status.replace('_', ' ')}"
         for dependent in self._plan.dependents.get(name, ()):
             if self._state[dependent] != "pending":
                 continue

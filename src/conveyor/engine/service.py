@@ -18,7 +18,7 @@ from conveyor.core.globs import compile_glob
 from conveyor.core.masking import Masker
 from conveyor.core.records import JobRecord, RunId, RunRecord
 from conveyor.engine import fingerprint as fp_module
-from conveyor.engine.jobrun import RunContext
+from conveyor.engine.jobrun import JobOutcome, RunContext
 from conveyor.engine.keys import KeyMaker, load_listing, load_secret_key, rooted_patterns
 from conveyor.engine.locks import RunLock, is_abandoned
 from conveyor.engine.logs import decompress
@@ -48,6 +48,19 @@ class RunRequest:
     explain: bool = False
     event: str = "local"
     base: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Launch:
+    """A Run that has been created and is about to execute."""
+
+    pipeline: Pipeline
+    request: RunRequest
+    plan: Plan
+    sources: Sources
+    run_id: RunId
+    job_ids: dict[str, int]
+    actor: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,11 +189,10 @@ class RunService:
                 )
             ],
         )
+        launch = _Launch(pipeline, request, plan, sources, run_id, job_ids, actor)
         lock = RunLock(self.workspace.locks_dir, run_id)
         try:
-            return self._execute(
-                pipeline, request, plan, sources, reporter, run_id, job_ids, actor, on_start
-            )
+            return self._execute(launch, reporter, on_start)
         finally:
             lock.release()
 
@@ -209,79 +221,81 @@ class RunService:
 
     def _execute(
         self,
-        pipeline: Pipeline,
-        request: RunRequest,
-        plan: Plan,
-        sources: Sources,
+        launch: _Launch,
         reporter: Reporter,
-        run_id: RunId,
-        job_ids: dict[str, int],
-        actor: str,
         on_start: Callable[[Scheduler], None] | None,
     ) -> RunResult:
-        masker = Masker(v for n in pipeline.secrets if (v := self.environ.get(n)))
         recorder = Recorder(self.db)
-        base_env = {
-            **self.environ,
-            "CONVEYOR": "true",
-            "CONVEYOR_RUN_ID": str(run_id),
-            "CONVEYOR_WORKSPACE": str(self.workspace.root),
-            "CONVEYOR_BRANCH": sources.facts.branch or "",
-            "CONVEYOR_COMMIT": sources.facts.commit or "",
-            **pipeline.env,
-        }
-        holder: list[Scheduler] = []
-        ctx = RunContext(
-            root=self.workspace.root,
-            logs_dir=self.workspace.logs_dir / f"run-{run_id}",
-            run_id=run_id,
-            keys=self.key_maker(pipeline, sources),
-            cas=self.cas,
-            cache=self.cache,
-            executor=self.executor,
-            masker=masker,
-            clock=self.clock,
-            base_env=base_env,
-            use_cache=request.use_cache,
-            explain=request.explain,
-            previous=lambda job: self.previous_fingerprint(job, run_id),
-            on_running=lambda job, at: holder[0].record_running(job, at),
-            on_line=reporter.job_line,
-            warn=reporter.warn,
-        )
+        ctx = self._context(launch, reporter)
         scheduler = Scheduler(
-            plan=plan,
-            job_ids=job_ids,
+            plan=launch.plan,
+            job_ids=launch.job_ids,
             ctx=ctx,
             recorder=recorder,
             reporter=reporter,
             clock=self.clock,
-            actor=actor,
-            options=SchedulerOptions(max(1, request.max_parallel), request.keep_going),
+            actor=launch.actor,
+            options=SchedulerOptions(
+                max(1, launch.request.max_parallel), launch.request.keep_going
+            ),
         )
-        holder.append(scheduler)
-        reporter.run_started(run_id, plan.names)
+        ctx.on_running = scheduler.record_running
+        reporter.run_started(launch.run_id, launch.plan.names)
         if on_start is not None:
             on_start(scheduler)
         try:
             outcomes = scheduler.run()
         finally:
             recorder.close()
-        status = run_status(plan, outcomes, canceled=scheduler.canceled)
-        now = self.clock.now()
-        started = min((o.started_at for o in outcomes.values() if o.started_at), default=now)
-        with self.db.write() as tx:
-            run_store.finish_run(
-                tx, run_id=run_id, status=status, finished_at=now, duration_s=now - started
-            )
-            event_log.append(
-                tx,
-                [NewEvent(f"run.{status}", f"run/{run_id}", actor, now, {"status": status})],
-            )
-        record = run_store.get_run(self.db, run_id=run_id)
+        record = self._finish(launch, outcomes, canceled=scheduler.canceled)
         reporter.run_finished(record)
         explanations = {name: o.explanation for name, o in outcomes.items() if o.explanation}
         return RunResult(record, explanations)
+
+    def _context(self, launch: _Launch, reporter: Reporter) -> RunContext:
+        pipeline, facts, run_id = launch.pipeline, launch.sources.facts, launch.run_id
+        base_env = {
+            **self.environ,
+            "CONVEYOR": "true",
+            "CONVEYOR_RUN_ID": str(run_id),
+            "CONVEYOR_WORKSPACE": str(self.workspace.root),
+            "CONVEYOR_BRANCH": facts.branch or "",
+            "CONVEYOR_COMMIT": facts.commit or "",
+            **pipeline.env,
+        }
+        return RunContext(
+            root=self.workspace.root,
+            logs_dir=self.workspace.logs_dir / f"run-{run_id}",
+            run_id=run_id,
+            keys=self.key_maker(pipeline, launch.sources),
+            cas=self.cas,
+            cache=self.cache,
+            executor=self.executor,
+            masker=Masker(v for n in pipeline.secrets if (v := self.environ.get(n))),
+            clock=self.clock,
+            base_env=base_env,
+            use_cache=launch.request.use_cache,
+            explain=launch.request.explain,
+            previous=lambda job: self.previous_fingerprint(job, run_id),
+            on_line=reporter.job_line,
+            warn=reporter.warn,
+        )
+
+    def _finish(
+        self, launch: _Launch, outcomes: Mapping[str, JobOutcome], *, canceled: bool
+    ) -> RunRecord:
+        status = run_status(launch.plan, outcomes, canceled=canceled)
+        now = self.clock.now()
+        started = min((o.started_at for o in outcomes.values() if o.started_at), default=now)
+        event = NewEvent(
+            f"run.{status}", f"run/{launch.run_id}", launch.actor, now, {"status": status}
+        )
+        with self.db.write() as tx:
+            run_store.finish_run(
+                tx, run_id=launch.run_id, status=status, finished_at=now, duration_s=now - started
+            )
+            event_log.append(tx, [event])
+        return run_store.get_run(self.db, run_id=launch.run_id)
 
     def previous_fingerprint(self, job: str, before: RunId | None = None) -> dict[str, str] | None:
         """The fingerprint of `job`'s newest cached execution (before Run `before`)."""
@@ -435,7 +449,9 @@ class ConditionChecker:
             event=self._request.event,
             env={**self._env, **job.env, **job.matrix},
         )
-        if evaluate_condition(job.condition, facts, self._changed_fn):
+        if evaluate_condition(
+            job.condition, facts, self._changed_fn, location=job.condition_location
+        ):
             return None
         return f"condition `{job.condition}` is false"
 
@@ -458,5 +474,5 @@ def dry_run(service: RunService, pipeline: Pipeline, request: RunRequest) -> lis
         keys=service.key_maker(pipeline, sources),
         cache=service.cache,
         use_cache=request.use_cache,
-        previous=lambda job: service.previous_fingerprint(job),
+        previous=service.previous_fingerprint,
     )

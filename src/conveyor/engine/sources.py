@@ -53,7 +53,7 @@ def git_facts(root: Path) -> GitFacts:
         # A repository without commits still has a toplevel.
         top = _git(root, "rev-parse", "--show-toplevel")
         return GitFacts(Path(top.strip()) if top else None, None, None)
-    top, branch, commit = (out.splitlines() + ["", "", ""])[:3]
+    top, branch, commit = ([*out.splitlines(), "", "", ""])[:3]
     return GitFacts(Path(top), None if branch == "HEAD" else branch, commit or None)
 
 

@@ -8,6 +8,7 @@ merged, in order) by the thread that waits.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import shutil
@@ -128,7 +129,5 @@ class LocalExecution:
         proc = self._proc
         if proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass

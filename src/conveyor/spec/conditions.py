@@ -44,7 +44,7 @@ class ConditionFacts:
 
 def check_condition(source: str) -> list[Problem]:
     """Problems in `source` as (offset in source, message, hint); empty when it is valid."""
-    from celpy.celparser import CELParseError  # noqa: PLC0415 - costly, see the module docstring
+    from celpy.celparser import CELParseError
 
     if not source.strip():
         return [(0, "the condition is empty", f"write an expression over {_VOCABULARY}")]
@@ -63,9 +63,9 @@ def evaluate_condition(
     location: Location | None = None,
 ) -> bool:
     """Whether the job runs; SpecError when `source` cannot be evaluated to true or false."""
-    from celpy import celtypes  # noqa: PLC0415 - costly, see the module docstring
-    from celpy.celparser import CELParseError  # noqa: PLC0415
-    from celpy.evaluation import CELEvalError  # noqa: PLC0415
+    from celpy import celtypes
+    from celpy.celparser import CELParseError
+    from celpy.evaluation import CELEvalError
 
     where = location or Location("<condition>", 1, 1)
     try:
@@ -87,7 +87,12 @@ def explain_condition(
     source: str, facts: ConditionFacts, changed: Callable[[str], bool] | None = None
 ) -> list[tuple[str, str]]:
     """The terms `source` reads and their values, like `("branch", "'main'")`, for dry runs."""
-    tree = _compile(source)
+    from celpy.celparser import CELParseError
+
+    try:
+        tree = _compile(source)
+    except CELParseError:
+        return []
     values: dict[str, str] = {}
     for term in _terms(tree):
         kind, name = term
@@ -103,7 +108,7 @@ def explain_condition(
 
 @functools.cache
 def _environment() -> celpy.Environment:
-    import celpy  # noqa: PLC0415 - costly, see the module docstring
+    import celpy
 
     return celpy.Environment()
 
@@ -114,9 +119,10 @@ def _compile(source: str) -> Tree[Token]:
 
 
 def _changed_function(changed: Callable[[str], bool]) -> CELFunction:
-    from celpy import celtypes  # noqa: PLC0415 - costly, see the module docstring
+    from celpy import celtypes
 
     def call(glob: Value) -> Value:
+        """`changed(glob)` as CEL calls it."""
         if not isinstance(glob, celtypes.StringType):
             raise TypeError("changed() takes a glob as text")
         return celtypes.BoolType(changed(str(glob)))
@@ -125,7 +131,7 @@ def _changed_function(changed: Callable[[str], bool]) -> CELFunction:
 
 
 def _activation(facts: ConditionFacts) -> Context:
-    from celpy import celtypes  # noqa: PLC0415 - costly, see the module docstring
+    from celpy import celtypes
 
     env = {celtypes.StringType(k): celtypes.StringType(v) for k, v in facts.env.items()}
     return {
@@ -201,6 +207,9 @@ def _function_problems(node: Tree[Token]) -> Iterator[Problem]:
         if len(args) != 1:
             message = f"changed() takes one glob, found {len(args)} arguments"
             yield (token.start_pos or 0, message, "write changed('src/**')")
+        elif _is_literal(args[0]) and _string_literal(args[0]) is None:
+            message = "changed() takes a glob as text"
+            yield (_start(args[0]), message, "write changed('src/**')")
         return
     if token in _known_functions():
         return
@@ -210,7 +219,7 @@ def _function_problems(node: Tree[Token]) -> Iterator[Problem]:
 
 @functools.cache
 def _known_functions() -> frozenset[str]:
-    from celpy.evaluation import base_functions  # noqa: PLC0415 - costly, see the module docstring
+    from celpy.evaluation import base_functions
 
     names = {name for name in base_functions if name.isidentifier()}
     return frozenset(names | _GLOBAL_MACROS)
@@ -263,6 +272,11 @@ def _terms(tree: Tree[Token]) -> Iterator[tuple[str, str]]:
                 found.append((_start(node), ("changed", glob)))
     for _, term in sorted(found, key=lambda item: item[0]):
         yield term
+
+
+def _is_literal(node: Tree[Token]) -> bool:
+    leaf = _leaf(node)
+    return leaf is not None and leaf.type != "IDENT"
 
 
 def _is_env(node: Tree[Token] | Token) -> bool:

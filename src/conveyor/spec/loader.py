@@ -70,6 +70,7 @@ class _Assembly:
         self.issues = [*document.issues, *map(self._located, checked.violations)]
 
     def pipeline(self, file_digest: str) -> Pipeline:
+        """The Pipeline; SpecError with every issue when there is any."""
         jobs = self.checked.jobs
         for name, job in jobs.items():
             self.expansions[name] = self._expand(name, job)

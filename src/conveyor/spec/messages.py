@@ -127,6 +127,8 @@ def hint_for(path: NodePath, found: object) -> str | None:
     """What to do when `found` is not what `path` expects."""
     if found is None:
         return "write a value after the ':', or remove the key"
+    if pattern(path) == "jobs.*.run" and isinstance(found, list):
+        return "write the commands as one script: 'run: |' and then one command per line"
     if isinstance(found, datetime.date):
         return "put it in quotes to keep it as text"
     wants_text = pattern(path) in _TEXTUAL

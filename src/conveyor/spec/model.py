@@ -56,6 +56,7 @@ class Violation:
 
 JobName = Annotated[str, AfterValidator(rules.check_job_name)]
 EnvName = Annotated[str, AfterValidator(rules.check_env_name)]
+EnvKey = Annotated[str, AfterValidator(rules.check_env_key)]
 Scalar = Annotated[str | int | float | bool, BeforeValidator(rules.check_scalar)]
 Glob = Annotated[str, AfterValidator(rules.check_glob)]
 Globs = Annotated[
@@ -63,7 +64,7 @@ Globs = Annotated[
 ]
 Duration = Annotated[float, BeforeValidator(rules.to_seconds, json_schema_input_type=str)]
 Env = Annotated[
-    dict[EnvName, Scalar],
+    dict[EnvKey, Scalar],
     Field(
         description="Environment variables: names to text, numbers or true/false.",
         json_schema_extra={"propertyNames": {"pattern": f"^{ENV_NAME.pattern}$"}},
@@ -104,7 +105,7 @@ class MatrixModel(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="allow", frozen=True, title="Matrix")
     __pydantic_extra__: dict[
-        EnvName,
+        EnvKey,
         Annotated[
             list[Scalar], AfterValidator(rules.check_axis), Field(json_schema_extra={"minItems": 1})
         ],
@@ -323,7 +324,7 @@ def _mismatch(path: NodePath, found: object, on_key: bool) -> Violation:
 
 
 def _dedupe(violations: Iterator[Violation]) -> Iterator[Violation]:
-    # A union of scalar types fails once per member; one report per place is enough.
+    # Pydantic may report one place more than once; one report per place is enough.
     seen: set[tuple[NodePath, str]] = set()
     for violation in violations:
         if (violation.path, violation.where) not in seen:

@@ -64,7 +64,7 @@ def check_job_name(name: str) -> str:
     return name
 
 
-def check_env_name(name: str) -> str:
+def check_env_name(name: str, *, on_key: bool = False) -> str:
     """An environment variable name, as POSIX shells accept it."""
     if not ENV_NAME.fullmatch(name):
         fixed = re.sub(r"\W", "_", name)
@@ -72,8 +72,14 @@ def check_env_name(name: str) -> str:
         raise RuleError(
             f"'{name}' is not a valid environment variable name",
             f"use letters, digits and '_', not starting with a digit, like '{fixed}'",
+            on_key=on_key,
         )
     return name
+
+
+def check_env_key(name: str) -> str:
+    """An environment variable name used as a key (of `env`, or a matrix axis)."""
+    return check_env_name(name, on_key=True)
 
 
 def check_text(value: str) -> str:

@@ -79,10 +79,10 @@ def did_you_mean(
 
 
 def one_of(choices: Iterable[str], limit: int = 12) -> str:
-    """`'a', 'b' or 'c'` for messages that list what is allowed."""
+    """`'a', 'b' or 'c'` for messages that list what is allowed; long lists are cut."""
     quoted = [f"'{choice}'" for choice in choices]
     if len(quoted) > limit:
-        quoted = [*quoted[:limit], "..."]
+        return ", ".join(quoted[:limit]) + f" and {len(quoted) - limit} more"
     if len(quoted) <= 1:
         return "".join(quoted)
     return ", ".join(quoted[:-1]) + " or " + quoted[-1]

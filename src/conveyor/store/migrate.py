@@ -7,8 +7,8 @@ a second to import) is loaded only when there is something to upgrade.
 from __future__ import annotations
 
 import fcntl
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from conveyor.core.errors import StoreError
@@ -24,7 +24,7 @@ def current_revision(db: Database) -> str | None:
     try:
         with db.read() as tx:
             rows = tx.execute("SELECT version_num FROM alembic_version")
-    except Exception as exc:  # noqa: BLE001 - any driver: the table is missing
+    except Exception as exc:
         if _is_missing_table(exc):
             return None
         raise StoreError(f"cannot read the schema revision: {exc}") from exc

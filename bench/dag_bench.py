@@ -1,0 +1,142 @@
+"""Benchmark: the engine's overhead on a wide DAG, side by side with GNU make.
+
+The graph: 20 layers of 10 jobs, each `sleep 0.1`, every job needing two jobs
+of the previous layer (critical path 2.0 s), run 10 at a time. Also 500 jobs
+of `true` in a chain-free pipeline, to measure the engine's own cost per job.
+
+    python bench/dag_bench.py [--repeat 5] [--json]
+
+Every figure is the median of --repeat runs of the whole command, measured
+here, in one session, alternating tools so machine noise hits both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+LAYERS, WIDTH, SLEEP = 20, 10, 0.1
+CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
+
+
+def name(layer: int, index: int) -> str:
+    return f"j{layer:02d}_{index}"
+
+
+def needs_of(layer: int, index: int) -> list[str]:
+    if layer == 0:
+        return []
+    return [name(layer - 1, index), name(layer - 1, (index + 1) % WIDTH)]
+
+
+def write_dag(root: Path) -> None:
+    lines = ["version: 1", "jobs:"]
+    make = [".PHONY: all", "all: " + " ".join(name(LAYERS - 1, i) for i in range(WIDTH))]
+    for layer in range(LAYERS):
+        for index in range(WIDTH):
+            job, needs = name(layer, index), needs_of(layer, index)
+            lines += [f"  {job}:", f"    run: sleep {SLEEP}"]
+            if needs:
+                lines.append(f"    needs: [{', '.join(needs)}]")
+            make += [f".PHONY: {job}", f"{job}: {' '.join(needs)}", f"\tsleep {SLEEP}"]
+    (root / "conveyor.yaml").write_text("\n".join(lines) + "\n")
+    (root / "Makefile").write_text("\n".join(make) + "\n")
+
+
+def write_trues(root: Path, count: int) -> None:
+    lines = ["version: 1", "jobs:"]
+    for i in range(count):
+        lines += [f"  t{i:03d}:", "    run: 'true'"]
+    (root / "conveyor.yaml").write_text("\n".join(lines) + "\n")
+
+
+def timed(cmd: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr.decode()[-2000:]}")
+    return took
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def bench_dag(repeat: int) -> dict[str, object]:
+    results: dict[str, list[float]] = {"make": [], "first": [], "cold": [], "rerun": []}
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            write_dag(root)
+            results["make"].append(timed(["make", "-s", f"-j{WIDTH}"], root))
+            results["first"].append(timed([CONVEYOR, "run", "-q", "-j", str(WIDTH)], root))
+            shutil.rmtree(root / ".conveyor" / "cache")
+            results["cold"].append(timed([CONVEYOR, "run", "-q", "-j", str(WIDTH)], root))
+            results["rerun"].append(timed([CONVEYOR, "run", "-q", "-j", str(WIDTH)], root))
+    med = {k: median(v) for k, v in results.items()}
+    return {
+        "runs": results,
+        "median_s": med,
+        "cold_vs_make": med["cold"] / med["make"],
+        "first_vs_make": med["first"] / med["make"],
+    }
+
+
+def bench_trues(repeat: int, count: int = 500) -> dict[str, object]:
+    spawn, engine = [], []
+    bash = shutil.which("bash") or "/bin/sh"
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            write_trues(root, count)
+            timed([CONVEYOR, "run", "-q", "--no-cache", "-j", "1"], root)  # create the store
+            engine.append(timed([CONVEYOR, "run", "-q", "--no-cache", "-j", "1"], root))
+            start = time.perf_counter()
+            for _ in range(count):
+                subprocess.run([bash, "-c", "true"], check=True)
+            spawn.append(time.perf_counter() - start)
+    per_job = median(engine) / count
+    own = (median(engine) - median(spawn)) / count
+    return {
+        "jobs": count,
+        "conveyor_s": engine,
+        "bare_spawn_s": spawn,
+        "per_job_ms": per_job * 1000,
+        "engine_own_per_job_ms": own * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    dag = bench_dag(args.repeat)
+    trues = bench_trues(args.repeat)
+    if args.json:
+        print(json.dumps({"dag": dag, "trues": trues}, indent=2))
+        return
+    med = dag["median_s"]
+    assert isinstance(med, dict)
+    print(f"machine: {os.cpu_count()} CPUs; repeat {args.repeat}; medians")
+    print(f"200-job DAG  make -j10          {med['make']:.3f} s")
+    print(f"             conveyor first run {med['first']:.3f} s  ({dag['first_vs_make']:.3f}x make)")
+    print(f"             conveyor cold      {med['cold']:.3f} s  ({dag['cold_vs_make']:.3f}x make)")
+    print(f"             conveyor re-run    {med['rerun']:.3f} s  (all cached)")
+    print(
+        f"500 x true   conveyor -j1 {trues['per_job_ms']:.2f} ms/job, "
+        f"engine's own cost {trues['engine_own_per_job_ms']:.2f} ms/job"
+    )
+
+
+if __name__ == "__main__":
+    main()
