@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import payments
 from apiclient import Client
+from payments.app import PaymentsServer
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -109,3 +112,19 @@ def test_a_method_a_path_does_not_support_is_not_allowed(client: Client) -> None
     assert response.status == 405
     assert response.headers["Allow"] == "GET, POST"
     assert response.body["detail"] == "DELETE is not allowed here; use GET, POST"
+
+
+def test_head_answers_like_get_without_a_body(server: PaymentsServer) -> None:
+    address = urlsplit(server.url)
+    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=5)
+    try:
+        connection.request("HEAD", "/healthz")
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+
+    assert response.status == 200
+    assert response.getheader("Server") == f"payments-api/{payments.__version__}"
+    assert int(response.getheader("Content-Length") or 0) > 0
+    assert body == b""

@@ -100,6 +100,8 @@ class JobAttempt:
         self._lock = threading.Lock()
         self._execution: Execution | None = None
         self._canceled = False
+        self._fingerprint: dict[str, str] = {}
+        self._key = ""
 
     def cancel(self) -> None:
         with self._lock:
@@ -107,20 +109,36 @@ class JobAttempt:
             if self._execution is not None:
                 self._execution.cancel()
 
-    def run(self) -> JobOutcome:
+    def restore(self) -> JobOutcome | None:
+        """Compute the cache key; the cached outcome when the cache has it.
+
+        Called on the scheduler's thread: a hit costs well under a
+        millisecond, less than handing the job to a thread of its own.
+        """
         job, ctx = self._job, self._ctx
-        fingerprint = ctx.keys.fingerprint(job, self._upstream)
-        key = fp_module.cache_key(fingerprint)
+        self._fingerprint = ctx.keys.fingerprint(job, self._upstream)
+        self._key = fp_module.cache_key(self._fingerprint)
         if job.cache and ctx.use_cache:
-            hit = self._from_cache(key)
-            if hit is not None:
-                return hit
-        explanation = self._explain(fingerprint) if ctx.explain else ()
+            return self._from_cache(self._key)
+        return None
+
+    def run(self, report: Callable[[JobOutcome], None]) -> None:
+        """Execute the job (after a `restore()` that missed), `report` it, then cache it.
+
+        The outcome is reported before the cache entry is written, so that
+        dependents start as soon as this job's outputs are known.
+        """
+        job, key, fingerprint = self._job, self._key, self._fingerprint
+        assert key, "restore() computes the key before run()"
+        explanation = self._explain(fingerprint) if self._ctx.explain else ()
         outcome = self._execute()
         outcome = replace(outcome, explanation=explanation, cache_key=key, fingerprint=fingerprint)
+        report(outcome)
         if outcome.status == "success" and job.cache:
-            self._store(outcome, key, fingerprint)
-        return outcome
+            try:
+                self._store(outcome, key, fingerprint)
+            except (ArtifactError, OSError) as exc:
+                self._ctx.warn(f"{job.name}: could not store its result in the cache: {exc}")
 
     def _from_cache(self, key: str) -> JobOutcome | None:
         ctx = self._ctx

@@ -1,9 +1,10 @@
 """Job logs: captured line by line, masked, written live, then stored compressed.
 
 While a job runs its log is a plain file under the state directory, so
-`conveyor logs --follow` can tail it from another process. When the job ends
-the log is gzip-compressed into the content-addressed store and the plain
-file is removed; the JobRun keeps the log's digest.
+`conveyor logs --follow` can tail it from another process; the file is made
+at the job's first line, so a silent job costs no file at all. When the job
+ends the log is gzip-compressed into the content-addressed store and the
+plain file is removed; the JobRun keeps the log's digest.
 """
 
 from __future__ import annotations
@@ -12,23 +13,28 @@ import gzip
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from conveyor.core.masking import Masker
 
 LineSink = Callable[[str], None]
+
+# Logs up to this size are kept in memory too, to compress without reading back.
+_MEMORY_LIMIT = 8 << 20
 
 
 class JobLog:
     """Collects one job's output: split into lines, masked, written, forwarded."""
 
     def __init__(self, path: Path, masker: Masker, on_line: LineSink | None = None) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._masker = masker
         self._on_line = on_line
         self._pending = b""
         self._lock = threading.Lock()
-        self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._file: TextIO | None = None
+        self._lines: list[str] | None = []
+        self._size = 0
 
     def feed(self, chunk: bytes) -> None:
         """Raw bytes from the job; complete lines are processed at once."""
@@ -44,10 +50,19 @@ class JobLog:
             self._emit(text.encode())
 
     def _emit(self, raw: bytes) -> None:
-        text = self._masker.mask(raw.decode("utf-8", "replace").rstrip("\r"))
-        self._file.write(text + "\n")
+        text = self._masker.mask(raw.decode("utf-8", "replace").rstrip("\r")) + "\n"
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._file.write(text)
+        self._file.flush()
+        self._size += len(text)
+        if self._lines is not None:
+            self._lines.append(text)
+            if self._size > _MEMORY_LIMIT:
+                self._lines = None
         if self._on_line is not None:
-            self._on_line(text)
+            self._on_line(text[:-1])
 
     def close(self) -> bytes:
         """Flush the last partial line; the whole log, gzip-compressed."""
@@ -55,12 +70,18 @@ class JobLog:
             if self._pending:
                 self._emit(self._pending)
                 self._pending = b""
-            self._file.close()
-            content = self.path.read_bytes()
+            if self._file is not None:
+                self._file.close()
+            if self._lines is not None:
+                content = "".join(self._lines).encode()
+            else:
+                content = self.path.read_bytes()
         return gzip.compress(content, compresslevel=6, mtime=0)
 
     def discard(self) -> None:
-        self.path.unlink(missing_ok=True)
+        """Remove the live file once the log is stored."""
+        if self._file is not None:
+            self.path.unlink(missing_ok=True)
 
 
 def decompress(blob: bytes) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import queue
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -84,11 +84,15 @@ class Scheduler:
         for job in self._plan.jobs:
             if self._state[job.name] == "pending" and not self._waiting[job.name]:
                 heapq.heappush(self._ready, (self._position[job.name], job.name))
-        while True:
-            self._launch_ready()
-            if not self._running:
-                break
-            self._handle(self._inbox.get())
+        # Threads are reused across jobs: starting one per job costs a GIL
+        # hand-off on the critical path of every job.
+        with ThreadPoolExecutor(self._options.max_parallel, thread_name_prefix="job") as pool:
+            self._pool = pool
+            while True:
+                self._launch_ready()
+                if not self._running:
+                    break
+                self._handle(self._inbox.get())
         self._settle_leftovers()
         return self._outcomes
 
@@ -100,17 +104,31 @@ class Scheduler:
             job = self._by_name[name]
             upstream = {need: self._outcomes[need].outputs for need in job.needs}
             attempt = JobAttempt(self._ctx, job, self._position[name], upstream)
+            try:
+                hit = attempt.restore()
+            except Exception as exc:  # noqa: BLE001 - a fault in one job must not hang the run
+                hit = JobOutcome(status="failed", reason=f"internal error: {exc!r}")
+            if hit is not None:
+                self._settle(name, hit)
+                continue
             self._running[name] = attempt
-            threading.Thread(
-                target=self._work, args=(name, attempt), name=f"job:{name}", daemon=True
-            ).start()
+            self._pool.submit(self._work, name, attempt)
 
     def _work(self, name: str, attempt: JobAttempt) -> None:
+        reported = False
+
+        def report(outcome: JobOutcome) -> None:
+            nonlocal reported
+            reported = True
+            self._inbox.put((name, outcome))
+
         try:
-            outcome = attempt.run()
-        except Exception as exc:
-            outcome = JobOutcome(status="failed", reason=f"internal error: {exc!r}")
-        self._inbox.put((name, outcome))
+            attempt.run(report)
+        except Exception as exc:  # a fault in one job must not hang the run
+            if not reported:
+                report(JobOutcome(status="failed", reason=f"internal error: {exc!r}"))
+            else:
+                self._ctx.warn(f"{name}: internal error after it finished: {exc!r}")
 
     def _handle(self, message: object) -> None:
         if message is _CANCEL:

@@ -96,11 +96,14 @@ class PaymentsHandler(BaseHTTPRequestHandler):
     """Routes one request and writes a JSON answer."""
 
     server_version = f"payments-api/{__version__}"
-    sys_version = ""
     # A stalled client cannot hold a thread, or shutdown, for long.
     timeout = 10
 
     def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_HEAD(self) -> None:
+        # Answered like GET; `_write` leaves the body out.
         self._handle("GET")
 
     def do_POST(self) -> None:
@@ -122,6 +125,10 @@ class PaymentsHandler(BaseHTTPRequestHandler):
         self._write(
             code, RequestError(code, detail).to_json(), PROBLEM_TYPE, {"Connection": "close"}
         )
+
+    def version_string(self) -> str:
+        """The `Server` header: this service, not the Python version behind it."""
+        return self.server_version
 
     def log_message(self, format: str, *args: object) -> None:
         log.info("%s %s", self.address_string(), format % args)

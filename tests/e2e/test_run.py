@@ -1,0 +1,234 @@
+"""`conveyor run` end to end: the summary, history, logs, artifacts, selection and output."""
+
+from __future__ import annotations
+
+import hashlib
+
+from .support import WorkspaceFactory, jobs_by_name
+
+DIAMOND = """
+version: 1
+jobs:
+  prepare:
+    run: |
+      mkdir -p gen
+      echo "version=1.2.3" > gen/config.txt
+      echo "prepared the config"
+    outputs: [gen/config.txt]
+  build:
+    needs: [prepare]
+    run: |
+      mkdir -p dist
+      { cat gen/config.txt; echo "binary"; } > dist/app.bin
+      echo "built the app"
+    outputs: [dist/app.bin]
+  lint:
+    needs: [prepare]
+    run: |
+      grep -q version= gen/config.txt
+      echo "lint is clean" >&2
+  package:
+    needs: [build, lint]
+    run: |
+      { echo "package"; cat dist/app.bin; } > dist/app.pkg
+      echo "packaged"
+    outputs: [dist/app.pkg]
+"""
+
+JOB_KEYS = {"name", "status", "cached", "duration_s", "exit_code", "outputs", "tests"}
+
+
+def sha256_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_a_four_job_dag_runs_and_prints_one_json_summary(workspace: WorkspaceFactory) -> None:
+    ws = workspace(DIAMOND)
+
+    result = ws.run()
+
+    assert result.code == 0, result.err
+    run = result.json()  # exactly one JSON object, nothing else on stdout
+    assert {"id", "status", "duration_s", "jobs"} <= run.keys()
+    assert run["status"] == "success"
+    assert isinstance(run["id"], int)
+    assert isinstance(run["duration_s"], float | int)
+    assert run["duration_s"] >= 0
+    assert [j["name"] for j in run["jobs"]] == ["prepare", "build", "lint", "package"]
+    for job in run["jobs"]:
+        assert job.keys() >= JOB_KEYS
+        assert job["status"] == "success"
+        assert job["cached"] is False
+        assert job["exit_code"] == 0
+        assert job["duration_s"] >= 0
+        assert job["tests"] is None
+    jobs = jobs_by_name(run)
+    assert [o["path"] for o in jobs["prepare"]["outputs"]] == ["gen/config.txt"]
+    assert [o["path"] for o in jobs["build"]["outputs"]] == ["dist/app.bin"]
+    assert jobs["lint"]["outputs"] == []
+    for job in run["jobs"]:
+        for output in job["outputs"]:
+            assert output["digest"] == sha256_of((ws.root / output["path"]).read_bytes())
+
+
+def test_a_dependent_job_starts_only_after_its_needs_and_sees_their_outputs(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(DIAMOND)
+
+    run = ws.run().json()
+
+    assert ws.read("dist/app.bin") == "version=1.2.3\nbinary\n"
+    jobs = jobs_by_name(run)
+    assert jobs["package"]["needs"] == ["build", "lint"]
+    rows = dict(ws.query("SELECT name, started_at FROM job_runs WHERE run_id = ?", (run["id"],)))
+    ends = dict(ws.query("SELECT name, finished_at FROM job_runs WHERE run_id = ?", (run["id"],)))
+    assert rows["build"] >= ends["prepare"]
+    assert rows["lint"] >= ends["prepare"]
+    assert rows["package"] >= max(ends["build"], ends["lint"])
+
+
+def test_show_runs_logs_and_artifacts_report_the_run_that_was_printed(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(DIAMOND)
+    run = ws.run().json()
+    run_id = str(run["id"])
+
+    shown = ws.cli("show", run_id, "--json")
+    latest = ws.cli("show", "latest", "--json")
+    history = ws.cli("runs", "--json")
+    build_log = ws.cli("logs", run_id, "build")
+    lint_log = ws.cli("logs", run_id, "lint")
+    listed = ws.cli("artifacts", "ls", run_id, "--json")
+
+    assert shown.code == 0, shown.err
+    assert shown.json()["jobs"] == run["jobs"]
+    assert shown.json()["status"] == "success"
+    assert latest.json()["id"] == run["id"]
+    assert history.code == 0
+    assert [(r["id"], r["status"]) for r in history.json()["runs"]] == [(run["id"], "success")]
+    assert build_log.code == 0
+    assert "built the app" in build_log.out.splitlines()
+    assert "lint is clean" in lint_log.out.splitlines()  # stderr is captured too
+    assert listed.code == 0, listed.err
+    artifacts = listed.json()["artifacts"]
+    assert sorted((a["job"], a["path"]) for a in artifacts) == [
+        ("build", "dist/app.bin"),
+        ("package", "dist/app.pkg"),
+        ("prepare", "gen/config.txt"),
+    ]
+    for artifact in artifacts:
+        data = (ws.root / artifact["path"]).read_bytes()
+        assert artifact["digest"].startswith("sha256:")
+        assert artifact["digest"] == sha256_of(data)
+        assert artifact["size"] == len(data)
+
+
+def test_show_of_an_unknown_run_exits_2(workspace: WorkspaceFactory) -> None:
+    ws = workspace(DIAMOND)
+    ws.run()
+
+    code, _, err = ws.cli("show", "999")
+
+    assert code == 2
+    assert "999" in err
+
+
+def test_run_with_a_job_name_runs_that_job_and_its_needs_only(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(DIAMOND)
+
+    result = ws.run("build")
+
+    assert result.code == 0, result.err
+    run = jobs_by_name(result.json())
+    assert sorted(run) == ["build", "prepare"]
+    assert all(job["status"] == "success" for job in run.values())
+    assert not (ws.root / "dist/app.pkg").exists()
+
+
+def test_an_unknown_job_name_exits_2_with_a_did_you_mean_and_runs_nothing(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(DIAMOND)
+
+    code, _, err = ws.cli("run", "biuld")
+
+    assert code == 2
+    assert "biuld" in err
+    assert "did you mean 'build'" in err
+    assert "Traceback" not in err
+    assert not (ws.root / "gen").exists()
+    assert ws.runs() == []
+
+
+def test_without_a_terminal_progress_is_plain_prefixed_lines(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(DIAMOND)
+
+    code, out, err = ws.cli("run")
+
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "[prepare] prepared the config" in lines
+    assert "[build] built the app" in lines
+    assert "[lint] lint is clean" in lines
+    assert "[package] packaged" in lines
+    assert "\x1b[" not in out
+    assert "\x1b[" not in err
+    assert any("success" in line for line in lines[-6:])
+
+
+MATRIX = """
+version: 1
+jobs:
+  test:
+    matrix:
+      python: ["3.11", "3.12"]
+    run: |
+      echo "testing on $python"
+      sleep 0.2
+      date +%s.%N > "$SIDE/test-$python.end"
+  report:
+    needs: [test]
+    run: |
+      date +%s.%N > "$SIDE/report.start"
+      echo "all tests done"
+  unrelated:
+    run: echo unrelated
+"""
+
+
+def test_a_matrix_expands_into_one_named_job_per_value_and_needs_wait_for_all(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(MATRIX)
+
+    result = ws.run()
+
+    assert result.code == 0, result.err
+    jobs = jobs_by_name(result.json())
+    assert sorted(jobs) == ["report", "test (python=3.11)", "test (python=3.12)", "unrelated"]
+    assert sorted(jobs["report"]["needs"]) == ["test (python=3.11)", "test (python=3.12)"]
+    report_start = ws.side_floats("report.start")[0]
+    assert report_start >= ws.side_floats("test-3.11.end")[0]
+    assert report_start >= ws.side_floats("test-3.12.end")[0]
+    log = ws.cli("logs", "latest", "test (python=3.12)")
+    assert log.code == 0
+    assert "testing on 3.12" in log.out
+
+
+def test_running_a_matrix_job_by_its_name_runs_every_expansion(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(MATRIX)
+
+    result = ws.run("test")
+
+    assert result.code == 0, result.err
+    jobs = jobs_by_name(result.json())
+    assert sorted(jobs) == ["test (python=3.11)", "test (python=3.12)"]
+    assert {job["status"] for job in jobs.values()} == {"success"}
