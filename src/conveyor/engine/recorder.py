@@ -85,7 +85,7 @@ class Recorder:
                 batch, self._queue = self._queue, []
             try:
                 self._write(batch)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - surfaced on the run's thread
                 with self._cond:
                     self._error = exc
                     self._cond.notify_all()

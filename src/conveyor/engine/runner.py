@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import heapq
 import queue
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from conveyor.audit.chain import NewEvent
@@ -124,7 +124,7 @@ class Scheduler:
 
         try:
             attempt.run(report)
-        except Exception as exc:  # a fault in one job must not hang the run
+        except Exception as exc:  # noqa: BLE001 - a fault in one job must not hang the run
             if not reported:
                 report(JobOutcome(status="failed", reason=f"internal error: {exc!r}"))
             else:
