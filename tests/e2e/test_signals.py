@@ -1,0 +1,205 @@
+"""Stopping a Run from outside: Ctrl-C, SIGTERM, SIGKILL, and two Runs at once."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+
+from .support import WorkspaceFactory, assert_chain_intact, process_alive, wait_for
+
+LONG = """
+version: 1
+jobs:
+  slow_a:
+    inputs: []
+    run: |
+      sleep 300 &
+      echo $! > "$SIDE/slow_a-background.pid"
+      sh -c 'echo $$ > "$SIDE/slow_a-foreground.pid"; exec sleep 300'
+  slow_b:
+    inputs: []
+    run: |
+      sh -c 'echo $$ > "$SIDE/slow_b-foreground.pid"; exec sleep 300'
+  queued:
+    inputs: []
+    run: touch "$SIDE/queued.ran"
+  after:
+    needs: [slow_a, slow_b]
+    inputs: []
+    run: touch "$SIDE/after.ran"
+"""
+STARTED = {"slow_a-background", "slow_a-foreground", "slow_b-foreground"}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_a_signal_cancels_the_run_kills_every_job_and_leaves_the_store_usable(
+    workspace: WorkspaceFactory, sig: signal.Signals
+) -> None:
+    ws = workspace(LONG)
+    proc = ws.start("run", "--jobs", "2")
+    wait_for(lambda: set(ws.pids()) >= STARTED, timeout=20, what="both slow jobs to start")
+
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    proc.wait(timeout=15)
+
+    assert time.monotonic() - sent < 10
+    code, _, err = ws.output_of(proc)
+    assert code == 1, err
+    assert "Traceback" not in err
+    for name, pid in ws.pids().items():
+        wait_for(lambda pid=pid: not process_alive(pid), timeout=2, what=f"{name} to be gone")
+    shown = ws.cli("show", "latest", "--json")
+    assert shown.code == 0, shown.err
+    run = shown.json()
+    assert run["status"] == "canceled"
+    statuses = {job["name"]: job["status"] for job in run["jobs"]}
+    assert statuses["slow_a"] == "canceled"
+    assert statuses["slow_b"] == "canceled"
+    assert statuses["queued"] == "canceled"  # waiting for a free slot when the cancel came
+    assert statuses["after"] in ("canceled", "skipped")  # see the test below
+    assert not ws.side_file("queued.ran").exists()
+    assert not ws.side_file("after.ran").exists()
+    assert [r["status"] for r in ws.runs()] == ["canceled"]
+    kinds = [e["kind"] for e in ws.events()]
+    assert "run.canceled" in kinds
+    assert_chain_intact(ws.events())
+
+    ws.spec("version: 1\njobs:\n  quick:\n    inputs: []\n    run: echo quick\n")
+    again = ws.run()
+    assert again.code == 0, again.err
+    assert again.json()["status"] == "success"
+    assert [r["status"] for r in ws.runs()] == ["success", "canceled"]
+
+
+@pytest.mark.timeout(60)
+def test_jobs_waiting_on_a_job_that_was_canceled_are_canceled_not_skipped(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(LONG)
+    proc = ws.start("run", "--jobs", "2")
+    wait_for(lambda: set(ws.pids()) >= STARTED, timeout=20, what="both slow jobs to start")
+
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=15)
+
+    run = ws.cli("show", "latest", "--json").json()
+    after = next(job for job in run["jobs"] if job["name"] == "after")
+    # `skipped` means a condition was false or a need failed; nothing failed here.
+    assert after["status"] == "canceled", after
+
+
+@pytest.mark.timeout(60)
+def test_a_run_whose_process_was_killed_shows_as_interrupted(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(LONG)
+    proc = ws.start("run", "--jobs", "2")
+    wait_for(lambda: set(ws.pids()) >= STARTED, timeout=20, what="both slow jobs to start")
+
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+
+    runs = ws.runs()
+    assert [r["status"] for r in runs] == ["interrupted"]
+    assert all(job["status"] not in ("running", "pending") for job in runs[0]["jobs"])
+    interrupted = [e for e in ws.events() if e["kind"] == "run.interrupted"]
+    assert len(interrupted) == 1
+    assert interrupted[0]["subject"] == f"run/{runs[0]['id']}"
+    assert_chain_intact(ws.events())
+    # Reading history again does not record the interruption twice.
+    assert [r["status"] for r in ws.runs()] == ["interrupted"]
+    assert len([e for e in ws.events() if e["kind"] == "run.interrupted"]) == 1
+
+
+CONCURRENT = """
+version: 1
+jobs:
+  gen:
+    inputs: ["src/**"]
+    run: |
+      sleep 0.3
+      mkdir -p out
+      cat src/*.txt > out/.gen.$$ && mv out/.gen.$$ out/gen.txt
+    outputs: [out/gen.txt]
+  left:
+    needs: [gen]
+    inputs: []
+    run: |
+      sleep 0.2
+      tr a-z A-Z < out/gen.txt > out/.left.$$ && mv out/.left.$$ out/left.txt
+    outputs: [out/left.txt]
+  right:
+    needs: [gen]
+    inputs: []
+    run: |
+      sleep 0.2
+      rev < out/gen.txt > out/.right.$$ && mv out/.right.$$ out/right.txt
+    outputs: [out/right.txt]
+  join:
+    needs: [left, right]
+    inputs: []
+    run: |
+      cat out/left.txt out/right.txt > out/.join.$$ && mv out/.join.$$ out/join.txt
+    outputs: [out/join.txt]
+"""
+EXPECTED = {
+    "out/gen.txt": "alpha\nbeta\n",
+    "out/left.txt": "ALPHA\nBETA\n",
+    "out/right.txt": "ahpla\nateb\n",
+    "out/join.txt": "ALPHA\nBETA\nahpla\nateb\n",
+}
+
+
+@pytest.mark.timeout(90)
+def test_two_runs_at_once_in_one_workspace_both_succeed_and_keep_store_and_cache_whole(
+    workspace: WorkspaceFactory,
+) -> None:
+    import hashlib
+
+    ws = workspace(CONCURRENT, files={"src/a.txt": "alpha\n", "src/b.txt": "beta\n"})
+
+    first = ws.start("run", "--json")
+    second = ws.start("run", "--json")
+    first.wait(timeout=60)
+    second.wait(timeout=60)
+
+    results = [ws.output_of(first), ws.output_of(second)]
+    runs = []
+    for result in results:
+        assert result.code == 0, result.err
+        assert "Traceback" not in result.err
+        runs.append(json.loads(result.out))
+    assert runs[0]["id"] != runs[1]["id"]
+    digests = {p: "sha256:" + hashlib.sha256(t.encode()).hexdigest() for p, t in EXPECTED.items()}
+    for run in runs:
+        assert run["status"] == "success"
+        for job in run["jobs"]:
+            assert job["status"] in ("success", "cached")
+            for output in job["outputs"]:
+                assert output["digest"] == digests[output["path"]]
+    for path, text in EXPECTED.items():
+        assert ws.read(path) == text
+    events = ws.events()
+    assert_chain_intact(events)
+    for run in runs:
+        kinds = [e["kind"] for e in events if e["subject"] == f"run/{run['id']}"]
+        assert kinds == ["run.started", "run.success"]
+        job_events = [e for e in events if e["subject"].startswith(f"run/{run['id']}/job/")]
+        assert len([e for e in job_events if e["kind"] != "job.running"]) == 4
+    assert sorted(r["status"] for r in ws.runs()) == ["success", "success"]
+
+    third = ws.run()
+
+    assert third.code == 0, third.err
+    assert {(j["name"], j["status"]) for j in third.json()["jobs"]} == {
+        ("gen", "cached"),
+        ("left", "cached"),
+        ("right", "cached"),
+        ("join", "cached"),
+    }
+    assert "corrupt" not in third.text

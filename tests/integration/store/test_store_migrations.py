@@ -1,0 +1,133 @@
+"""Alembic migrations on SQLite and PostgreSQL: upgrade, no-op, drift, downgrade, concurrency."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+
+from conveyor.store import migrate, schema
+from conveyor.store.db import Database, open_database
+
+Connect = Callable[[], AbstractContextManager[Connection]]
+TABLES = {"runs", "job_runs", "artifacts", "events"}
+
+
+def _config(conn: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrate.MIGRATIONS))
+    if conn is not None:
+        config.attributes["connection"] = conn
+    return config
+
+
+def _alembic(connect: Connect, action: Callable[[Config, str], None], revision: str) -> None:
+    with connect() as conn, conn.begin():
+        action(_config(conn), revision)
+
+
+def _tables(connect: Connect) -> set[str]:
+    with connect() as conn:
+        return set(inspect(conn).get_table_names())
+
+
+def _drift(connect: Connect) -> Sequence[object]:
+    with connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return list(compare_metadata(context, schema.metadata))
+
+
+def _count(db: Database, table: str) -> int:
+    with db.read() as tx:
+        return int(tx.execute(f"SELECT count(*) FROM {table}")[0][0])
+
+
+def test_upgrade_creates_the_schema_on_an_empty_database_and_reports_where_it_started(
+    empty_db: Database, connect_sqlalchemy: Connect
+) -> None:
+    assert migrate.current_revision(empty_db) is None
+    assert not migrate.is_current(empty_db)
+
+    assert migrate.upgrade(empty_db) is None
+
+    assert migrate.current_revision(empty_db) == migrate.HEAD_REVISION
+    assert migrate.is_current(empty_db)
+    assert _tables(connect_sqlalchemy) == TABLES | {"alembic_version"}
+    assert all(_count(empty_db, table) == 0 for table in TABLES)
+
+
+def test_upgrading_a_current_database_changes_nothing_and_does_not_run_alembic(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with db.write() as tx:
+        tx.execute(
+            "INSERT INTO events (seq, ts, kind, subject, actor, data, prev_hash, hash) "
+            "VALUES (1, 't', 'k', 's', 'a', '{}', 'p', 'h')"
+        )
+
+    def fail(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("Alembic ran on a current database")
+
+    monkeypatch.setattr(command, "upgrade", fail)
+
+    assert migrate.upgrade(db) == migrate.HEAD_REVISION
+    assert migrate.upgrade(db) == migrate.HEAD_REVISION
+    assert _count(db, "events") == 1
+    assert _count(db, "alembic_version") == 1
+
+
+def test_head_revision_is_alembics_script_head() -> None:
+    script = ScriptDirectory.from_config(_config())
+
+    assert script.get_heads() == [migrate.HEAD_REVISION]
+
+
+def test_migrated_schema_matches_the_metadata_exactly(
+    db: Database, connect_sqlalchemy: Connect
+) -> None:
+    assert _drift(connect_sqlalchemy) == []
+
+
+def test_downgrade_to_base_then_upgrade_restores_the_schema(
+    db: Database, connect_sqlalchemy: Connect
+) -> None:
+    _alembic(connect_sqlalchemy, command.downgrade, "base")
+
+    assert _tables(connect_sqlalchemy) == {"alembic_version"}
+    assert migrate.current_revision(db) is None
+
+    assert migrate.upgrade(db) is None
+    assert migrate.is_current(db)
+    assert _drift(connect_sqlalchemy) == []
+
+
+def test_two_processes_migrating_the_same_fresh_database_both_succeed(
+    database_url: str, spawn: Callable[[str, int, Sequence[str]], list[str]]
+) -> None:
+    script = (
+        "from conveyor.store import migrate\n"
+        "from conveyor.store.db import open_database\n"
+        "db = open_database(sys.argv[3])\n"
+        "try:\n    print(migrate.upgrade(db))\nfinally:\n    db.close()\n"
+    )
+
+    started_from = [out.strip() for out in spawn(script, 2, [database_url])]
+
+    # One of them found the database empty; the other either waited for it and
+    # found nothing left to do, or (PostgreSQL) checked before it finished.
+    assert "None" in started_from
+    assert set(started_from) <= {"None", migrate.HEAD_REVISION}
+    db = open_database(database_url)
+    try:
+        assert migrate.is_current(db)
+        assert _count(db, "alembic_version") == 1
+    finally:
+        db.close()
