@@ -54,7 +54,8 @@ def write_dag(root: Path) -> None:
 def write_trues(root: Path, count: int) -> None:
     lines = ["version: 1", "jobs:"]
     for i in range(count):
-        lines += [f"  t{i:03d}:", "    run: 'true'"]
+        # Distinct scripts: identical jobs would share one cache key.
+        lines += [f"  t{i:03d}:", f"    run: true t{i:03d}"]
     (root / "conveyor.yaml").write_text("\n".join(lines) + "\n")
 
 
@@ -100,11 +101,12 @@ def bench_trues(repeat: int, count: int = 500) -> dict[str, object]:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             write_trues(root, count)
-            timed([CONVEYOR, "run", "-q", "--no-cache", "-j", "1"], root)  # create the store
-            engine.append(timed([CONVEYOR, "run", "-q", "--no-cache", "-j", "1"], root))
+            timed([CONVEYOR, "run", "-q", "-j", "1"], root)  # create the store
+            shutil.rmtree(root / ".conveyor" / "cache")  # every job runs: a cold run
+            engine.append(timed([CONVEYOR, "run", "-q", "-j", "1"], root))
             start = time.perf_counter()
             for _ in range(count):
-                subprocess.run([bash, "-c", "true"], check=True)
+                subprocess.run([bash, "-c", "true t"], check=True)
             spawn.append(time.perf_counter() - start)
     per_job = median(engine) / count
     own = (median(engine) - median(spawn)) / count

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.artifacts.cache import CachedOutput, CacheEntry, Corrupt, JobCache
 from conveyor.artifacts.cas import ContentStore
@@ -24,8 +25,10 @@ from conveyor.engine.keys import KeyMaker
 from conveyor.engine.logs import JobLog
 from conveyor.engine.outputs import expand
 from conveyor.executors.base import ExecRequest, ExecResult, Execution, Executor
-from conveyor.reports.junit import ReportError, TestSummary, parse_junit_files
 from conveyor.spec.pipeline import Job
+
+if TYPE_CHECKING:
+    from conveyor.reports.junit import TestSummary
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +267,8 @@ class JobAttempt:
             log.note(f"--- warning: report pattern '{pattern}' matched no files ---")
         if not paths:
             return None, None
+        from conveyor.reports.junit import ReportError, parse_junit_files  # XML only when needed
+
         try:
             summary = parse_junit_files([self._ctx.root / p for p in paths])
         except ReportError as exc:

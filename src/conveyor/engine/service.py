@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import difflib
 import os
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.artifacts.cache import JobCache
 from conveyor.artifacts.cas import ContentStore
@@ -23,7 +23,6 @@ from conveyor.engine.keys import KeyMaker, load_listing, load_secret_key, rooted
 from conveyor.engine.locks import RunLock, is_abandoned
 from conveyor.engine.logs import decompress
 from conveyor.engine.plan import Plan, make_plan
-from conveyor.engine.preview import PlannedJob, preview
 from conveyor.engine.recorder import Recorder
 from conveyor.engine.reporting import Reporter
 from conveyor.engine.runner import Scheduler, SchedulerOptions, run_status
@@ -35,6 +34,9 @@ from conveyor.store import events as event_log
 from conveyor.store import migrate
 from conveyor.store import runs as run_store
 from conveyor.store.db import Database, SqliteDatabase, open_database
+
+if TYPE_CHECKING:
+    from conveyor.engine.preview import PlannedJob
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +114,7 @@ class RunService:
         self.clock = clock or SystemClock()
         self.environ = dict(os.environ if environ is None else environ)
         self._db = db
-        self.host = socket.gethostname()
+        self.host = os.uname().nodename
         self.cas = ContentStore(workspace.cas_dir)
         self.cache = JobCache(workspace.cache_dir, self.cas)
 
@@ -467,6 +469,8 @@ class ConditionChecker:
 
 def dry_run(service: RunService, pipeline: Pipeline, request: RunRequest) -> list[PlannedJob]:
     """What `service.run` would do with `request`, predicted from the cache."""
+    from conveyor.engine.preview import preview
+
     sources = service.sources(pipeline)
     plan = service.plan(pipeline, request, sources)
     return preview(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,6 +80,26 @@ class _SqliteTx:
             self._conn.executemany(sql, rows)
 
 
+def _enable_wal(conn: sqlite3.Connection, *, deadline: float) -> None:
+    """Switch to WAL, waiting while another connection holds the lock it needs.
+
+    Two processes opening a new file at once race to convert it, and SQLite
+    reports the loser busy at once instead of waiting out the busy timeout.
+    """
+    delay = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            busy = (exc.sqlite_errorname or "").startswith("SQLITE_BUSY")
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        else:
+            return
+
+
 class SqliteDatabase:
     """SQLite in WAL mode through the standard library."""
 
@@ -92,10 +113,14 @@ class SqliteDatabase:
             self._conn = sqlite3.connect(
                 path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
             )
-            self._conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+        try:
+            _enable_wal(self._conn, deadline=time.monotonic() + busy_timeout_s)
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as exc:
+            self._conn.close()
             raise StoreError(f"cannot open the store at {path}: {exc}") from exc
         # One connection serves every thread of this process, one at a time.
         self._lock = threading.RLock()

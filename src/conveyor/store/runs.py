@@ -262,7 +262,12 @@ def mark_interrupted(
 ) -> bool:
     """Record that a running Run's process died; False when it was no longer running."""
     with db.write() as tx:
-        rows = tx.execute("SELECT status, started_at FROM runs WHERE id = :id", {"id": run_id})
+        # Two processes may notice the same dead run; the row lock makes the
+        # second one see it already interrupted (SQLite's write lock does that).
+        lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""
+        rows = tx.execute(
+            f"SELECT status, started_at FROM runs WHERE id = :id{lock}", {"id": run_id}
+        )
         if not rows or rows[0][0] != "running":
             return False
         started = float(rows[0][1]) if rows[0][1] is not None else now

@@ -1,0 +1,113 @@
+"""Secrets end to end: masked in every output and never written anywhere in the state."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+from .support import Workspace, WorkspaceFactory, jobs_by_name
+
+SECRET = "s3cr3t-value"
+SECRETS = """
+version: 1
+secrets: [MY_TOKEN]
+jobs:
+  uses_token:
+    inputs: []
+    run: |
+      echo "token is $MY_TOKEN"
+      echo "on stderr: $MY_TOKEN" >&2
+      printf 'last line without a newline %s' "$MY_TOKEN"
+  fails_with_token:
+    inputs: []
+    allow_failure: true
+    run: |
+      echo "failing with $MY_TOKEN"
+      exit 4
+"""
+
+
+def _plain_contents(path: Path) -> bytes:
+    """A file's bytes, decompressed when it is gzip (logs in the content store are)."""
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError, zlib.error):
+            return data
+    return data
+
+
+def _files_holding(ws: Workspace, needle: bytes) -> list[str]:
+    return [
+        str(path.relative_to(ws.root))
+        for path in sorted(ws.state.rglob("*"))
+        if path.is_file() and needle in _plain_contents(path)
+    ]
+
+
+def test_a_secret_is_masked_in_output_logs_and_events_and_stored_nowhere(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(SECRETS)
+    env = {"MY_TOKEN": SECRET}
+
+    text = ws.cli("run", env=env)
+    as_json = ws.cli("run", "--json", "--no-cache", env=env)
+
+    assert text.code == 0, text.err
+    assert SECRET not in text.text
+    assert "[uses_token] token is ***" in text.out.splitlines()
+    assert "[uses_token] on stderr: ***" in text.out.splitlines()
+    assert "[uses_token] last line without a newline ***" in text.out.splitlines()
+    assert as_json.code == 0, as_json.err
+    assert SECRET not in as_json.text
+    for run_id in ("1", "2"):
+        log = ws.cli("logs", run_id, "uses_token")
+        assert log.code == 0, log.err
+        assert SECRET not in log.out
+        assert "token is ***" in log.out
+        failing = ws.cli("logs", run_id, "fails_with_token")
+        assert SECRET not in failing.out
+        assert "failing with ***" in failing.out
+    for command in (("show", "latest", "--json"), ("runs", "--json"), ("show", "1")):
+        assert SECRET not in ws.cli(*command).text
+    for event in ws.events():
+        assert SECRET not in event["data"]
+    db_files = [p for p in ws.state.iterdir() if p.name.startswith("conveyor.db")]
+    assert db_files
+    for path in db_files:
+        assert SECRET.encode() not in path.read_bytes(), path.name
+    assert _files_holding(ws, SECRET.encode()) == []
+
+
+def test_a_changed_secret_value_reruns_the_job_without_revealing_either_value(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(SECRETS)
+    ws.cli("run", env={"MY_TOKEN": SECRET})
+
+    same = ws.run(env={"MY_TOKEN": SECRET})
+    changed = ws.run("--explain", env={"MY_TOKEN": "other-s3cr3t"})
+
+    assert jobs_by_name(same.json())["uses_token"]["status"] == "cached"
+    job = jobs_by_name(changed.json())["uses_token"]
+    assert job["status"] == "success"
+    assert job["explain"] == ["secret MY_TOKEN changed"]
+    explained = ws.cli("explain", "latest", "uses_token")
+    assert "MY_TOKEN" in explained.out
+    for secret in (SECRET, "other-s3cr3t"):
+        assert secret not in changed.text
+        assert secret not in explained.text
+        assert _files_holding(ws, secret.encode()) == []
+
+
+def test_an_unset_secret_is_warned_about(workspace: WorkspaceFactory) -> None:
+    ws = workspace(SECRETS)
+
+    result = ws.cli("run")
+
+    assert result.code == 0, result.err
+    assert "MY_TOKEN" in result.out
+    assert "not set" in result.out
