@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,17 +11,42 @@ import pytest
 from .support import Workspace, WorkspaceFactory
 
 
+@pytest.fixture(scope="session")
+def migrated_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A state directory made by `conveyor db upgrade`, copied into workspaces to save time.
+
+    Migrating costs about half a second per new workspace; tests about fresh
+    state (`fresh=True`) still pay it.
+    """
+    root = tmp_path_factory.mktemp("template")
+    side = tmp_path_factory.mktemp("template-side")
+    (root / "conveyor.yaml").write_text("version: 1\njobs:\n  a:\n    run: 'true'\n")
+    code, out, err = Workspace(root, side).cli("db", "upgrade")
+    assert code == 0, err
+    assert "upgraded from empty" in out
+    return root / ".conveyor"
+
+
 @pytest.fixture
-def workspace(tmp_path: Path) -> Iterator[WorkspaceFactory]:
-    """Make a workspace holding `spec` as conveyor.yaml and `files`; cleaned up afterwards."""
+def workspace(tmp_path: Path, migrated_state: Path) -> Iterator[WorkspaceFactory]:
+    """Make a workspace holding `spec` as conveyor.yaml and `files`; cleaned up afterwards.
+
+    Its state directory starts out migrated, unless `fresh` asks for none at all.
+    """
     made: list[Workspace] = []
 
-    def make(spec: str | None = None, *, files: dict[str, str] | None = None) -> Workspace:
+    def make(
+        spec: str | None = None, *, files: dict[str, str] | None = None, fresh: bool = False
+    ) -> Workspace:
         n = len(made)
         root = tmp_path / ("ws" if n == 0 else f"ws{n}")
         side = tmp_path / ("side" if n == 0 else f"side{n}")
         root.mkdir()
         side.mkdir()
+        if not fresh:
+            shutil.copytree(
+                migrated_state, root / ".conveyor", ignore=shutil.ignore_patterns("*.lock")
+            )
         ws = Workspace(root, side)
         if spec is not None:
             ws.spec(spec)

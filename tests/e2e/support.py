@@ -8,6 +8,7 @@ counters) in `$SIDE`, so that evidence never becomes one of their inputs.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import os
@@ -249,14 +250,30 @@ def jobs_by_name(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {job["name"]: job for job in run["jobs"]}
 
 
+def event_hash(event: dict[str, Any]) -> str:
+    """An event's hash recomputed: SHA-256 of the canonical JSON of its fields and `prev`."""
+    body = {
+        "seq": event["seq"],
+        "ts": event["ts"],
+        "kind": event["kind"],
+        "subject": event["subject"],
+        "actor": event["actor"],
+        "data": event["data"],
+        "prev": event["prev_hash"],
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def assert_chain_intact(events: list[dict[str, Any]]) -> None:
-    """Seq runs 1, 2, 3... and each event links to the hash of the one before it."""
+    """Seq runs 1, 2, 3..., each event links to the one before, and each hash is its own."""
     assert events, "the event log is empty"
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[0]["prev_hash"] == GENESIS
     for before, after in itertools.pairwise(events):
         assert after["prev_hash"] == before["hash"], f"event {after['seq']} does not link"
-    assert len({e["hash"] for e in events}) == len(events)
+    for event in events:
+        assert event["hash"] == event_hash(event), f"event {event['seq']} has a wrong hash"
 
 
 WorkspaceFactory = Callable[..., Workspace]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 
 from .support import WorkspaceFactory, jobs_by_name
@@ -387,3 +388,52 @@ def test_cache_prune_with_a_bad_size_exits_2_with_a_clear_message(
     assert "--max-size" in err
     assert "'abc' is not a size" in err
     assert "Traceback" not in err
+
+
+TOOL = """
+version: 1
+jobs:
+  tool:
+    inputs: []
+    run: |
+      mkdir -p bin/nested
+      printf '#!/bin/sh\\necho tool ran\\n' > bin/nested/tool
+      chmod 755 bin/nested/tool
+    outputs: ["bin/**"]
+  use:
+    needs: [tool]
+    inputs: []
+    cache: false
+    run: bin/nested/tool
+"""
+
+
+def test_a_restored_output_keeps_its_directories_and_executable_bit(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(TOOL)
+    assert ws.run().code == 0
+    shutil.rmtree(ws.root / "bin")
+
+    result = ws.run()
+
+    assert result.code == 0, result.err
+    jobs = jobs_by_name(result.json())
+    assert jobs["tool"]["status"] == "cached"
+    assert jobs["use"]["status"] == "success"
+    assert os.access(ws.root / "bin" / "nested" / "tool", os.X_OK)
+    assert "tool ran" in ws.cli("logs", "latest", "use").out
+
+
+def test_explain_says_when_a_job_was_never_cached_and_when_its_script_changed(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(CORRUPTIBLE)
+
+    first = ws.run("--explain").json()["jobs"][0]
+    ws.spec(CORRUPTIBLE.replace("head -c 4000", "head -c 4001"))
+    second = ws.run("--explain").json()["jobs"][0]
+
+    assert first["explain"] == ["no earlier cached execution of this job"]
+    assert second["status"] == "success"
+    assert second["explain"] == ["the job's script (`run`) changed"]

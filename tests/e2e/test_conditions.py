@@ -133,3 +133,40 @@ def test_dry_run_lists_what_would_run_be_cached_or_be_skipped_and_runs_nothing(
     assert not ws.side_file("docs.ran").exists()
     assert ws.read("main.o") == "int main;\n"
     assert len(ws.runs()) == 1
+
+
+EVENTS = """
+version: 1
+jobs:
+  publish:
+    if: event == 'push' && has(env.PUBLISH) && env.PUBLISH == 'yes'
+    inputs: []
+    cache: false
+    run: echo publishing
+"""
+
+
+def test_conditions_see_the_event_and_the_environment(workspace: WorkspaceFactory) -> None:
+    ws = workspace(EVENTS)
+
+    local = ws.run(env={"PUBLISH": "yes"}).json()["jobs"][0]
+    push_without = ws.run("--event", "push").json()["jobs"][0]
+    push_with = ws.run("--event", "push", env={"PUBLISH": "yes"}).json()["jobs"][0]
+
+    assert local["status"] == "skipped"
+    assert push_without["status"] == "skipped"
+    assert push_with["status"] == "success"
+
+
+def test_a_condition_reading_an_unset_variable_unguarded_is_bad_input_before_anything_runs(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(EVENTS.replace("has(env.PUBLISH) && ", ""))
+
+    code, _, err = ws.cli("run", "--event", "push")
+
+    assert code == 2
+    assert "conveyor.yaml:4:9:" in err
+    assert "PUBLISH" in err
+    assert "has(env.PUBLISH)" in err
+    assert ws.runs() == []

@@ -130,3 +130,26 @@ def test_a_failing_pytest_run_reports_the_failed_test_by_name(
     assert test["tests"]["failed"] == 1
     assert test["tests"]["skipped"] == 1
     assert test["tests"]["failures"] == ["tests_demo.test_demo::test_broken"]
+
+
+def test_a_report_that_is_not_junit_xml_fails_the_job_with_the_reason(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(
+        """
+        version: 1
+        jobs:
+          test:
+            inputs: []
+            reports: {junit: report.xml}
+            run: echo "<testsuite" > report.xml
+        """
+    )
+
+    result = ws.run()
+
+    assert result.code == 1
+    test = result.json()["jobs"][0]
+    assert test["status"] == "failed"
+    assert test["exit_code"] == 0
+    assert "report.xml" in test["reason"]

@@ -125,14 +125,23 @@ def test_show_runs_logs_and_artifacts_report_the_run_that_was_printed(
         assert artifact["size"] == len(data)
 
 
-def test_show_of_an_unknown_run_exits_2(workspace: WorkspaceFactory) -> None:
+def test_show_logs_and_explain_of_an_unknown_run_or_job_exit_2(
+    workspace: WorkspaceFactory,
+) -> None:
     ws = workspace(DIAMOND)
     ws.run()
 
-    code, _, err = ws.cli("show", "999")
+    show = ws.cli("show", "999")
+    logs = ws.cli("logs", "latest", "biuld")
+    explain = ws.cli("explain", "latest", "pakage")
 
-    assert code == 2
-    assert "999" in err
+    assert show.code == 2
+    assert "999" in show.err
+    assert logs.code == 2
+    assert "did you mean 'build'" in logs.err
+    assert explain.code == 2
+    assert "did you mean 'package'" in explain.err
+    assert "Traceback" not in show.err + logs.err + explain.err
 
 
 def test_run_with_a_job_name_runs_that_job_and_its_needs_only(
@@ -232,3 +241,21 @@ def test_running_a_matrix_job_by_its_name_runs_every_expansion(
     jobs = jobs_by_name(result.json())
     assert sorted(jobs) == ["test (python=3.11)", "test (python=3.12)"]
     assert {job["status"] for job in jobs.values()} == {"success"}
+
+
+def test_run_finds_the_pipeline_from_a_subdirectory_and_runs_jobs_at_its_root(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(DIAMOND)
+    (ws.root / "deep" / "er").mkdir(parents=True)
+    elsewhere = workspace(fresh=True)
+
+    from_below = ws.cli("run", "--json", "prepare", cwd=ws.root / "deep" / "er")
+    with_file = ws.cli("run", "--json", "-f", str(ws.root / "conveyor.yaml"), cwd=elsewhere.root)
+
+    assert from_below.code == 0, from_below.err
+    assert (ws.root / "gen" / "config.txt").is_file()
+    assert not (ws.root / "deep" / "er" / "gen").exists()
+    assert with_file.code == 0, with_file.err
+    assert {j["name"]: j["status"] for j in with_file.json()["jobs"]}["prepare"] == "cached"
+    assert not elsewhere.state.exists()

@@ -249,7 +249,7 @@ def test_a_job_past_its_timeout_is_timed_out_and_its_whole_process_tree_killed(
     pids = ws.pids()
     assert set(pids) == {"background", "shell", "foreground"}
     for name, pid in pids.items():
-        wait_for(lambda pid=pid: not process_alive(pid), timeout=2, what=f"{name} to be gone")
+        wait_for(lambda pid=pid: not process_alive(pid), timeout=5, what=f"{name} to be gone")
 
 
 IGNORES_TERM = """
@@ -275,4 +275,78 @@ def test_a_timed_out_job_that_ignores_sigterm_is_killed(workspace: WorkspaceFact
     assert result.code == 1
     assert jobs_by_name(result.json())["stubborn"]["status"] == "timed_out"
     for name, pid in ws.pids().items():
-        wait_for(lambda pid=pid: not process_alive(pid), timeout=2, what=f"{name} to be gone")
+        wait_for(lambda pid=pid: not process_alive(pid), timeout=5, what=f"{name} to be gone")
+
+
+CLOSES_OUTPUT = """
+version: 1
+jobs:
+  quiet_hang:
+    inputs: []
+    timeout: 1s
+    run: |
+      echo "going quiet"
+      echo $$ > "$SIDE/shell.pid"
+      exec >/dev/null 2>&1
+      sleep 8
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_job_that_closes_its_output_still_times_out(workspace: WorkspaceFactory) -> None:
+    ws = workspace(CLOSES_OUTPUT)
+
+    result = ws.run(timeout=40)
+
+    job = jobs_by_name(result.json())["quiet_hang"]
+    assert job["status"] == "timed_out", f"ran {job['duration_s']}s past a 1s timeout"
+    assert job["duration_s"] < 5
+    assert result.code == 1
+
+
+LEAVES_BACKGROUND = """
+version: 1
+jobs:
+  daemonizes:
+    inputs: []
+    run: |
+      (sleep 300 & echo $! > "$SIDE/orphan.pid")
+      echo "left a process behind"
+"""
+
+
+@pytest.mark.timeout(60)
+def test_processes_a_finished_job_left_behind_are_killed(workspace: WorkspaceFactory) -> None:
+    ws = workspace(LEAVES_BACKGROUND)
+
+    result = ws.run()
+
+    assert result.code == 0, result.err
+    job = jobs_by_name(result.json())["daemonizes"]
+    assert job["status"] == "success"
+    assert job["duration_s"] < 5
+    pid = ws.pids()["orphan"]
+    wait_for(lambda: not process_alive(pid), timeout=5, what="the orphan to be gone")
+
+
+def test_a_job_whose_declared_output_is_missing_fails_naming_it(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(
+        """
+        version: 1
+        jobs:
+          build:
+            inputs: []
+            run: echo "forgot to write it"
+            outputs: [dist/app.whl]
+        """
+    )
+
+    result = ws.run()
+
+    assert result.code == 1
+    job = result.json()["jobs"][0]
+    assert job["status"] == "failed"
+    assert job["exit_code"] == 0
+    assert "dist/app.whl" in job["reason"]

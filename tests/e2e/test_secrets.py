@@ -111,3 +111,37 @@ def test_an_unset_secret_is_warned_about(workspace: WorkspaceFactory) -> None:
     assert result.code == 0, result.err
     assert "MY_TOKEN" in result.out
     assert "not set" in result.out
+
+
+SECRET_IN_TEST_NAMES = """
+version: 1
+secrets: [MY_TOKEN]
+jobs:
+  test:
+    inputs: []
+    reports: {junit: report.xml}
+    run: |
+      cat > report.xml <<XML
+      <testsuite name="auth" tests="2" failures="1">
+        <testcase classname="auth" name="test_login[$MY_TOKEN]">
+          <failure message="rejected $MY_TOKEN">token $MY_TOKEN was rejected</failure>
+        </testcase>
+        <testcase classname="auth" name="test_logout[$MY_TOKEN]"/>
+      </testsuite>
+      XML
+"""
+
+
+def test_a_secret_in_a_failed_test_name_is_masked_in_the_summary_and_never_stored(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(SECRET_IN_TEST_NAMES)
+
+    text = ws.cli("run", env={"MY_TOKEN": SECRET})
+    shown = ws.cli("show", "latest", "--json")
+
+    assert text.code == 1
+    assert SECRET not in text.text
+    assert "auth::test_login[***]" in text.out
+    assert jobs_by_name(shown.json())["test"]["tests"]["failures"] == ["auth::test_login[***]"]
+    assert _files_holding(ws, SECRET.encode()) == []

@@ -35,12 +35,16 @@ STARTED = {"slow_a-background", "slow_a-foreground", "slow_b-foreground"}
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+@pytest.mark.parametrize(
+    ("sig", "json_output"),
+    [(signal.SIGINT, False), (signal.SIGTERM, True)],
+    ids=["sigint", "sigterm-json"],
+)
 def test_a_signal_cancels_the_run_kills_every_job_and_leaves_the_store_usable(
-    workspace: WorkspaceFactory, sig: signal.Signals
+    workspace: WorkspaceFactory, sig: signal.Signals, json_output: bool
 ) -> None:
     ws = workspace(LONG)
-    proc = ws.start("run", "--jobs", "2")
+    proc = ws.start("run", "--jobs", "2", *(["--json"] if json_output else []))
     wait_for(lambda: set(ws.pids()) >= STARTED, timeout=20, what="both slow jobs to start")
 
     sent = time.monotonic()
@@ -48,11 +52,15 @@ def test_a_signal_cancels_the_run_kills_every_job_and_leaves_the_store_usable(
     proc.wait(timeout=15)
 
     assert time.monotonic() - sent < 10
-    code, _, err = ws.output_of(proc)
+    code, out, err = ws.output_of(proc)
     assert code == 1, err
     assert "Traceback" not in err
+    if json_output:
+        assert json.loads(out)["status"] == "canceled"
+    else:
+        assert "canceled" in out
     for name, pid in ws.pids().items():
-        wait_for(lambda pid=pid: not process_alive(pid), timeout=2, what=f"{name} to be gone")
+        wait_for(lambda pid=pid: not process_alive(pid), timeout=5, what=f"{name} to be gone")
     shown = ws.cli("show", "latest", "--json")
     assert shown.code == 0, shown.err
     run = shown.json()
@@ -161,7 +169,7 @@ def test_two_runs_at_once_in_one_workspace_both_succeed_and_keep_store_and_cache
 ) -> None:
     import hashlib
 
-    ws = workspace(CONCURRENT, files={"src/a.txt": "alpha\n", "src/b.txt": "beta\n"})
+    ws = workspace(CONCURRENT, files={"src/a.txt": "alpha\n", "src/b.txt": "beta\n"}, fresh=True)
 
     first = ws.start("run", "--json")
     second = ws.start("run", "--json")
@@ -203,3 +211,76 @@ def test_two_runs_at_once_in_one_workspace_both_succeed_and_keep_store_and_cache
         ("join", "cached"),
     }
     assert "corrupt" not in third.text
+
+
+RETRYING = """
+version: 1
+jobs:
+  flaky:
+    inputs: []
+    retry: {max: 3, backoff: 30s}
+    run: |
+      date +%s.%N >> "$SIDE/flaky.attempts"
+      exit 1
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_cancel_during_a_retry_backoff_stops_at_once_and_the_job_is_canceled(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(RETRYING)
+    proc = ws.start("run")
+    wait_for(lambda: ws.side_file("flaky.attempts").exists(), what="the first attempt")
+    time.sleep(0.3)  # now it waits 30s before the next attempt
+
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=15)
+
+    assert time.monotonic() - sent < 5
+    assert proc.returncode == 1
+    run = ws.cli("show", "latest", "--json").json()
+    assert run["status"] == "canceled"
+    job = run["jobs"][0]
+    assert len(ws.side_floats("flaky.attempts")) == 1
+    assert job["attempts"] == 1, "only one attempt ran"
+    assert job["status"] == "canceled", "the retries it still had were canceled"
+
+
+PROGRESSING = """
+version: 1
+jobs:
+  steps:
+    inputs: []
+    run: |
+      echo "step one done"
+      touch "$SIDE/step-one"
+      while [ ! -e "$SIDE/go-on" ]; do sleep 0.05; done
+      echo "step two done"
+"""
+
+
+@pytest.mark.timeout(60)
+def test_while_a_run_is_in_progress_history_shows_it_running_and_logs_show_output_so_far(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(PROGRESSING)
+    proc = ws.start("run", "--json")
+    wait_for(lambda: ws.side_file("step-one").exists(), what="the first step")
+
+    runs = ws.runs()
+    log = ws.cli("logs", "latest", "steps")
+    ws.side_file("go-on").touch()
+    proc.wait(timeout=30)
+
+    assert [r["status"] for r in runs] == ["running"]
+    assert runs[0]["jobs"][0]["status"] == "running"
+    assert log.code == 0, log.err
+    assert "step one done" in log.out
+    assert "step two done" not in log.out
+    result = ws.output_of(proc)
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["status"] == "success"
+    assert [r["status"] for r in ws.runs()] == ["success"]
+    assert "step two done" in ws.cli("logs", "latest", "steps").out

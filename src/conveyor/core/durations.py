@@ -26,11 +26,11 @@ def parse_duration(text: str) -> float:
 
 def format_duration(seconds: float) -> str:
     """Short human form: `850ms`, `4.2s`, `3m07s`, `1h02m`."""
-    if seconds < 1:
+    if round(seconds * 1000) < 1000:
         return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
+    if round(seconds, 1) < 60:
         return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
+    minutes, secs = divmod(round(seconds), 60)
     if minutes < 60:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)

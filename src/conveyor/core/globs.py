@@ -32,22 +32,39 @@ def compile_glob(pattern: str) -> re.Pattern[str]:
         elif char == "?":
             out.append(r"[^/]")
             i += 1
-        elif char == "[":
-            end = pat.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape(char))
-                i += 1
-            else:
-                body = pat[i + 1 : end].replace("\\", "\\\\")
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append(f"[{body}]")
-                i = end + 1
+        elif char == "[" and (cls := _char_class(pat, i)) is not None:
+            regex, i = cls
+            out.append(regex)
         else:
             out.append(re.escape(char))
             i += 1
     # A pattern also matches everything below what it names (a directory).
     return re.compile("".join(out) + r"(?:/.*)?\Z", re.DOTALL)
+
+
+def _char_class(pat: str, start: int) -> tuple[str, int] | None:
+    """`[...]` at `start` as a regex and the index after it; None when it does not close.
+
+    As in shells, `!` first negates and a `]` right after `[` or `[!` is a
+    literal. A class never matches `/`, like the other wildcards.
+    """
+    i = start + 1
+    negate = i < len(pat) and pat[i] == "!"
+    i += negate
+    first = i
+    while i < len(pat) and (pat[i] != "]" or i == first):
+        i += 1
+    if i >= len(pat):
+        return None
+    members = "".join("\\" + c if c in "\\^[]-" else c for c in pat[first:i])
+    # Keep ranges working: re-allow '-' between two members.
+    members = re.sub(r"(?<=[^\\])\\-(?=.)", "-", members)
+    regex = f"[^/{members}]" if negate else f"(?!/)[{members}]"
+    try:
+        re.compile(regex)
+    except re.error:  # a reversed range such as [z-a] names nothing: read '[' literally
+        return None
+    return regex, i + 1
 
 
 def matches(pattern: str, path: str) -> bool:

@@ -81,6 +81,8 @@ ListingLoader = Callable[[str], Mapping[str, str] | None]
 def diff(old: Mapping[str, str], new: Mapping[str, str], load: ListingLoader) -> list[Change]:
     """What changed from `old` to `new`, most specific first (files by name)."""
     changes: list[Change] = []
+    if ("files" in old) != ("files" in new):
+        changes.append(Change("inputs", "the job switched between declared and implicit inputs"))
     for key in sorted(set(old) | set(new)):
         before, after = old.get(key), new.get(key)
         if before == after or _is_rollup(key, new, old):
@@ -133,7 +135,7 @@ def _file_changes(
     key: str, before: str | None, after: str | None, load: ListingLoader
 ) -> list[Change]:
     if before is None or after is None:
-        return [Change(key, "the job switched between declared and implicit inputs")]
+        return []  # a switch between declared and implicit inputs, reported once by `diff`
     old, new = load(before), load(after)
     if old is None or new is None:
         return [Change(key, "input files changed (the earlier listing was pruned)")]

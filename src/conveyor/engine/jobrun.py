@@ -199,12 +199,15 @@ class JobAttempt:
         attempts = 0
         verdict = _Verdict("canceled", "canceled")
         while True:
-            attempts += 1
-            if attempts > 1:
-                delay = job.retry.delay_before(attempts)
-                log.note(f"--- attempt {attempts} of {job.retry.max + 1} (after {delay:g}s) ---")
+            if attempts > 0:
+                delay = job.retry.delay_before(attempts + 1)
                 if ctx.canceled.wait(delay):
+                    verdict = _Verdict("canceled", "canceled while waiting to retry")
                     break
+                log.note(
+                    f"--- attempt {attempts + 1} of {job.retry.max + 1} (after {delay:g}s) ---"
+                )
+            attempts += 1
             verdict = self._judge(self._attempt(log), log)
             if verdict.status in ("success", "canceled") or attempts > job.retry.max:
                 break

@@ -21,8 +21,12 @@ class RunLock:
     def __init__(self, locks_dir: Path, run_id: RunId) -> None:
         locks_dir.mkdir(parents=True, exist_ok=True)
         self.path = lock_path(locks_dir, run_id)
-        self._handle: IO[str] | None = open(self.path, "w")  # noqa: SIM115 - held until release
+        # Lock a private file, then move it into place: a reader never finds
+        # the lock file unlocked while its owner lives.
+        staging = self.path.with_suffix(f".{os.getpid()}.tmp")
+        self._handle: IO[str] | None = open(staging, "w")  # noqa: SIM115 - held until release
         fcntl.flock(self._handle, fcntl.LOCK_EX)
+        staging.replace(self.path)
 
     def release(self) -> None:
         if self._handle is None:

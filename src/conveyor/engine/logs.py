@@ -45,8 +45,11 @@ class JobLog:
                 self._emit(line)
 
     def note(self, text: str) -> None:
-        """A line from Conveyor itself (attempt markers, warnings)."""
+        """A line from Conveyor itself (attempt markers, warnings), after any partial line."""
         with self._lock:
+            if self._pending:
+                self._emit(self._pending)
+                self._pending = b""
             self._emit(text.encode())
 
     def _emit(self, raw: bytes) -> None:

@@ -71,10 +71,12 @@ class Scheduler:
         self._running: dict[str, JobAttempt] = {}
         self._ready: list[tuple[int, str]] = []
         self._stop_reason: str | None = None
+        self._cancel_requested = False
         self.canceled = False
 
     def request_cancel(self) -> None:
         """Ask the Run to stop; safe from a signal handler or any thread."""
+        self._cancel_requested = True  # seen before the next job starts
         self._inbox.put(_CANCEL)
 
     def run(self) -> dict[str, JobOutcome]:
@@ -104,6 +106,8 @@ class Scheduler:
         return self._outcomes
 
     def _launch_ready(self) -> None:
+        if self._cancel_requested:
+            self._handle(_CANCEL)
         while self._ready and self._stop_reason is None:
             if len(self._running) >= self._options.max_parallel:
                 return
@@ -161,8 +165,8 @@ class Scheduler:
         if stops and not self._satisfies(job, outcome):
             self._stop_reason = f"'{name}' {outcome.status.replace('_', ' ')}"
         for dependent in self._plan.dependents.get(name, ()):
-            if self._state[dependent] != "pending":
-                continue
+            if self._state[dependent] != "pending" or self.canceled:
+                continue  # after a cancel, what is left pending ends `canceled`
             if not self._satisfies(job, outcome):
                 word = "was skipped" if outcome.status == "skipped" else outcome.status
                 self._settle(

@@ -48,12 +48,13 @@ class GitFacts:
 
 
 def git_facts(root: Path) -> GitFacts:
-    out = _git(root, "rev-parse", "--show-toplevel", "--abbrev-ref", "HEAD", "HEAD")
+    # --abbrev-ref applies to every later argument, so the full HEAD comes first.
+    out = _git(root, "rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD")
     if out is None:
         # A repository without commits still has a toplevel.
         top = _git(root, "rev-parse", "--show-toplevel")
         return GitFacts(Path(top.strip()) if top else None, None, None)
-    top, branch, commit = ([*out.splitlines(), "", "", ""])[:3]
+    top, commit, branch = [*out.splitlines(), "", "", ""][:3]
     return GitFacts(Path(top), None if branch == "HEAD" else branch, commit or None)
 
 

@@ -62,9 +62,9 @@ def _job_to_dict(job: Job) -> dict[str, object]:
     }
 
 
-def from_dict(doc: dict[str, object]) -> Pipeline:
+def from_dict(doc: object) -> Pipeline:
     """The Pipeline `to_dict` wrote; ValueError when `doc` is not one."""
-    if doc.get("format") != FORMAT:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError("written by another version")
     try:
         jobs = tuple(
@@ -78,7 +78,7 @@ def from_dict(doc: dict[str, object]) -> Pipeline:
             secrets=tuple(cast(list[str], doc["secrets"])),
             version=int(cast(int, doc["version"])),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"not a stored pipeline: {exc}") from exc
 
 
@@ -86,7 +86,8 @@ def _job_from_dict(doc: dict[str, object]) -> Job:
     retry = cast(list[float], doc["retry"])
     inputs = doc["inputs"]
     location = _from_location(doc["location"])
-    assert location is not None
+    if location is None:
+        raise ValueError("a job without a location")
     return Job(
         name=str(doc["name"]),
         run=str(doc["run"]),

@@ -76,10 +76,12 @@ def iter_all(db: Database, *, batch: int = 5000) -> Iterator[StoredEvent]:
 
 def for_subject(db: Database, prefix: str, *, limit: int = 1000) -> list[Event]:
     """Events whose subject is `prefix` or below it (`run/3` also gives `run/3/job/x`)."""
+    # Not LIKE: `_` and `%` in subjects would be wildcards, and SQLite's LIKE ignores case.
+    below = prefix + "/"
     with db.read() as tx:
         rows = tx.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE subject = :s OR subject LIKE :p "
+            f"SELECT {_COLUMNS} FROM events WHERE subject = :s OR substr(subject, 1, :k) = :p "
             "ORDER BY seq LIMIT :n",
-            {"s": prefix, "p": prefix + "/%", "n": limit},
+            {"s": prefix, "k": len(below), "p": below, "n": limit},
         )
     return [_stored(row).decode() for row in rows]

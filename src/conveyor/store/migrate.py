@@ -10,12 +10,16 @@ import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from conveyor.core.errors import StoreError
 from conveyor.store.db import Database, SqlAlchemyDatabase, SqliteDatabase
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
 # The newest migration; a test keeps this equal to Alembic's head.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -54,20 +58,44 @@ def _upgrade_locked(db: Database) -> str | None:
         return start
     from alembic import command
     from alembic.config import Config
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
-    engine = db.engine if isinstance(db, SqlAlchemyDatabase) else create_engine(db.url)
+    engine = db.engine if isinstance(db, SqlAlchemyDatabase) else _sqlite_engine(db.url)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # Two servers starting at once must not both create the schema.
-            conn.execute(text("SELECT pg_advisory_xact_lock(7261100)"))
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
-    if not isinstance(db, SqlAlchemyDatabase):
-        engine.dispose()
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two servers starting at once must not both create the schema.
+                conn.execute(text("SELECT pg_advisory_xact_lock(7261100)"))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    finally:
+        if not isinstance(db, SqlAlchemyDatabase):
+            engine.dispose()
     return start
+
+
+def _sqlite_engine(url: str) -> Engine:
+    """An engine whose transactions cover DDL, so a failed upgrade leaves no half schema.
+
+    The sqlite3 module begins transactions only before DML, so each CREATE
+    TABLE would commit at once; SQLAlchemy's documented remedy is to turn that
+    off and emit BEGIN itself.
+    """
+    from sqlalchemy import create_engine, event
+
+    engine = create_engine(url)
+
+    def no_implicit_transactions(dbapi_connection: Any, _record: object) -> None:
+        dbapi_connection.isolation_level = None
+
+    def begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    event.listen(engine, "connect", no_implicit_transactions)
+    event.listen(engine, "begin", begin)
+    return engine
 
 
 @contextmanager

@@ -8,6 +8,7 @@ strings because the event hash covers them byte for byte.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -85,7 +86,7 @@ artifacts = Table(
     Column("job_run_id", Integer, ForeignKey("job_runs.id", ondelete="CASCADE"), nullable=False),
     Column("path", Text, nullable=False),
     Column("digest", String(80), nullable=False),
-    Column("size", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
     Index("ix_artifacts_job_run", "job_run_id"),
     Index("ix_artifacts_digest", "digest"),
 )

@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,11 +54,14 @@ def postgres_url() -> str:
     """The server's URL, once it has answered."""
     import psycopg
 
+    error: psycopg.OperationalError | None = None
     try:
         with psycopg.connect(POSTGRES_URL, connect_timeout=5):
             pass
     except psycopg.OperationalError as exc:
-        pytest.fail(START_POSTGRES.format(url=POSTGRES_URL, error=exc), pytrace=False)
+        error = exc
+    if error is not None:
+        pytest.fail(START_POSTGRES.format(url=POSTGRES_URL, error=error), pytrace=False)
     return POSTGRES_URL
 
 
@@ -105,7 +108,9 @@ def db(empty_db: Database) -> Database:
 
 
 @pytest.fixture
-def connect_sqlalchemy(empty_db: Database) -> Callable[[], Iterator[Connection]]:
+def connect_sqlalchemy(
+    empty_db: Database,
+) -> Callable[[], AbstractContextManager[Connection]]:
     """Opens a SQLAlchemy connection to the test's database (for Alembic and inspection)."""
 
     @contextmanager
@@ -178,17 +183,20 @@ def make_run(db: Database) -> MakeRun:
 def spawn(tmp_path: Path) -> Callable[[str, int, Sequence[str]], list[str]]:
     """Runs `count` copies of a Python script at once; returns what each printed.
 
-    Each copy imports what it needs, reports ready, then waits for the same
-    go signal, so their work really overlaps. argv[1] is the go file, argv[2]
-    the copy's index, the rest are `args`.
+    A copy calls `wait_for_go()` once it has imported and set up what it
+    needs; every copy then starts together, so their work really overlaps.
+    In the script, argv[1] is the go file, argv[2] the copy's index, and the
+    rest are `args`.
     """
 
     def run(script: str, count: int, args: Sequence[str]) -> list[str]:
         go = tmp_path / "go"
         prelude = (
             "import sys, time\nfrom pathlib import Path\n"
-            "Path(sys.argv[1] + '.ready.' + sys.argv[2]).touch()\n"
-            "while not Path(sys.argv[1]).exists():\n    time.sleep(0.001)\n"
+            "def wait_for_go():\n"
+            "    Path(sys.argv[1] + '.ready.' + sys.argv[2]).touch()\n"
+            "    while not Path(sys.argv[1]).exists():\n"
+            "        time.sleep(0.001)\n"
         )
         procs = [
             subprocess.Popen(
@@ -203,7 +211,10 @@ def spawn(tmp_path: Path) -> Callable[[str, int, Sequence[str]], list[str]]:
             deadline = time.monotonic() + 30
             while not all(Path(f"{go}.ready.{i}").exists() for i in range(count)):
                 assert time.monotonic() < deadline, "the workers did not start"
-                assert all(p.poll() is None for p in procs), "a worker exited before the start"
+                for p in procs:
+                    if p.poll() is not None:
+                        out, err = p.communicate()
+                        pytest.fail(f"a worker exited before the start:\n{out}\n{err}")
                 time.sleep(0.005)
             go.touch()
             results = [p.communicate(timeout=60) for p in procs]

@@ -115,6 +115,7 @@ def test_two_processes_migrating_the_same_fresh_database_both_succeed(
     script = (
         "from conveyor.store import migrate\n"
         "from conveyor.store.db import open_database\n"
+        "wait_for_go()\n"
         "db = open_database(sys.argv[3])\n"
         "try:\n    print(migrate.upgrade(db))\nfinally:\n    db.close()\n"
     )
@@ -131,3 +132,59 @@ def test_two_processes_migrating_the_same_fresh_database_both_succeed(
         assert _count(db, "alembic_version") == 1
     finally:
         db.close()
+
+
+def test_upgrading_from_0001_keeps_artifacts_and_lifts_the_2_gib_size_limit(
+    empty_db: Database, connect_sqlalchemy: Connect
+) -> None:
+    _alembic(connect_sqlalchemy, command.upgrade, "0001")
+    with empty_db.write() as tx:
+        (run_id,) = tx.execute(
+            "INSERT INTO runs (project, status, pipeline_path, spec_digest, workspace, event, "
+            "actor, targets, options, host, pid, created_at) VALUES ('shop', 'success', "
+            "'conveyor.yaml', 'sha256:0', '/srv/shop', 'manual', 'ada', '[]', '{}', 'h', 1, 0) "
+            "RETURNING id"
+        )[0]
+        (job_id,) = tx.execute(
+            "INSERT INTO job_runs (run_id, position, name, base_name, needs, status, cached, "
+            "allow_failure, attempts) VALUES (:r, 0, 'build', 'build', '[]', 'success', :f, :f, 1) "
+            "RETURNING id",
+            {"r": run_id, "f": False},
+        )[0]
+        tx.execute(
+            "INSERT INTO artifacts (job_run_id, path, digest, size) "
+            "VALUES (:j, 'a', 'sha256:a', 7)",
+            {"j": job_id},
+        )
+
+    assert migrate.upgrade(empty_db) == "0001"
+
+    with empty_db.write() as tx:
+        tx.execute(
+            "INSERT INTO artifacts (job_run_id, path, digest, size) "
+            "VALUES (:j, 'b', 'sha256:b', :s)",
+            {"j": job_id, "s": 5 << 30},
+        )
+        sizes = tx.execute("SELECT path, size FROM artifacts ORDER BY id")
+    assert [(path, int(size)) for path, size in sizes] == [("a", 7), ("b", 5 << 30)]
+    assert _drift(connect_sqlalchemy) == []
+
+
+def test_an_upgrade_that_fails_part_way_leaves_the_database_as_it_was(
+    empty_db: Database, connect_sqlalchemy: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alembic import op
+
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    # The first migration creates a table, then its indexes: stop it in between.
+    monkeypatch.setattr(op, "create_index", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        migrate.upgrade(empty_db)
+    monkeypatch.undo()
+
+    assert _tables(connect_sqlalchemy) <= {"alembic_version"}
+    assert migrate.current_revision(empty_db) is None
+    assert migrate.upgrade(empty_db) is None
+    assert _drift(connect_sqlalchemy) == []

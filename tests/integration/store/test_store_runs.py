@@ -311,7 +311,7 @@ def test_mark_interrupted_ends_a_running_run_and_cancels_its_unfinished_jobs(
 def test_mark_interrupted_leaves_a_finished_run_alone(
     db: Database, make_run: MakeRun, status: RunStatus
 ) -> None:
-    run_id, ids = make_run(jobs=("build",))
+    run_id, _ = make_run(jobs=("build",))
     _finish(db, run_id, status)
     before = run_store.get_run(db, run_id=run_id)
 
@@ -343,14 +343,14 @@ def _run_row_held(database_url: str, run_id: RunId) -> Iterator[Callable[[str, i
     if database_url.startswith("sqlite"):
         import sqlite3
 
-        holder = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+        writer = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
         try:
-            holder.execute("BEGIN IMMEDIATE")
+            writer.execute("BEGIN IMMEDIATE")
             # SQLite shows no waiters; give the writers time to queue on the lock.
             yield lambda _name, _n: time.sleep(0.3)
-            holder.execute("COMMIT")
+            writer.execute("COMMIT")
         finally:
-            holder.close()
+            writer.close()
         return
     import psycopg
 
@@ -410,7 +410,11 @@ def test_previous_fingerprint_is_the_newest_earlier_success_or_cached_one_of_tha
     db: Database, make_run: MakeRun
 ) -> None:
     def run_with(
-        status: str, fingerprint: dict[str, str] | None, *, project: str = "shop", job: str = "build"
+        status: str,
+        fingerprint: dict[str, str] | None,
+        *,
+        project: str = "shop",
+        job: str = "build",
     ) -> RunId:
         run_id, ids = make_run(project=project, jobs=(job,))
         _update(db, run_store.JobUpdate(ids[job], status=status, fingerprint=fingerprint))  # type: ignore[arg-type]
@@ -430,4 +434,6 @@ def test_previous_fingerprint_is_the_newest_earlier_success_or_cached_one_of_tha
     assert previous(current) == (second, {"script": "v2"})
     assert previous(second) == (first, {"script": "v1"})
     assert previous(first) is None
-    assert run_store.previous_fingerprint(db, project="shop", job="deploy", before_run=current) is None
+    assert (
+        run_store.previous_fingerprint(db, project="shop", job="deploy", before_run=current) is None
+    )

@@ -1,0 +1,344 @@
+"""Bad input end to end: every class of mistake exits 2, points at the line, and runs nothing."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import jsonschema
+import pytest
+import yaml
+
+from .support import Workspace, WorkspaceFactory
+
+# Each spec would leave $SIDE/ran behind if any of its jobs ran.
+BAD_SPECS = {
+    "yaml syntax": (
+        """
+        version: 1
+        jobs:
+          a:
+            run: touch "$SIDE/ran"
+           needs: [b]
+        """,
+        "conveyor.yaml:5:4:",
+        ["invalid YAML"],
+    ),
+    "duplicate key": (
+        """
+        version: 1
+        jobs:
+          a:
+            run: touch "$SIDE/ran"
+          a:
+            run: touch "$SIDE/ran"
+        """,
+        "conveyor.yaml:5:3:",
+        ["duplicate key 'a'", "line 3"],
+    ),
+    "unknown key": (
+        """
+        version: 1
+        jobs:
+          a:
+            run: touch "$SIDE/ran"
+            neds: [b]
+          b:
+            run: touch "$SIDE/ran"
+        """,
+        "conveyor.yaml:5:5:",
+        ["unknown key 'neds'", "did you mean 'needs'?"],
+    ),
+    "unknown need": (
+        """
+        version: 1
+        jobs:
+          build:
+            run: touch "$SIDE/ran"
+          test:
+            run: touch "$SIDE/ran"
+            needs: [biuld]
+        """,
+        "conveyor.yaml:7:13:",
+        ["'biuld'", "did you mean 'build'?"],
+    ),
+    "cycle": (
+        """
+        version: 1
+        jobs:
+          a:
+            run: touch "$SIDE/ran"
+            needs: [b]
+          b:
+            run: touch "$SIDE/ran"
+            needs: [a]
+          c:
+            run: touch "$SIDE/ran"
+        """,
+        "conveyor.yaml:3:3:",
+        ["cycle", "a -> b -> a"],
+    ),
+    "bad duration": (
+        """
+        version: 1
+        jobs:
+          a:
+            run: touch "$SIDE/ran"
+            timeout: 5 parsecs
+        """,
+        "conveyor.yaml:5:14:",
+        ["'5 parsecs' is not a duration", "10m"],
+    ),
+    "cel syntax": (
+        """
+        version: 1
+        jobs:
+          a:
+            run: touch "$SIDE/ran"
+            if: branch == 'main' &&
+        """,
+        "conveyor.yaml:5:",
+        ["condition"],
+    ),
+    "cel unknown name": (
+        """
+        version: 1
+        jobs:
+          a:
+            run: touch "$SIDE/ran"
+            if: brnach == 'main'
+        """,
+        "conveyor.yaml:5:9:",
+        ["'brnach'", "did you mean 'branch'?"],
+    ),
+    "wrong type": (
+        """
+        version: 1
+        jobs:
+          a:
+            run: touch "$SIDE/ran"
+            retry: {max: three}
+        """,
+        "conveyor.yaml:5:18:",
+        ["retry.max", "'three'"],
+    ),
+}
+
+
+def _no_run_recorded(ws: Workspace) -> None:
+    assert not ws.side_file("ran").exists(), "a job ran"
+    if ws.db_path.exists():
+        assert ws.query("SELECT count(*) FROM runs") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("spec", "location", "fragments"), list(BAD_SPECS.values()), ids=list(BAD_SPECS)
+)
+def test_a_broken_pipeline_file_exits_2_naming_the_line_and_column_and_runs_nothing(
+    workspace: WorkspaceFactory, spec: str, location: str, fragments: list[str]
+) -> None:
+    ws = workspace(spec)
+
+    code, out, err = ws.cli("run")
+
+    assert code == 2
+    assert out == ""
+    assert f"error: {location}" in err
+    for fragment in fragments:
+        assert fragment in err
+    assert "1 error found" in err
+    assert "Traceback" not in err
+    _no_run_recorded(ws)
+
+
+def test_a_pipeline_broken_after_a_good_run_adds_no_run_to_the_history(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(BAD_SPECS["cycle"][0].replace("needs: [b]", "needs: []"))
+    assert ws.run().code == 0
+    ws.side_file("ran").unlink()
+    ws.spec(BAD_SPECS["cycle"][0])
+
+    code, _, err = ws.cli("run")
+
+    assert code == 2
+    assert "a -> b -> a" in err
+    assert not ws.side_file("ran").exists()
+    assert len(ws.runs()) == 1
+
+
+THREE_ERRORS = """
+version: 1
+jobs:
+  a:
+    run: touch "$SIDE/ran"
+    neds: [b]
+  b:
+    run: touch "$SIDE/ran"
+    timeout: soon
+  c:
+    run: touch "$SIDE/ran"
+    needs: [zz]
+"""
+
+
+def test_every_error_in_a_file_is_reported_at_once(workspace: WorkspaceFactory) -> None:
+    ws = workspace(THREE_ERRORS)
+
+    code, _, err = ws.cli("run")
+
+    assert code == 2
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert [e.split(" ", 2)[1] for e in errors] == [
+        "conveyor.yaml:5:5:",
+        "conveyor.yaml:8:14:",
+        "conveyor.yaml:11:13:",
+    ]
+    assert "3 errors found" in err
+    _no_run_recorded(ws)
+
+
+def test_validate_reports_the_same_errors_as_text_and_as_json(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(THREE_ERRORS)
+
+    text = ws.cli("validate")
+    as_json = ws.cli("validate", "--json")
+
+    assert text.code == 2
+    assert "3 errors found" in text.err
+    assert as_json.code == 2
+    doc = as_json.json()
+    assert doc["valid"] is False
+    assert [(e["file"], e["line"], e["column"]) for e in doc["errors"]] == [
+        ("conveyor.yaml", 5, 5),
+        ("conveyor.yaml", 8, 14),
+        ("conveyor.yaml", 11, 13),
+    ]
+    assert doc["errors"][0]["hint"] == "did you mean 'needs'?"
+    assert all(e["message"] for e in doc["errors"])
+    _no_run_recorded(ws)
+
+
+def test_validate_accepts_a_good_file(workspace: WorkspaceFactory) -> None:
+    ws = workspace("version: 1\njobs:\n  a:\n    run: echo a\n  b:\n    run: echo b\n")
+
+    text = ws.cli("validate")
+    as_json = ws.cli("validate", "--json")
+
+    assert text.code == 0, text.err
+    assert "valid" in text.out
+    assert as_json.code == 0
+    assert as_json.json()["valid"] is True
+    assert as_json.json()["jobs"] == ["a", "b"]
+
+
+def test_schema_prints_a_json_schema_that_editors_can_use(workspace: WorkspaceFactory) -> None:
+    ws = workspace()
+
+    code, out, err = ws.cli("schema")
+
+    assert code == 0, err
+    schema = json.loads(out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    good = yaml.safe_load(
+        textwrap.dedent(
+            """
+            version: 1
+            env: {LANG: C}
+            secrets: [TOKEN]
+            jobs:
+              test:
+                run: pytest
+                matrix: {python: ["3.11", "3.12"]}
+                inputs: ["src/**"]
+                outputs: [dist/app.whl]
+                reports: {junit: reports/*.xml}
+                timeout: 10m
+                retry: {max: 2, backoff: 1s}
+                allow_failure: true
+                cache: false
+                if: branch == 'main'
+              deploy:
+                needs: [test]
+                run: ./deploy.sh
+            """
+        )
+    )
+    assert list(validator.iter_errors(good)) == []
+    misspelled = {"version": 1, "jobs": {"a": {"run": "x", "neds": ["b"]}}}
+    assert list(validator.iter_errors(misspelled)) != []
+
+
+def test_a_missing_pipeline_file_exits_2_with_a_helpful_message(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(fresh=True)
+
+    code, out, err = ws.cli("run")
+
+    assert code == 2
+    assert out == ""
+    assert "no conveyor.yaml" in err
+    assert "-f" in err or "--file" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("run", "--jobs", "0"),
+        ("run", "--jobs", "many"),
+        ("run", "--no-such-option"),
+        ("runs", "--limit", "0"),
+        ("no-such-command",),
+    ],
+    ids=["jobs-0", "jobs-not-a-number", "unknown-option", "limit-0", "unknown-command"],
+)
+def test_bad_command_line_arguments_exit_2(
+    workspace: WorkspaceFactory, args: tuple[str, ...]
+) -> None:
+    ws = workspace('version: 1\njobs:\n  a:\n    run: touch "$SIDE/ran"\n')
+
+    code, _, err = ws.cli(*args)
+
+    assert code == 2
+    assert "Traceback" not in err
+    assert err.strip()
+    _no_run_recorded(ws)
+
+
+UNREACHABLE = "postgresql://nobody@127.0.0.1:1/conveyor"
+
+
+@pytest.mark.parametrize("command", [("runs",), ("run",), ("show", "latest")])
+def test_an_unreachable_database_is_an_infrastructure_fault_exit_3(
+    workspace: WorkspaceFactory, command: tuple[str, ...]
+) -> None:
+    ws = workspace('version: 1\njobs:\n  a:\n    run: touch "$SIDE/ran"\n')
+
+    code, _, err = ws.cli(*command, env={"CONVEYOR_DATABASE_URL": UNREACHABLE})
+
+    assert code == 3
+    assert "database" in err
+    assert "Traceback" not in err
+    assert not ws.side_file("ran").exists()
+
+
+def test_a_damaged_database_file_is_an_infrastructure_fault_exit_3(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace('version: 1\njobs:\n  a:\n    run: touch "$SIDE/ran"\n', fresh=True)
+    ws.state.mkdir()
+    ws.db_path.write_bytes(b"this is not a SQLite database, not at all" * 100)
+
+    runs = ws.cli("runs")
+    run = ws.cli("run")
+
+    assert runs.code == 3
+    assert run.code == 3
+    assert "Traceback" not in runs.err + run.err
+    assert "conveyor.db" in run.err
+    assert not ws.side_file("ran").exists()

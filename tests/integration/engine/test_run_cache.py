@@ -1,0 +1,262 @@
+"""The content-addressed cache through the Run service: hits, misses, and why."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from conveyor.core import digest
+from conveyor.engine.service import RunRequest
+from conveyor.executors.base import ExecRequest
+from conveyor.executors.fake import FakeExecutor, FakeOutcome
+
+from .harness import Harness, jobs_of, statuses
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def producing(request: ExecRequest, _attempt: int) -> FakeOutcome:
+    """Writes $CONTENT (or 'same') to the path in $WRITES, when the job sets one."""
+    target = request.env.get("WRITES")
+    if target:
+        path = request.cwd / target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(request.env.get("CONTENT", "same"))
+    return FakeOutcome(output=f"ran {request.job}\n".encode())
+
+
+def executed(executor: FakeExecutor) -> set[str]:
+    return set(executor.attempts)
+
+
+def pipeline(*, content: str = "v1", flag: str = "a") -> str:
+    return f"""\
+    version: 1
+    jobs:
+      gen:
+        run: gen
+        inputs: []
+        env: {{WRITES: out/gen.txt, CONTENT: {content}}}
+        outputs: [out/gen.txt]
+      fmt:
+        run: fmt
+        inputs: []
+        env: {{WRITES: out/fmt.txt, FLAG: {flag}}}
+        outputs: [out/fmt.txt]
+      use_gen: {{run: use, needs: [gen], inputs: []}}
+      use_fmt: {{run: use, needs: [fmt], inputs: []}}
+      other: {{run: other, inputs: []}}
+    """
+
+
+ALL = {"gen", "fmt", "use_gen", "use_fmt", "other"}
+
+
+def test_a_second_run_restores_every_job_without_executing_it(harness: Harness) -> None:
+    first = harness.run(pipeline(), FakeExecutor(producing))
+    assert first.run.status == "success"
+    shutil.rmtree(harness.root / "out")
+    executor = FakeExecutor(producing)
+    second = harness.run(pipeline(), executor)
+    assert executor.requests == []
+    assert second.run.status == "success"
+    assert statuses(second) == dict.fromkeys(ALL, "cached")
+    assert all(job.cached for job in second.run.jobs)
+    assert (harness.root / "out" / "gen.txt").read_text() == "v1"
+    gen = jobs_of(second)["gen"]
+    assert [(o.path, o.digest) for o in gen.outputs] == [("out/gen.txt", digest.of_text("v1"))]
+    assert gen.outputs == jobs_of(first)["gen"].outputs
+    log, _ = harness.service().job_log(second.run.id, "gen")
+    assert log == "ran gen\n"
+
+
+def test_changing_a_jobs_env_reruns_it_and_dependents_whose_upstream_changed(
+    harness: Harness,
+) -> None:
+    harness.run(pipeline(), FakeExecutor(producing))
+    executor = FakeExecutor(producing)
+    result = harness.run(
+        pipeline(content="v2", flag="b"), executor, RunRequest(max_parallel=4, explain=True)
+    )
+    assert executed(executor) == {"gen", "fmt", "use_gen"}
+    assert statuses(result) == {
+        "gen": "success",
+        "fmt": "success",
+        "use_gen": "success",
+        "use_fmt": "cached",
+        "other": "cached",
+    }
+    old, new = digest.short(digest.of_text("v1")), digest.short(digest.of_text("v2"))
+    assert result.explanations == {
+        "gen": ("environment variable CONTENT changed",),
+        "fmt": ("environment variable FLAG changed",),
+        "use_gen": (f"upstream 'gen' output out/gen.txt changed ({old} -> {new})",),
+    }
+
+
+def test_no_cache_runs_every_job_and_says_why(harness: Harness) -> None:
+    harness.run(pipeline(), FakeExecutor(producing))
+    executor = FakeExecutor(producing)
+    result = harness.run(
+        pipeline(), executor, RunRequest(max_parallel=4, use_cache=False, explain=True)
+    )
+    assert executed(executor) == ALL
+    assert not any(job.cached for job in result.run.jobs)
+    assert result.explanations["other"] == ("nothing changed; --no-cache forced it to run",)
+
+
+def test_a_run_without_the_cache_still_fills_it(harness: Harness) -> None:
+    harness.run(pipeline(), FakeExecutor(producing), RunRequest(use_cache=False))
+    executor = FakeExecutor(producing)
+    harness.run(pipeline(), executor)
+    assert executor.requests == []
+
+
+def test_a_job_that_opts_out_of_the_cache_always_runs(harness: Harness) -> None:
+    spec = """\
+    version: 1
+    jobs:
+      deploy: {run: deploy, inputs: [], cache: false}
+      after: {run: after, inputs: [], needs: [deploy]}
+    """
+    harness.run(spec)
+    executor = FakeExecutor()
+    result = harness.run(spec, executor, RunRequest(explain=True))
+    assert executed(executor) == {"deploy"}
+    assert statuses(result) == {"deploy": "success", "after": "cached"}
+    assert result.explanations["deploy"] == (
+        "nothing changed; the job opts out of the cache (cache: false)",
+    )
+
+
+def test_a_failed_job_is_not_cached(harness: Harness) -> None:
+    spec = "version: 1\njobs:\n  a: {run: a, inputs: []}\n"
+    harness.run(spec, FakeExecutor(lambda _r, _a: FakeOutcome(exit_code=1)))
+    executor = FakeExecutor()
+    result = harness.run(spec, executor, RunRequest(explain=True))
+    assert executed(executor) == {"a"}
+    assert result.explanations["a"] == ("no earlier cached execution of this job",)
+
+
+def test_the_first_run_explains_there_was_no_earlier_execution(harness: Harness) -> None:
+    result = harness.run(pipeline(), FakeExecutor(producing), RunRequest(explain=True))
+    assert set(result.explanations) == ALL
+    assert set(result.explanations.values()) == {("no earlier cached execution of this job",)}
+
+
+def test_without_explain_no_explanations_are_made(harness: Harness) -> None:
+    result = harness.run(pipeline(), FakeExecutor(producing))
+    assert result.explanations == {}
+
+
+def test_an_edited_added_or_removed_input_file_is_named(harness: Harness) -> None:
+    spec = "version: 1\njobs:\n  test: {run: test, inputs: ['src/**']}\n"
+    harness.write("src/app.py", "print(1)\n")
+    harness.write("src/old.py", "old\n")
+    harness.write("docs/index.md", "not an input\n")
+    harness.run(spec)
+    harness.write("src/app.py", "print(2)\n")
+    harness.write("src/new.py", "new\n")
+    (harness.root / "src" / "old.py").unlink()
+    harness.write("docs/index.md", "still not an input\n")
+    result = harness.run(spec, request=RunRequest(explain=True))
+    assert result.explanations["test"] == (
+        "file src/app.py changed",
+        "file src/new.py was added",
+        "file src/old.py was removed",
+    )
+
+
+def test_a_change_outside_the_declared_inputs_is_a_hit(harness: Harness) -> None:
+    spec = "version: 1\njobs:\n  test: {run: test, inputs: ['src/**']}\n"
+    harness.write("src/app.py", "print(1)\n")
+    harness.run(spec)
+    harness.write("README.md", "edited\n")
+    executor = FakeExecutor()
+    assert statuses(harness.run(spec, executor)) == {"test": "cached"}
+
+
+def test_without_declared_inputs_every_workspace_file_counts(harness: Harness) -> None:
+    spec = "version: 1\njobs:\n  test: {run: test}\n"
+    harness.run(spec)
+    harness.write("notes.txt", "a new file anywhere\n")
+    executor = FakeExecutor()
+    result = harness.run(spec, executor, RunRequest(explain=True))
+    assert executed(executor) == {"test"}
+    assert result.explanations["test"] == ("file notes.txt was added",)
+
+
+def test_state_and_declared_outputs_are_not_inputs(harness: Harness) -> None:
+    spec = """\
+    version: 1
+    jobs:
+      gen: {run: gen, env: {WRITES: out/gen.txt}, outputs: [out/gen.txt]}
+    """
+    harness.run(spec, FakeExecutor(producing))
+    harness.write("out/gen.txt", "tampered output\n")
+    executor = FakeExecutor(producing)
+    assert statuses(harness.run(spec, executor)) == {"gen": "cached"}
+    assert (harness.root / "out" / "gen.txt").read_text() == "same"
+
+
+def test_a_changed_secret_is_named_without_its_value(harness: Harness) -> None:
+    spec = "version: 1\nsecrets: [TOKEN]\njobs:\n  push: {run: push, inputs: []}\n"
+    harness.environ["TOKEN"] = "first-secret"
+    harness.run(spec)
+    harness.environ["TOKEN"] = "second-secret"
+    result = harness.run(spec, request=RunRequest(explain=True))
+    assert result.explanations["push"] == ("secret TOKEN changed",)
+    fingerprint = jobs_of(result)["push"].fingerprint or {}
+    assert "second-secret" not in repr(fingerprint)
+
+
+def test_a_cleared_cache_entry_is_explained(harness: Harness) -> None:
+    spec = "version: 1\njobs:\n  a: {run: a, inputs: []}\n"
+    harness.run(spec)
+    harness.service().cache.clear()
+    result = harness.run(spec, request=RunRequest(explain=True))
+    assert result.explanations["a"] == (
+        "nothing changed, but the cache entry is gone (pruned or corrupt)",
+    )
+
+
+def test_a_corrupt_cached_output_is_a_miss_that_is_reported(harness: Harness) -> None:
+    spec = """\
+    version: 1
+    jobs:
+      gen: {run: gen, inputs: [], env: {WRITES: out/gen.txt}, outputs: [out/gen.txt]}
+    """
+    harness.run(spec, FakeExecutor(producing))
+    hexpart = digest.of_text("same").removeprefix(digest.PREFIX)
+    (blob,) = (p for p in harness.workspace.cas_dir.rglob("*") if p.name == hexpart[2:])
+    os.chmod(blob, 0o644)
+    blob.write_text("damaged")
+    executor = FakeExecutor(producing)
+    result = harness.run(spec, executor)
+    assert executed(executor) == {"gen"}
+    assert statuses(result) == {"gen": "success"}
+    assert any("gen" in w and "corrupt" in w for w in harness.reporter.warnings)
+    assert (harness.root / "out" / "gen.txt").read_text() == "same"
+    assert statuses(harness.run(spec, FakeExecutor(producing))) == {"gen": "cached"}
+
+
+def test_the_log_of_a_cached_job_is_the_log_of_its_execution(harness: Harness) -> None:
+    spec = "version: 1\njobs:\n  a: {run: a, inputs: []}\n"
+    first = harness.run(spec, FakeExecutor(producing))
+    second = harness.run(spec, FakeExecutor(producing))
+    assert jobs_of(second)["a"].log_digest == jobs_of(first)["a"].log_digest
+    assert harness.service().job_log(second.run.id, "a") == ("ran a\n", False)
+
+
+def test_declared_inputs_are_relative_to_the_workdir(harness: Harness) -> None:
+    spec = "version: 1\njobs:\n  api: {run: test, workdir: svc, inputs: ['src/**']}\n"
+    harness.write("svc/src/app.py", "one\n")
+    harness.write("src/app.py", "outside the workdir\n")
+    harness.run(spec)
+    harness.write("src/app.py", "edited, but not an input\n")
+    assert statuses(harness.run(spec)) == {"api": "cached"}
+    harness.write("svc/src/app.py", "two\n")
+    result = harness.run(spec, request=RunRequest(explain=True))
+    assert result.explanations["api"] == ("file svc/src/app.py changed",)

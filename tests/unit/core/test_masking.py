@@ -1,0 +1,72 @@
+"""Secret values become `***` wherever text leaves a job."""
+
+from __future__ import annotations
+
+import pytest
+
+from conveyor.core.masking import MASK, Masker
+
+
+def test_every_occurrence_of_a_secret_is_masked() -> None:
+    masker = Masker(["hunter2"])
+    assert masker.mask("pw=hunter2 again hunter2.") == "pw=*** again ***."
+
+
+def test_text_without_secrets_is_unchanged() -> None:
+    assert Masker(["hunter2"]).mask("nothing to see") == "nothing to see"
+
+
+def test_a_masker_without_secrets_changes_nothing_and_is_falsy() -> None:
+    masker = Masker()
+    assert not masker
+    assert masker.mask("hunter2") == "hunter2"
+    assert Masker(["x"])
+
+
+def test_a_secret_containing_another_is_masked_whole() -> None:
+    masker = Masker(["abc", "abcdef"])
+    assert masker.mask("abcdef") == MASK
+    assert masker.mask("abc-abcdef") == "***-***"
+
+
+def test_overlapping_secrets_leave_no_fragment_of_the_longer_one() -> None:
+    masker = Masker(["token-123", "123-suffix"])
+    assert masker.mask("x token-123 y") == "x *** y"
+    assert masker.mask("x 123-suffix y") == "x *** y"
+
+
+def test_a_multi_line_secret_is_masked_whole_and_line_by_line() -> None:
+    key = "-----BEGIN KEY-----\nMIIEvQIBADANBg\nkqhkiG9w0BAQEF\n-----END KEY-----"
+    masker = Masker([key])
+    assert masker.mask(f"key: {key}") == f"key: {MASK}"
+    # Logs are processed one line at a time.
+    assert masker.mask("line MIIEvQIBADANBg here") == "line *** here"
+    assert masker.mask("kqhkiG9w0BAQEF") == MASK
+
+
+def test_a_multi_line_secret_with_crlf_endings_is_masked_line_by_line() -> None:
+    masker = Masker(["first-line\r\nsecond-line"])
+    assert masker.mask("a first-line b") == "a *** b"
+    assert masker.mask("second-line") == MASK
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t\n", "\n\n"])
+def test_empty_and_whitespace_secrets_are_ignored(blank: str) -> None:
+    masker = Masker([blank])
+    assert not masker
+    assert masker.mask("a b\tc\n") == "a b\tc\n"
+
+
+def test_blank_lines_of_a_multi_line_secret_are_not_masked() -> None:
+    masker = Masker(["alpha\n\n  \nomega"])
+    assert masker.mask("a  b\n\nc") == "a  b\n\nc"
+    assert masker.mask("alpha") == MASK
+
+
+@pytest.mark.parametrize(
+    "secret", ["a.b*c", "(x|y)", "[abc]", "^$", "p+q?", "back\\slash", "{1,2}"]
+)
+def test_regex_metacharacters_in_a_secret_are_literal(secret: str) -> None:
+    masker = Masker([secret])
+    assert masker.mask(f"<{secret}>") == f"<{MASK}>"
+    assert masker.mask("axbbbc x y abc") == "axbbbc x y abc"

@@ -1,0 +1,85 @@
+"""Which jobs a Run covers, and which a condition skips."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from conveyor.core.errors import UsageError
+from conveyor.engine.plan import make_plan, select
+from conveyor.spec.loader import parse_pipeline
+from conveyor.spec.pipeline import Job
+
+PIPELINE = parse_pipeline(
+    textwrap.dedent(
+        """\
+        version: 1
+        jobs:
+          lint: {run: lint}
+          build: {run: build}
+          test:
+            needs: [build]
+            run: test
+            matrix: {py: ["3.11", "3.12"]}
+          package: {needs: [test], run: package}
+          docs: {run: docs}
+        """
+    )
+)
+
+
+def names(jobs: tuple[Job, ...]) -> list[str]:
+    return [job.name for job in jobs]
+
+
+def test_without_targets_every_job_is_selected() -> None:
+    assert select(PIPELINE, ()) == PIPELINE.jobs
+
+
+def test_a_target_brings_its_needs_in_pipeline_order() -> None:
+    assert names(select(PIPELINE, ("package",))) == [
+        "build",
+        "test (py=3.11)",
+        "test (py=3.12)",
+        "package",
+    ]
+
+
+def test_a_matrix_job_is_selected_by_its_base_name_or_one_expansion() -> None:
+    assert names(select(PIPELINE, ("test",))) == ["build", "test (py=3.11)", "test (py=3.12)"]
+    assert names(select(PIPELINE, ("test (py=3.12)",))) == ["build", "test (py=3.12)"]
+
+
+def test_an_unknown_target_is_a_usage_error_with_a_suggestion() -> None:
+    with pytest.raises(UsageError) as caught:
+        select(PIPELINE, ("pakage",))
+    message = str(caught.value)
+    assert "there is no job 'pakage' in conveyor.yaml" in message
+    assert "did you mean 'package'?" in message
+    assert "jobs: build, docs, lint, package, test" in message
+
+
+def test_an_unknown_target_far_from_every_name_has_no_suggestion() -> None:
+    with pytest.raises(UsageError) as caught:
+        select(PIPELINE, ("zzzzzz",))
+    assert "did you mean" not in str(caught.value)
+
+
+def test_the_plan_records_condition_skips_and_dependents() -> None:
+    plan = make_plan(PIPELINE, (), lambda job: "off" if job.name == "docs" else None)
+    assert plan.skipped == {"docs": "off"}
+    assert plan.names == PIPELINE.names
+    assert plan.dependents["build"] == ("test (py=3.11)", "test (py=3.12)")
+    assert plan.dependents["test (py=3.11)"] == ("package",)
+    assert plan.dependents["package"] == ()
+
+
+def test_conditions_are_checked_only_for_selected_jobs() -> None:
+    checked: list[str] = []
+
+    def condition(job: Job) -> None:
+        checked.append(job.name)
+
+    make_plan(PIPELINE, ("lint",), condition)
+    assert checked == ["lint"]
