@@ -32,6 +32,7 @@ def test_a_job_whose_condition_is_false_is_skipped_with_the_reason(
     run = result.json()
     assert run["status"] == "success"
     assert run["branch"] == "feature/login"
+    assert run["commit"] == ws.git("rev-parse", "HEAD").strip()
     jobs = jobs_by_name(run)
     assert jobs["build"]["status"] == "success"
     assert jobs["deploy"]["status"] == "skipped"
@@ -83,6 +84,24 @@ def test_changed_runs_a_job_only_when_files_under_its_glob_changed(
     assert "changed('src/**')" in docs_commit["backend"]["reason"]
     assert src_edit["backend"]["status"] == "success"
     assert len(ws.side_floats("backend.runs")) == 1
+
+
+def test_on_a_feature_branch_changed_compares_with_where_it_left_the_default_branch(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(CHANGED, files={"src/app.py": "print(1)\n", "docs/index.md": "# Docs\n"})
+    ws.init_git()
+    ws.git("checkout", "-q", "-b", "feature/api")
+    ws.write("src/app.py", "print(2)\n")
+    ws.commit("change the app")
+    ws.write("README.md", "readme\n")
+    ws.commit("an unrelated commit on top")
+
+    jobs = jobs_by_name(ws.run().json())
+
+    # HEAD~1 alone would miss src/app.py; the merge-base with main does not.
+    assert jobs["backend"]["status"] == "success"
+    assert jobs["docs"]["status"] == "skipped"
 
 
 DRY = """

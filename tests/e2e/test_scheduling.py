@@ -164,9 +164,10 @@ def test_a_flaky_job_is_retried_with_backoff_until_it_succeeds(
     first, second, third = ws.side_floats("attempts")
     assert second - first >= 0.2  # the first wait is the backoff
     assert third - second >= 0.4  # and it doubles
-    log = ws.cli("logs", "latest", "flaky").out
-    assert "attempt 1" in log
-    assert "attempt 3" in log
+    log = ws.cli("logs", "latest", "flaky").out.splitlines()
+    assert log.index("attempt 1") < log.index("attempt 2") < log.index("attempt 3")
+    marker = next(line for line in log if "attempt 2 of 4" in line)
+    assert log.index("attempt 1") < log.index(marker) < log.index("attempt 2")
 
 
 def test_a_job_that_keeps_failing_stops_after_its_retries(workspace: WorkspaceFactory) -> None:

@@ -18,6 +18,9 @@ jobs:
     run: |
       echo "token is $MY_TOKEN"
       echo "on stderr: $MY_TOKEN" >&2
+      printf 'split across writes %s' "${MY_TOKEN:0:4}"
+      sleep 0.2
+      printf '%s\\n' "${MY_TOKEN:4}"
       printf 'last line without a newline %s' "$MY_TOKEN"
   fails_with_token:
     inputs: []
@@ -60,6 +63,7 @@ def test_a_secret_is_masked_in_output_logs_and_events_and_stored_nowhere(
     assert SECRET not in text.text
     assert "[uses_token] token is ***" in text.out.splitlines()
     assert "[uses_token] on stderr: ***" in text.out.splitlines()
+    assert "[uses_token] split across writes ***" in text.out.splitlines()
     assert "[uses_token] last line without a newline ***" in text.out.splitlines()
     assert as_json.code == 0, as_json.err
     assert SECRET not in as_json.text
