@@ -437,3 +437,39 @@ def test_explain_says_when_a_job_was_never_cached_and_when_its_script_changed(
     assert first["explain"] == ["no earlier cached execution of this job"]
     assert second["status"] == "success"
     assert second["explain"] == ["the job's script (`run`) changed"]
+
+
+TWINS = """
+version: 1
+jobs:
+  left:
+    inputs: []
+    run: echo "same bytes" > left.txt
+    outputs: [left.txt]
+  right:
+    inputs: []
+    run: echo "same bytes" > right.txt
+    outputs: [right.txt]
+"""
+
+
+def test_artifacts_are_stored_once_per_content_read_only_and_fetchable_by_digest(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(TWINS)
+
+    jobs = jobs_by_name(ws.run().json())
+    fetched = ws.side / "fetched.txt"
+    digest = jobs["left"]["outputs"][0]["digest"]
+    got = ws.cli("artifacts", "get", digest, "--output", str(fetched))
+
+    assert jobs["right"]["outputs"][0]["digest"] == digest
+    blob = ws.blob_path(digest)
+    assert blob.read_bytes() == b"same bytes\n"
+    assert blob.stat().st_mode & 0o222 == 0, "blobs must be read-only"
+    holding = [
+        p for p in ws.state.joinpath("cas").rglob("*") if p.is_file() and p.name == blob.name
+    ]
+    assert holding == [blob]
+    assert got.code == 0, got.err
+    assert fetched.read_bytes() == b"same bytes\n"

@@ -200,6 +200,12 @@ def test_two_runs_at_once_in_one_workspace_both_succeed_and_keep_store_and_cache
         job_events = [e for e in events if e["subject"].startswith(f"run/{run['id']}/job/")]
         assert len([e for e in job_events if e["kind"] != "job.running"]) == 4
     assert sorted(r["status"] for r in ws.runs()) == ["success", "success"]
+    manifests = list(ws.state.joinpath("cache", "entries").rglob("*.json"))
+    assert len(manifests) == 4
+    for manifest in manifests:
+        assert json.loads(manifest.read_text())["key"].endswith(manifest.stem)
+    leftovers = [p for p in ws.state.rglob("*") if p.is_file() and "tmp" in p.parent.name]
+    assert leftovers == []
 
     third = ws.run()
 

@@ -276,7 +276,7 @@ class JobAttempt:
             summary = parse_junit_files([self._ctx.root / p for p in paths])
         except ReportError as exc:
             return None, str(exc)
-        counts = _counts(summary)
+        counts = _counts(summary, self._ctx.masker)
         if counts.failed:
             return counts, f"{counts.failed} test(s) failed"
         return counts, None
@@ -324,12 +324,14 @@ def _status_of(result: ExecResult) -> tuple[JobState, str | None]:
     return "failed", result.detail
 
 
-def _counts(summary: TestSummary) -> TestCounts:
+def _counts(summary: TestSummary, masker: Masker) -> TestCounts:
+    """Test counts and failed test names (which come from the job, so may hold secrets)."""
     return TestCounts(
         passed=summary.passed,
         failed=summary.failed,
         skipped=summary.skipped,
         failures=tuple(
-            f"{f.classname}::{f.name}" if f.classname else f.name for f in summary.failures
+            masker.mask(f"{f.classname}::{f.name}" if f.classname else f.name)
+            for f in summary.failures
         ),
     )

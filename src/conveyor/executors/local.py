@@ -77,7 +77,7 @@ class LocalExecution:
         deadline = None
         if self._request.timeout_s is not None:
             deadline = self._started + self._request.timeout_s
-        timed_out = self._pump(proc, deadline)
+        timed_out = self._pump(proc, deadline) or self._await_exit(proc, deadline)
         if timed_out or self._canceled.is_set():
             self._terminate(proc)
         exit_code = proc.wait()
@@ -117,6 +117,24 @@ class LocalExecution:
                 if not chunk:
                     return False
                 self._output(chunk)
+
+    def _await_exit(self, proc: subprocess.Popen[bytes], deadline: float | None) -> bool:
+        """Wait for the script after its output closed; True when the deadline passed first.
+
+        A script may close or redirect its output and keep running, so the
+        end of the output is not the end of the job.
+        """
+        while not self._canceled.is_set():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return True
+            wait = 0.25 if deadline is None else min(0.25, deadline - now)
+            try:
+                proc.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                continue
+            return False
+        return False
 
     def _terminate(self, proc: subprocess.Popen[bytes]) -> None:
         self._signal(signal.SIGTERM)
