@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
 
 from .support import WorkspaceFactory, jobs_by_name
 
@@ -259,3 +264,55 @@ def test_run_finds_the_pipeline_from_a_subdirectory_and_runs_jobs_at_its_root(
     assert with_file.code == 0, with_file.err
     assert {j["name"]: j["status"] for j in with_file.json()["jobs"]}["prepare"] == "cached"
     assert not elsewhere.state.exists()
+
+
+CHATTY = """
+version: 1
+jobs:
+  talk:
+    inputs: []
+    run: |
+      for i in $(seq 1 2000); do echo "line $i"; done
+      touch "$SIDE/talk.done"
+  after:
+    needs: [talk]
+    inputs: []
+    run: touch "$SIDE/after.done"
+"""
+
+
+@pytest.mark.parametrize("where", ["closed-pipe", "full-disk"])
+def test_progress_that_cannot_be_printed_does_not_change_the_outcome_of_the_run(
+    workspace: WorkspaceFactory, where: str
+) -> None:
+    ws = workspace(CHATTY)
+    if where == "closed-pipe":  # like `conveyor run | head -1` after head has exited
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        stdout = os.fdopen(write_end, "wb")
+    else:
+        stdout = open("/dev/full", "wb")  # noqa: SIM115 - closed below
+
+    with stdout:
+        done = subprocess.run(
+            [sys.executable, "-m", "conveyor", "run"],
+            cwd=ws.root,
+            env=ws.env,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert "Traceback" not in done.stderr
+    assert ws.side_file("talk.done").exists()
+    assert ws.side_file("after.done").exists()
+    run = ws.cli("show", "latest", "--json").json()
+    assert run["status"] == "success", run
+    assert {job["name"]: job["status"] for job in run["jobs"]} == {
+        "talk": "success",
+        "after": "success",
+    }
+    assert "line 2000" in ws.cli("logs", "latest", "talk").out
+    assert done.returncode == 0, done.stderr

@@ -122,6 +122,11 @@ def test_a_run_whose_process_was_killed_shows_as_interrupted(
     # Reading history again does not record the interruption twice.
     assert [r["status"] for r in ws.runs()] == ["interrupted"]
     assert len([e for e in ws.events() if e["kind"] == "run.interrupted"]) == 1
+    ws.cleanup()  # the jobs SIGKILL left running are not under test here
+    ws.spec("version: 1\njobs:\n  quick:\n    inputs: []\n    run: echo quick\n")
+    after = ws.run()
+    assert after.code == 0, after.err
+    assert [r["status"] for r in ws.runs()] == ["success", "interrupted"]
 
 
 CONCURRENT = """
@@ -290,3 +295,35 @@ def test_while_a_run_is_in_progress_history_shows_it_running_and_logs_show_outpu
     assert json.loads(result.out)["status"] == "success"
     assert [r["status"] for r in ws.runs()] == ["success"]
     assert "step two done" in ws.cli("logs", "latest", "steps").out
+
+
+IGNORES_SIGNALS = """
+version: 1
+jobs:
+  stubborn:
+    inputs: []
+    run: |
+      trap '' TERM INT
+      sh -c 'echo $$ > "$SIDE/stubborn.pid"; exec sleep 300'
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_cancel_kills_a_job_that_ignores_sigterm_after_a_grace_period(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(IGNORES_SIGNALS)
+    proc = ws.start("run")
+    wait_for(lambda: "stubborn" in ws.pids(), what="the job to start")
+
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=20)
+
+    assert time.monotonic() - sent < 10
+    assert proc.returncode == 1
+    pid = ws.pids()["stubborn"]
+    wait_for(lambda: not process_alive(pid), timeout=5, what="the job to be gone")
+    run = ws.cli("show", "latest", "--json").json()
+    assert run["status"] == "canceled"
+    assert run["jobs"][0]["status"] == "canceled"

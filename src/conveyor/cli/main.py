@@ -9,7 +9,8 @@ import typer
 
 from conveyor.cli import cache as cache_commands
 from conveyor.cli import history, pipeline
-from conveyor.cli.errors import report
+from conveyor.cli.errors import INFRASTRUCTURE, report
+from conveyor.cli.output import discard_stdout
 from conveyor.core.errors import ConveyorError
 
 app = typer.Typer(
@@ -47,4 +48,13 @@ def main() -> NoReturn:
         app()
     except ConveyorError as error:
         sys.exit(report(error))
+    except BrokenPipeError:
+        # The reader went away (`conveyor runs | head`): it has what it wanted.
+        discard_stdout()
+        sys.exit(0)
+    except OSError as error:
+        # An operating-system fault (a full disk, a vanished directory) is infrastructure.
+        discard_stdout()
+        sys.stderr.write(f"error: {error}\n")
+        sys.exit(INFRASTRUCTURE)
     sys.exit(0)

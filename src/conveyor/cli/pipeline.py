@@ -129,11 +129,14 @@ def run(
     finally:
         plane.close()
     from conveyor.cli import render
+    from conveyor.cli.output import emit
 
+    # Progress and this summary are views: if they cannot be shown, the run's
+    # outcome (recorded in the store) still decides the exit code.
     if json_output:
-        sys.stdout.write(render.dumps(render.run_json(result.run, result.explanations)) + "\n")
+        emit(render.dumps(render.run_json(result.run, result.explanations)))
     elif not quiet or result.run.status != "success":
-        typer.echo(render.summary(result.run, result.explanations))
+        emit(render.summary(result.run, result.explanations))
     raise typer.Exit(OK if result.run.status == "success" else WORK_FAILED)
 
 

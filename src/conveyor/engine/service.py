@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 from collections.abc import Callable, Mapping
@@ -24,7 +25,7 @@ from conveyor.engine.locks import RunLock, is_abandoned
 from conveyor.engine.logs import decompress
 from conveyor.engine.plan import Plan, make_plan
 from conveyor.engine.recorder import Recorder
-from conveyor.engine.reporting import Reporter
+from conveyor.engine.reporting import GuardedReporter, Reporter
 from conveyor.engine.runner import Scheduler, SchedulerOptions, run_status
 from conveyor.engine.sources import Sources, git_user_email
 from conveyor.engine.workspace import Workspace
@@ -160,6 +161,7 @@ class RunService:
         on_start: Callable[[Scheduler], None] | None = None,
     ) -> RunResult:
         """Execute a Run to its end; returns it as stored."""
+        reporter = GuardedReporter(reporter)
         sources = self.sources(pipeline)
         plan = self.plan(pipeline, request, sources)
         for name in pipeline.secrets:
@@ -247,8 +249,12 @@ class RunService:
             on_start(scheduler)
         try:
             outcomes = scheduler.run()
-        finally:
             recorder.close()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                recorder.close()
+            self._abandon(launch, exc)
+            raise
         record = self._finish(launch, outcomes, canceled=scheduler.canceled)
         reporter.run_finished(record)
         explanations = {name: o.explanation for name, o in outcomes.items() if o.explanation}
@@ -298,6 +304,22 @@ class RunService:
             )
             event_log.append(tx, [event])
         return run_store.get_run(self.db, run_id=launch.run_id)
+
+    def _abandon(self, launch: _Launch, error: BaseException) -> None:
+        """Best effort: record a Run that could not go on as `failed`, with why."""
+        now = self.clock.now()
+        reason = f"the run stopped: {error}"
+        event = NewEvent("run.failed", f"run/{launch.run_id}", launch.actor, now, {"error": reason})
+        with contextlib.suppress(Exception), self.db.write() as tx:
+            run_store.finish_run(
+                tx,
+                run_id=launch.run_id,
+                status="failed",
+                finished_at=now,
+                duration_s=0.0,
+                error=reason,
+            )
+            event_log.append(tx, [event])
 
     def previous_fingerprint(self, job: str, before: RunId | None = None) -> dict[str, str] | None:
         """The fingerprint of `job`'s newest cached execution (before Run `before`)."""
