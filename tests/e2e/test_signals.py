@@ -102,15 +102,18 @@ def test_jobs_waiting_on_a_job_that_was_canceled_are_canceled_not_skipped(
 
 
 @pytest.mark.timeout(60)
-def test_a_run_whose_process_was_killed_shows_as_interrupted(
+def test_a_run_whose_process_was_killed_shows_as_interrupted_and_its_jobs_are_stopped(
     workspace: WorkspaceFactory,
 ) -> None:
     ws = workspace(LONG)
     proc = ws.start("run", "--jobs", "2")
     wait_for(lambda: set(ws.pids()) >= STARTED, timeout=20, what="both slow jobs to start")
+    time.sleep(0.3)  # the jobs' process groups reach the store in the next batch
 
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
+    orphans = ws.pids()
+    assert all(process_alive(pid) for pid in orphans.values()), "SIGKILL alone leaves jobs"
 
     runs = ws.runs()
     assert [r["status"] for r in runs] == ["interrupted"]
@@ -122,7 +125,12 @@ def test_a_run_whose_process_was_killed_shows_as_interrupted(
     # Reading history again does not record the interruption twice.
     assert [r["status"] for r in ws.runs()] == ["interrupted"]
     assert len([e for e in ws.events() if e["kind"] == "run.interrupted"]) == 1
-    ws.cleanup()  # the jobs SIGKILL left running are not under test here
+    # Reading history found the run dead and stopped what its jobs left running.
+    wait_for(
+        lambda: not any(process_alive(pid) for pid in orphans.values()),
+        timeout=10,
+        what="the interrupted run's job processes to be stopped",
+    )
     ws.spec("version: 1\njobs:\n  quick:\n    inputs: []\n    run: echo quick\n")
     after = ws.run()
     assert after.code == 0, after.err

@@ -83,6 +83,7 @@ class RunContext:
     on_line: Callable[[str, str], None]
     warn: Callable[[str], None]
     on_running: Callable[[Job, float], None] = lambda _job, _at: None
+    on_process: Callable[[Job, int], None] = lambda _job, _pid: None
     canceled: threading.Event = field(default_factory=threading.Event)
 
 
@@ -257,6 +258,8 @@ class JobAttempt:
             if self._canceled:
                 return ExecResult("canceled", None, 0.0, "canceled")
             self._execution = ctx.executor.start(request, log.feed)
+        if self._execution.pid is not None:
+            ctx.on_process(job, self._execution.pid)
         result = self._execution.wait()
         with self._lock:
             self._execution = None

@@ -238,6 +238,10 @@ class Scheduler:
         self._recorder.record(Change(update, (event,)))
         self._reporter.job_started(job.name)
 
+    def record_process(self, job: Job, pid: int) -> None:
+        """Called from a worker thread with the process group of a job's attempt."""
+        self._recorder.record(Change(JobUpdate(job_id=self._job_ids[job.name], pid=pid)))
+
     def _subject(self, job: Job) -> str:
         return f"run/{self._ctx.run_id}/job/{job.name}"
 

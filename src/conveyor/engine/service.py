@@ -244,6 +244,7 @@ class RunService:
             ),
         )
         ctx.on_running = scheduler.record_running
+        ctx.on_process = scheduler.record_process
         reporter.run_started(launch.run_id, launch.plan.names)
         if on_start is not None:
             on_start(scheduler)
@@ -337,6 +338,7 @@ class RunService:
         """Mark Runs whose process died (on this host) as `interrupted`."""
         for run_id, pid in run_store.running_runs(self.db, host=self.host):
             if run_id is not None and is_abandoned(self.workspace.locks_dir, run_id, pid):
+                self._stop_leftovers(run_id)
                 now = self.clock.now()
                 run_store.mark_interrupted(
                     self.db,
@@ -345,6 +347,14 @@ class RunService:
                     reason="the conveyor process running it stopped without finishing",
                     event=NewEvent("run.interrupted", f"run/{run_id}", "conveyor", now, {}),
                 )
+
+    def _stop_leftovers(self, run_id: RunId) -> None:
+        """Kill what the dead Run's jobs left running (only groups that carry its marks)."""
+        from conveyor.executors.local import stop_orphaned_group
+
+        markers = (f"CONVEYOR_RUN_ID={run_id}", f"CONVEYOR_WORKSPACE={self.workspace.root}")
+        for pgid in run_store.running_job_pids(self.db, run_id=run_id):
+            stop_orphaned_group(pgid, markers)
 
     def resolve(self, ref: str | int | None) -> RunId:
         """A Run id from what a user typed: a number, `latest`, or nothing."""

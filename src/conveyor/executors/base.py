@@ -42,6 +42,11 @@ class ExecResult:
 class Execution(Protocol):
     """A started attempt."""
 
+    @property
+    def pid(self) -> int | None:
+        """The id of the attempt's process (and process group), when it has one."""
+        ...
+
     def wait(self) -> ExecResult:
         """Block until the attempt is over and its processes are gone."""
         ...

@@ -47,6 +47,10 @@ class FakeExecution:
         self._output = output
         self._canceled = threading.Event()
 
+    @property
+    def pid(self) -> int | None:
+        return None
+
     def cancel(self) -> None:
         self._canceled.set()
 

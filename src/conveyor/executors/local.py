@@ -16,6 +16,8 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
 from conveyor.executors.base import ExecRequest, ExecResult, OutputSink
 
@@ -64,6 +66,10 @@ class LocalExecution:
             )
         except OSError as exc:
             self._start_error = f"cannot start the job's shell in {request.cwd}: {exc.strerror}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
 
     def cancel(self) -> None:
         self._canceled.set()
@@ -149,3 +155,34 @@ class LocalExecution:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, sig)
+
+
+def stop_orphaned_group(pgid: int, markers: Sequence[str]) -> bool:
+    """SIGKILL process group `pgid` if a member's environment holds every marker.
+
+    After the `conveyor` process that ran a job was killed, the job's
+    processes may live on. A group id alone is no proof (ids are reused), so
+    a member must carry the job's own variables, such as
+    `CONVEYOR_RUN_ID=7`. Linux only (reads /proc); elsewhere nothing is stopped.
+    """
+    needles = [b"\0" + marker.encode() + b"\0" for marker in markers]
+    proc = Path("/proc")
+    if not needles or not proc.is_dir():
+        return False
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            # The fields after the command name (which may hold spaces) follow its ')'.
+            pgrp = int(stat.rsplit(")", 1)[1].split()[2])
+            if pgrp != pgid:
+                continue
+            environ = b"\0" + (entry / "environ").read_bytes() + b"\0"
+        except (OSError, ValueError, IndexError):
+            continue
+        if all(needle in environ for needle in needles):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+            return True
+    return False

@@ -145,6 +145,7 @@ class JobUpdate:
     log_digest: str | None = None
     tests: TestCounts | None = None
     outputs: tuple[OutputRecord, ...] = ()
+    pid: int | None = None
 
 
 def apply_job_update(tx: Transaction, update: JobUpdate) -> None:
@@ -161,6 +162,7 @@ def apply_job_update(tx: Transaction, update: JobUpdate) -> None:
         "duration_s",
         "cache_key",
         "log_digest",
+        "pid",
     ):
         value = getattr(update, column)
         if value is not None:
@@ -286,6 +288,17 @@ def mark_interrupted(
         )
         event_log.append(tx, [event])
     return True
+
+
+def running_job_pids(db: Database, *, run_id: RunId) -> list[int]:
+    """Process group ids of a Run's jobs recorded as running."""
+    with db.read() as tx:
+        rows = tx.execute(
+            "SELECT pid FROM job_runs WHERE run_id = :id AND status = 'running' "
+            "AND pid IS NOT NULL",
+            {"id": run_id},
+        )
+    return [int(row[0]) for row in rows]
 
 
 def previous_fingerprint(

@@ -75,6 +75,7 @@ job_runs = Table(
     Column("tests_failed", Integer),
     Column("tests_skipped", Integer),
     Column("failures", Text),
+    Column("pid", Integer),
     UniqueConstraint("run_id", "name", name="uq_job_runs_run_name"),
     Index("ix_job_runs_name_key", "name", "cache_key"),
 )
