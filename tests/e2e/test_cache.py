@@ -376,6 +376,20 @@ def test_cache_prune_deletes_old_unreferenced_content_when_no_runs_are_kept(
     assert [a["available"] for a in listed] == [False, False, False]
 
 
+def test_cache_prune_right_after_a_run_reaches_the_limit_when_no_run_is_in_progress(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(BIG)
+    ws.run()
+
+    result = ws.cli("cache", "prune", "--max-size", "1KB", "--keep-runs", "0", "--json")
+
+    assert result.code == 0, result.err
+    report = result.json()
+    assert report["blobs_removed"] >= 3
+    assert report["bytes_after"] <= 1000
+
+
 def test_cache_prune_with_a_bad_size_exits_2_with_a_clear_message(
     workspace: WorkspaceFactory,
 ) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from conveyor.artifacts.cache import JobCache
+import os
+
+from conveyor.artifacts.cache import DEFAULT_GRACE_S, JobCache
 from conveyor.artifacts.cas import ContentStore
 from conveyor.core.digest import is_digest
+from conveyor.engine.locks import is_abandoned
 from conveyor.engine.service import open_store
 from conveyor.engine.workspace import Workspace
 from conveyor.store import runs as run_store
@@ -32,10 +35,28 @@ def referenced_by_recent_runs(workspace: Workspace, keep_runs: int) -> set[str]:
     return pinned
 
 
+def run_in_progress(workspace: Workspace) -> bool:
+    """Whether a live `conveyor run` (on this host) may be writing to the cache now."""
+    db = open_store(workspace)
+    try:
+        running = run_store.running_runs(db, host=os.uname().nodename)
+    finally:
+        db.close()
+    return any(not is_abandoned(workspace.locks_dir, run_id, pid) for run_id, pid in running)
+
+
 def prune_cache(workspace: Workspace, *, max_bytes: int, keep_runs: int) -> dict[str, int]:
-    """Shrink the cache under `max_bytes`, sparing what recent Runs reference."""
+    """Shrink the cache under `max_bytes`, sparing what recent Runs reference.
+
+    New blobs nothing refers to yet are spared for a grace period while a Run
+    is in progress (it may be about to write the entry that refers to them);
+    with no Run in progress there is nothing to wait for.
+    """
     cache = JobCache(workspace.cache_dir, ContentStore(workspace.cas_dir))
-    report = cache.prune(max_bytes, pinned=referenced_by_recent_runs(workspace, keep_runs))
+    grace = DEFAULT_GRACE_S if run_in_progress(workspace) else 0.0
+    report = cache.prune(
+        max_bytes, pinned=referenced_by_recent_runs(workspace, keep_runs), grace_s=grace
+    )
     return {
         "entries_removed": report.entries_removed,
         "blobs_removed": report.blobs_removed,
