@@ -132,6 +132,10 @@ class _TrackedExecution:
     job: str
     inner: Execution
 
+    @property
+    def pid(self) -> int | None:
+        return self.inner.pid
+
     def wait(self) -> ExecResult:
         try:
             return self.inner.wait()
