@@ -106,6 +106,8 @@ class JobAttempt:
         self._canceled = False
         self._fingerprint: dict[str, str] = {}
         self._key = ""
+        self._log: JobLog | None = None
+        self._started_at = 0.0
 
     def cancel(self) -> None:
         with self._lock:
@@ -125,6 +127,23 @@ class JobAttempt:
         if job.cache and ctx.use_cache:
             return self._from_cache(self._key)
         return None
+
+    def begin(self) -> None:
+        """Start the job's first attempt, on the scheduler's thread.
+
+        Starting the process here rather than in the worker saves a thread
+        hand-off on the critical path of every job; the worker then only
+        waits, judges and stores.
+        """
+        job, ctx = self._job, self._ctx
+        self._log = JobLog(
+            ctx.logs_dir / f"{self._position:04d}.log",
+            ctx.masker,
+            lambda line: ctx.on_line(job.name, line),
+        )
+        self._started_at = ctx.clock.now()
+        ctx.on_running(job, self._started_at)
+        self._spawn(self._log)
 
     def run(self, report: Callable[[JobOutcome], None]) -> None:
         """Execute the job (after a `restore()` that missed), `report` it, then cache it.
@@ -190,13 +209,10 @@ class JobAttempt:
 
     def _execute(self) -> JobOutcome:
         job, ctx = self._job, self._ctx
-        log = JobLog(
-            ctx.logs_dir / f"{self._position:04d}.log",
-            ctx.masker,
-            lambda line: ctx.on_line(job.name, line),
-        )
-        started = ctx.clock.now()
-        ctx.on_running(job, started)
+        if self._log is None:
+            self.begin()
+        assert self._log is not None
+        log, started = self._log, self._started_at
         attempts = 0
         verdict = _Verdict("canceled", "canceled")
         while True:
@@ -245,7 +261,7 @@ class JobAttempt:
                 status, reason = "failed", problem
         return _Verdict(status, reason, result.exit_code, tests, outputs)
 
-    def _attempt(self, log: JobLog) -> ExecResult:
+    def _spawn(self, log: JobLog) -> None:
         job, ctx = self._job, self._ctx
         request = ExecRequest(
             job=job.name,
@@ -256,11 +272,18 @@ class JobAttempt:
         )
         with self._lock:
             if self._canceled:
-                return ExecResult("canceled", None, 0.0, "canceled")
+                return
             self._execution = ctx.executor.start(request, log.feed)
         if self._execution.pid is not None:
             ctx.on_process(job, self._execution.pid)
-        result = self._execution.wait()
+
+    def _attempt(self, log: JobLog) -> ExecResult:
+        if self._execution is None:  # the first attempt was started by begin()
+            self._spawn(log)
+        execution = self._execution
+        if execution is None:
+            return ExecResult("canceled", None, 0.0, "canceled")
+        result = execution.wait()
         with self._lock:
             self._execution = None
         if result.detail and result.outcome != "exited":

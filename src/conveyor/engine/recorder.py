@@ -47,7 +47,10 @@ class Recorder:
             self._raise_if_failed()
             self._queue.append(change)
             self._queued += 1
-            self._cond.notify_all()
+            if len(self._queue) == 1:
+                # Only the first change of a batch wakes the writer; the rest
+                # ride along, so recording costs no thread switch.
+                self._cond.notify_all()
 
     def flush(self) -> None:
         """Block until every Change recorded so far is stored."""

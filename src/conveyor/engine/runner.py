@@ -123,6 +123,12 @@ class Scheduler:
                 self._settle(name, hit)
                 continue
             self._running[name] = attempt
+            try:
+                attempt.begin()
+            except Exception as exc:  # noqa: BLE001 - reported like any fault of the job
+                self._running.pop(name)
+                self._settle(name, JobOutcome(status="failed", reason=f"internal error: {exc!r}"))
+                continue
             self._pool.submit(self._work, name, attempt)
 
     def _work(self, name: str, attempt: JobAttempt) -> None:

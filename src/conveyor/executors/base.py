@@ -60,5 +60,8 @@ class Executor(Protocol):
     """Starts attempts."""
 
     def start(self, request: ExecRequest, output: OutputSink) -> Execution:
-        """Start `request`; output chunks go to `output` from the waiting thread."""
+        """Start `request` and return at once; output goes to `output` from the waiting thread.
+
+        Called on the scheduler's thread, so it must not wait for the job.
+        """
         ...

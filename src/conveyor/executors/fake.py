@@ -36,14 +36,16 @@ class FakeExecutor:
             self.requests.append(request)
             attempt = self.attempts.get(request.job, 0) + 1
             self.attempts[request.job] = attempt
-        return FakeExecution(self._script(request, attempt), output)
+        script = self._script
+        return FakeExecution(lambda: script(request, attempt), output)
 
 
 class FakeExecution:
     """A scripted attempt; `cancel()` ends its wait early as `canceled`."""
 
-    def __init__(self, plan: FakeOutcome, output: OutputSink) -> None:
-        self._plan = plan
+    def __init__(self, plan: Callable[[], FakeOutcome], output: OutputSink) -> None:
+        # Played in wait(), like a real process runs after start() returns.
+        self._make_plan = plan
         self._output = output
         self._canceled = threading.Event()
 
@@ -55,10 +57,11 @@ class FakeExecution:
         self._canceled.set()
 
     def wait(self) -> ExecResult:
-        if self._plan.output:
-            self._output(self._plan.output)
-        if self._plan.duration_s and self._canceled.wait(self._plan.duration_s):
-            return ExecResult("canceled", None, self._plan.duration_s, "canceled")
+        plan = self._make_plan()
+        if plan.output:
+            self._output(plan.output)
+        if plan.duration_s and self._canceled.wait(plan.duration_s):
+            return ExecResult("canceled", None, plan.duration_s, "canceled")
         if self._canceled.is_set():
             return ExecResult("canceled", None, 0.0, "canceled")
-        return ExecResult(self._plan.outcome, self._plan.exit_code, self._plan.duration_s)
+        return ExecResult(plan.outcome, plan.exit_code, plan.duration_s)
