@@ -1,0 +1,82 @@
+"""What a person sees while a Run goes: the live view on a terminal, plain lines elsewhere."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from rich.console import Console
+
+from conveyor.cli.progress import LiveReporter, PlainReporter, describe
+from conveyor.core.records import JobRecord, RunId, TestCounts
+
+
+def _job(name: str, status: str, **extra: object) -> JobRecord:
+    fields: dict[str, object] = {
+        "id": 1,
+        "run_id": RunId(1),
+        "position": 0,
+        "name": name,
+        "base_name": name,
+        "needs": (),
+        "status": status,
+        "cached": status == "cached",
+        "allow_failure": False,
+        "exit_code": 1 if status == "failed" else 0,
+        "attempts": 1,
+        "reason": None,
+        "started_at": 0.0,
+        "finished_at": 1.5,
+        "duration_s": 1.5,
+        "cache_key": None,
+        "fingerprint": None,
+        "log_digest": None,
+        "tests": None,
+    }
+    fields.update(extra)
+    return JobRecord(**fields)  # type: ignore[arg-type]
+
+
+def test_the_live_view_prints_finished_jobs_and_the_tail_of_a_failing_ones_log() -> None:
+    out = io.StringIO()
+    reporter = LiveReporter(Console(file=out, force_terminal=True, width=100))
+    reporter.run_started(RunId(3), ["lint", "test"])
+    reporter.job_started("lint")
+    reporter.job_started("test")
+    for i in range(30):
+        reporter.job_line("test", f"line {i}")
+    reporter.job_line("lint", "all good")
+    reporter.job_finished(_job("lint", "success"))
+    reporter.job_finished(_job("test", "failed", reason="exited with code 1"))
+    reporter.stop()
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
+    assert "run 3" in text
+    assert "lint" in text and "success" in text
+    assert "exited with code 1" in text
+    # The last lines of the failing job are shown, the early ones are not.
+    assert "line 29" in text and "line 10" in text
+    assert "line 9\n" not in text
+    # A succeeding job's output stays in its log.
+    assert "all good" not in text
+
+
+def test_plain_lines_carry_the_job_name_and_no_terminal_codes() -> None:
+    out = io.StringIO()
+    reporter = PlainReporter(out)
+    reporter.run_started(RunId(4), ["a"])
+    reporter.job_started("a")
+    reporter.job_line("a", "hello")
+    reporter.job_finished(_job("a", "success", tests=TestCounts(3, 0, 1)))
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "run 4: 1 job",
+        "▶ a",
+        "[a] hello",
+        "✓ a success 1.5s tests: 3 passed, 0 failed, 1 skipped",
+    ]
+    assert "\x1b" not in out.getvalue()
+
+
+def test_a_job_that_was_allowed_to_fail_says_so() -> None:
+    job = _job("docs", "failed", allow_failure=True, reason="exited with code 2", attempts=3)
+    assert describe(job) == "failed 1.5s (allowed to fail) after 3 attempts - exited with code 2"
