@@ -217,25 +217,10 @@ class Scheduler:
                 data[key] = value
         if outcome.outputs:
             data["outputs"] = {o.path: o.digest for o in outcome.outputs}
-        update = JobUpdate(
-            job_id=self._job_ids[job.name],
-            status=outcome.status,
-            cached=outcome.cached,
-            exit_code=outcome.exit_code,
-            attempts=outcome.attempts,
-            reason=outcome.reason,
-            started_at=outcome.started_at,
-            finished_at=outcome.finished_at,
-            duration_s=outcome.duration_s,
-            cache_key=outcome.cache_key,
-            fingerprint=outcome.fingerprint,
-            log_digest=outcome.log_digest,
-            tests=outcome.tests,
-            outputs=outcome.outputs,
-        )
+        record = self.record_of(job, outcome)
         event = NewEvent(f"job.{outcome.status}", self._subject(job), self._actor, now, data)
-        self._recorder.record(Change(update, (event,)))
-        self._reporter.job_finished(self.record_of(job, outcome))
+        self._recorder.record(Change(JobUpdate.final(record), (event,)))
+        self._reporter.job_finished(record)
 
     def record_running(self, job: Job, started_at: float) -> None:
         """Called from a worker thread when a job's script starts."""

@@ -147,6 +147,26 @@ class JobUpdate:
     outputs: tuple[OutputRecord, ...] = ()
     pid: int | None = None
 
+    @classmethod
+    def final(cls, job: JobRecord) -> JobUpdate:
+        """Everything known about a JobRun that has reached its end."""
+        return cls(
+            job_id=job.id,
+            status=job.status,
+            cached=job.cached,
+            exit_code=job.exit_code,
+            attempts=job.attempts,
+            reason=job.reason,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            duration_s=job.duration_s,
+            cache_key=job.cache_key,
+            fingerprint=job.fingerprint,
+            log_digest=job.log_digest,
+            tests=job.tests,
+            outputs=job.outputs,
+        )
+
 
 def apply_job_update(tx: Transaction, update: JobUpdate) -> None:
     """Write one JobUpdate (and its outputs) inside an open transaction."""
