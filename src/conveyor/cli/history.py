@@ -12,7 +12,7 @@ import typer
 from conveyor.cli.pipeline import FileOption, JsonOption
 
 if TYPE_CHECKING:
-    from conveyor.control.embedded import EmbeddedControlPlane
+    from conveyor.control.base import ControlPlane
 
 RunArgument = Annotated[
     str, typer.Argument(help="A run id from `conveyor runs`, or 'latest'.", show_default=False)
@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
     app.command(name="explain")(explain)
 
 
-def _plane(file: Path | None) -> EmbeddedControlPlane:
+def _plane(file: Path | None) -> ControlPlane:
     from conveyor.control.embedded import EmbeddedControlPlane
     from conveyor.engine.workspace import discover
     from conveyor.executors.local import LocalExecutor
@@ -149,7 +149,9 @@ def artifacts_ls(
     plane = _plane(file)
     try:
         record = plane.get_run(run)
-        present = {o.digest: plane.cas.has(o.digest) for j in record.jobs for o in j.outputs}
+        present = {
+            o.digest: plane.artifact_available(o.digest) for j in record.jobs for o in j.outputs
+        }
     finally:
         plane.close()
     items = [
@@ -192,7 +194,7 @@ def artifacts_get(
     """Write an artifact's content to a file, checking its digest."""
     plane = _plane(file)
     try:
-        plane.cas.restore(digest, output.resolve())
+        plane.fetch_artifact(digest, output.resolve())
     finally:
         plane.close()
     typer.echo(f"wrote {output}")

@@ -15,7 +15,7 @@ from conveyor.cli.errors import OK, WORK_FAILED
 if TYPE_CHECKING:
     from conveyor.control.base import ControlPlane
     from conveyor.engine.runner import Scheduler
-    from conveyor.engine.service import RunRequest, RunResult, RunService
+    from conveyor.engine.service import RunRequest, RunResult
     from conveyor.spec.pipeline import Pipeline
 
 FileOption = Annotated[
@@ -171,12 +171,11 @@ def _run_with_signals(
 
 
 def _print_dry_run(
-    plane: RunService, pipeline: Pipeline, request: RunRequest, json_output: bool
+    plane: ControlPlane, pipeline: Pipeline, request: RunRequest, json_output: bool
 ) -> None:
     from conveyor.cli import render
-    from conveyor.engine.service import dry_run
 
-    planned = dry_run(plane, pipeline, request)
+    planned = plane.dry_run(pipeline, request)
     if json_output:
         doc = {
             "jobs": [

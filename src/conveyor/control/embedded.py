@@ -1,9 +1,73 @@
-"""The control plane on the local store: no server, direct calls."""
+"""The control plane on the local store: no server, direct calls on the services."""
 
 from __future__ import annotations
 
-from conveyor.engine.service import RunService
+from collections.abc import Callable
+from pathlib import Path
+
+from conveyor.core.records import RunRecord
+from conveyor.engine.history import Explanation, History
+from conveyor.engine.preview import PlannedJob
+from conveyor.engine.reporting import Reporter
+from conveyor.engine.runner import Scheduler
+from conveyor.engine.service import RunRequest, RunResult, RunService, dry_run
+from conveyor.engine.workspace import Workspace
+from conveyor.executors.base import Executor
+from conveyor.spec.pipeline import Pipeline
 
 
-class EmbeddedControlPlane(RunService):
-    """`RunService` is already the whole embedded control plane for runs."""
+class EmbeddedControlPlane:
+    """Runs and history of one workspace, on its own store."""
+
+    def __init__(self, workspace: Workspace, *, executor: Executor) -> None:
+        self._runs = RunService(workspace, executor=executor)
+        self._history: History | None = None
+
+    @property
+    def history(self) -> History:
+        if self._history is None:
+            runs = self._runs
+            self._history = History(runs.workspace, db=runs.db, cas=runs.cas, clock=runs.clock)
+        return self._history
+
+    def run(
+        self,
+        pipeline: Pipeline,
+        request: RunRequest,
+        reporter: Reporter,
+        *,
+        on_start: Callable[[Scheduler], None] | None = None,
+    ) -> RunResult:
+        return self._runs.run(pipeline, request, reporter, on_start=on_start)
+
+    def dry_run(self, pipeline: Pipeline, request: RunRequest) -> list[PlannedJob]:
+        return dry_run(self._runs, pipeline, request)
+
+    def list_runs(
+        self,
+        *,
+        limit: int = 20,
+        status: str | None = None,
+        branch: str | None = None,
+        before: int | None = None,
+    ) -> list[RunRecord]:
+        return self.history.list_runs(limit=limit, status=status, branch=branch, before=before)
+
+    def get_run(self, ref: str | None) -> RunRecord:
+        return self.history.get_run(ref)
+
+    def job_log(self, ref: str | None, job: str) -> tuple[str, bool]:
+        return self.history.job_log(ref, job)
+
+    def explain(self, ref: str | None, job: str) -> Explanation:
+        return self.history.explain(ref, job)
+
+    def artifact_available(self, digest: str) -> bool:
+        return self._runs.cas.has(digest)
+
+    def fetch_artifact(self, digest: str, dest: Path) -> None:
+        """Write an artifact's content to `dest`, checking its digest."""
+        self._runs.cas.restore(digest, dest)
+
+    def close(self) -> None:
+        self._runs.close()

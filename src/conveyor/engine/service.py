@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,15 +13,13 @@ from conveyor.artifacts.cache import JobCache
 from conveyor.artifacts.cas import ContentStore
 from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock, SystemClock
-from conveyor.core.errors import NotFound, StoreError
-from conveyor.core.globs import compile_glob
+from conveyor.core.errors import StoreError
 from conveyor.core.masking import Masker
-from conveyor.core.records import JobRecord, RunId, RunRecord
-from conveyor.engine import fingerprint as fp_module
+from conveyor.core.records import RunId, RunRecord
+from conveyor.engine.conditions import ConditionChecker
 from conveyor.engine.jobrun import JobOutcome, RunContext
-from conveyor.engine.keys import KeyMaker, load_listing, load_secret_key, rooted_patterns
-from conveyor.engine.locks import RunLock, is_abandoned
-from conveyor.engine.logs import decompress
+from conveyor.engine.keys import KeyMaker, load_secret_key, rooted_patterns
+from conveyor.engine.locks import RunLock
 from conveyor.engine.plan import Plan, make_plan
 from conveyor.engine.recorder import Recorder
 from conveyor.engine.reporting import GuardedReporter, Reporter
@@ -30,7 +27,7 @@ from conveyor.engine.runner import Scheduler, SchedulerOptions, run_status
 from conveyor.engine.sources import Sources, git_user_email
 from conveyor.engine.workspace import Workspace
 from conveyor.executors.base import Executor
-from conveyor.spec.pipeline import Job, Pipeline
+from conveyor.spec.pipeline import Pipeline
 from conveyor.store import events as event_log
 from conveyor.store import migrate
 from conveyor.store import runs as run_store
@@ -140,7 +137,9 @@ class RunService:
         return Sources(self.workspace.root, self.workspace.state_dir, excluded)
 
     def plan(self, pipeline: Pipeline, request: RunRequest, sources: Sources) -> Plan:
-        check = ConditionChecker(pipeline, request, sources, self.environ)
+        check = ConditionChecker(
+            pipeline, sources, self.environ, event=request.event, base=request.base
+        )
         return make_plan(pipeline, request.targets, check)
 
     def key_maker(self, pipeline: Pipeline, sources: Sources) -> KeyMaker:
@@ -331,172 +330,6 @@ class RunService:
             before_run=RunId(2**62) if before is None else before,
         )
         return None if found is None else found[1]
-
-    # --- reading history ---------------------------------------------------
-
-    def reconcile_interrupted(self) -> None:
-        """Mark Runs whose process died (on this host) as `interrupted`."""
-        for run_id, pid in run_store.running_runs(self.db, host=self.host):
-            if run_id is not None and is_abandoned(self.workspace.locks_dir, run_id, pid):
-                self._stop_leftovers(run_id)
-                now = self.clock.now()
-                run_store.mark_interrupted(
-                    self.db,
-                    run_id=run_id,
-                    now=now,
-                    reason="the conveyor process running it stopped without finishing",
-                    event=NewEvent("run.interrupted", f"run/{run_id}", "conveyor", now, {}),
-                )
-
-    def _stop_leftovers(self, run_id: RunId) -> None:
-        """Kill what the dead Run's jobs left running (only groups that carry its marks)."""
-        from conveyor.executors.local import stop_orphaned_group
-
-        markers = (f"CONVEYOR_RUN_ID={run_id}", f"CONVEYOR_WORKSPACE={self.workspace.root}")
-        for pgid in run_store.running_job_pids(self.db, run_id=run_id):
-            stop_orphaned_group(pgid, markers)
-
-    def resolve(self, ref: str | int | None) -> RunId:
-        """A Run id from what a user typed: a number, `latest`, or nothing."""
-        if ref is None or str(ref) in ("latest", "last", "-"):
-            return run_store.latest_run_id(self.db, project=self.workspace.project)
-        text = str(ref).removeprefix("#")
-        if not text.isdigit():
-            raise NotFound(
-                f"'{ref}' is not a run id; use a number from `conveyor runs` or 'latest'"
-            )
-        return RunId(int(text))
-
-    def get_run(self, ref: str | int | None) -> RunRecord:
-        self.reconcile_interrupted()
-        return run_store.get_run(self.db, run_id=self.resolve(ref))
-
-    def list_runs(
-        self,
-        *,
-        limit: int = 20,
-        status: str | None = None,
-        branch: str | None = None,
-        before: int | None = None,
-    ) -> list[RunRecord]:
-        self.reconcile_interrupted()
-        return run_store.list_runs(
-            self.db,
-            project=self.workspace.project,
-            status=status,
-            branch=branch,
-            limit=limit,
-            before=before,
-            with_jobs=True,
-        )
-
-    def job_log(self, ref: str | int | None, job: str) -> tuple[str, bool]:
-        """The job's log text, and whether it is still being written."""
-        run = self.get_run(ref)
-        record = find_job(run, job)
-        if record.log_digest:
-            if not self.cas.has(record.log_digest):
-                raise NotFound(f"the log of '{record.name}' in run {run.id} was pruned")
-            return decompress(self.cas.read_bytes(record.log_digest)), False
-        live = self.workspace.logs_dir / f"run-{run.id}" / f"{record.position:04d}.log"
-        if live.exists():
-            return live.read_text(encoding="utf-8", errors="replace"), record.status == "running"
-        raise NotFound(f"'{record.name}' in run {run.id} has no log ({record.status})")
-
-    def explain(self, ref: str | int | None, job: str) -> Explanation:
-        """Why a job of a Run ran instead of restoring from the cache."""
-        run = self.get_run(ref)
-        record = find_job(run, job)
-        if record.cached:
-            return Explanation(run.id, record.name, "cached", ("restored from the cache",))
-        if record.fingerprint is None:
-            return Explanation(
-                run.id,
-                record.name,
-                record.status,
-                (f"it did not start ({record.reason or record.status})",),
-            )
-        found = run_store.previous_fingerprint(
-            self.db, project=self.workspace.project, job=record.name, before_run=run.id
-        )
-        if found is None:
-            return Explanation(
-                run.id, record.name, record.status, ("no earlier cached execution of this job",)
-            )
-        changes = fp_module.diff(found[1], record.fingerprint, lambda d: load_listing(self.cas, d))
-        texts = tuple(c.text for c in changes) or (
-            "nothing changed; the cache was bypassed (--no-cache or cache: false) "
-            "or the entry was pruned",
-        )
-        return Explanation(run.id, record.name, record.status, texts, compared_to=found[0])
-
-
-@dataclass(frozen=True, slots=True)
-class Explanation:
-    """Why a job ran: the changes since its last cached execution."""
-
-    run_id: RunId
-    job: str
-    status: str
-    reasons: tuple[str, ...]
-    compared_to: RunId | None = None
-
-
-def find_job(run: RunRecord, name: str) -> JobRecord:
-    for job in run.jobs:
-        if job.name == name:
-            return job
-    matches = [job for job in run.jobs if job.base_name == name]
-    if len(matches) == 1:
-        return matches[0]
-    close = difflib.get_close_matches(name, [j.name for j in run.jobs], n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    raise NotFound(f"run {run.id} has no job '{name}'{hint}")
-
-
-class ConditionChecker:
-    """Evaluates each job's `if:` against the Run's facts; a skip reason or None."""
-
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        request: RunRequest,
-        sources: Sources,
-        environ: Mapping[str, str],
-    ) -> None:
-        self._pipeline = pipeline
-        self._request = request
-        self._sources = sources
-        secret_names = set(pipeline.secrets)
-        self._env = {k: v for k, v in {**environ, **pipeline.env}.items() if k not in secret_names}
-        self._changed: set[str] | None = None
-        self._changed_known = False
-
-    def __call__(self, job: Job) -> str | None:
-        if job.condition is None:
-            return None
-        from conveyor.spec.conditions import ConditionFacts, evaluate_condition
-
-        facts = ConditionFacts(
-            branch=self._sources.facts.branch or "",
-            commit=self._sources.facts.commit or "",
-            event=self._request.event,
-            env={**self._env, **job.env, **job.matrix},
-        )
-        if evaluate_condition(
-            job.condition, facts, self._changed_fn, location=job.condition_location
-        ):
-            return None
-        return f"condition `{job.condition}` is false"
-
-    def _changed_fn(self, pattern: str) -> bool:
-        if not self._changed_known:
-            self._changed = self._sources.changed_files(self._request.base)
-            self._changed_known = True
-        if self._changed is None:
-            return True  # outside git nothing can be ruled out
-        regex = compile_glob(pattern)
-        return any(regex.match(path) for path in self._changed)
 
 
 def dry_run(service: RunService, pipeline: Pipeline, request: RunRequest) -> list[PlannedJob]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from conveyor.core.clock import FrozenClock
 from conveyor.core.records import JobRecord
+from conveyor.engine.history import History
 from conveyor.engine.reporting import SilentReporter
 from conveyor.engine.runner import Scheduler
 from conveyor.engine.service import RunRequest, RunResult, RunService
@@ -50,6 +51,11 @@ class Harness:
         )
         self._services.append(svc)
         return svc
+
+    def history(self) -> History:
+        """The workspace's history, read through a fresh RunService's store."""
+        svc = self.service()
+        return History(self.workspace, db=svc.db, cas=svc.cas, clock=svc.clock)
 
     def run(
         self,

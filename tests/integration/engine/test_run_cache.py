@@ -68,7 +68,7 @@ def test_a_second_run_restores_every_job_without_executing_it(harness: Harness) 
     gen = jobs_of(second)["gen"]
     assert [(o.path, o.digest) for o in gen.outputs] == [("out/gen.txt", digest.of_text("v1"))]
     assert gen.outputs == jobs_of(first)["gen"].outputs
-    log, _ = harness.service().job_log(second.run.id, "gen")
+    log, _ = harness.history().job_log(second.run.id, "gen")
     assert log == "ran gen\n"
 
 
@@ -247,7 +247,7 @@ def test_the_log_of_a_cached_job_is_the_log_of_its_execution(harness: Harness) -
     first = harness.run(spec, FakeExecutor(producing))
     second = harness.run(spec, FakeExecutor(producing))
     assert jobs_of(second)["a"].log_digest == jobs_of(first)["a"].log_digest
-    assert harness.service().job_log(second.run.id, "a") == ("ran a\n", False)
+    assert harness.history().job_log(second.run.id, "a") == ("ran a\n", False)
 
 
 def test_declared_inputs_are_relative_to_the_workdir(harness: Harness) -> None:

@@ -164,7 +164,7 @@ def record_running_run(service: RunService, pid: int) -> RunId:
 def test_a_run_whose_process_died_reads_as_interrupted(harness: Harness) -> None:
     service = harness.service()
     run_id = record_running_run(service, dead_pid())
-    run = service.get_run(run_id)
+    run = harness.history().get_run(run_id)
     assert run.status == "interrupted"
     assert run.error == "the conveyor process running it stopped without finishing"
     kinds = [e.kind for e in event_log.for_subject(service.db, f"run/{run_id}")]
@@ -176,6 +176,6 @@ def test_a_run_whose_process_holds_its_lock_stays_running(harness: Harness) -> N
     run_id = record_running_run(service, dead_pid())
     lock = RunLock(harness.workspace.locks_dir, run_id)
     try:
-        assert service.get_run(run_id).status == "running"
+        assert harness.history().get_run(run_id).status == "running"
     finally:
         lock.release()

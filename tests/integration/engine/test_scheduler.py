@@ -230,7 +230,7 @@ def test_a_job_passing_on_its_third_attempt_succeeds(harness: Harness) -> None:
     assert (flaky.status, flaky.attempts, flaky.exit_code) == ("success", 3, 0)
     assert executor.attempts == {"flaky": 3, "after": 1}
     assert result.run.status == "success"
-    log, live = harness.service().job_log(result.run.id, "flaky")
+    log, live = harness.history().job_log(result.run.id, "flaky")
     assert not live
     assert "--- attempt 2 of 3 (after 0.01s) ---" in log
     assert "--- attempt 3 of 3 (after 0.02s) ---" in log
@@ -376,7 +376,7 @@ def test_secret_values_are_masked_in_job_logs(harness: Harness) -> None:
     spec = "version: 1\nsecrets: [TOKEN]\njobs:\n  a: {run: a}\n"
     leaky = FakeOutcome(exit_code=1, output=b"token is hunter2-secret\n")
     result = harness.run(spec, FakeExecutor(outcomes({"a": leaky})))
-    log, _ = harness.service().job_log(result.run.id, "a")
+    log, _ = harness.history().job_log(result.run.id, "a")
     assert "token is ***" in log
     assert "hunter2" not in log
 
@@ -458,7 +458,7 @@ def test_the_log_keeps_an_unterminated_last_line_before_the_next_attempt(harness
     first = FakeOutcome(exit_code=1, output=b"first attempt dies mid-line")
     second = FakeOutcome(output=b"second attempt\n")
     result = harness.run(spec, FakeExecutor(outcomes({"flaky": [first, second]})))
-    log, _ = harness.service().job_log(result.run.id, "flaky")
+    log, _ = harness.history().job_log(result.run.id, "flaky")
     assert log == (
         "first attempt dies mid-line\n--- attempt 2 of 2 (after 0.01s) ---\nsecond attempt\n"
     )
