@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.executors.base import ExecRequest, ExecResult, OutputSink
@@ -83,7 +84,7 @@ class LocalExecution:
         deadline = None
         if self._request.timeout_s is not None:
             deadline = self._started + self._request.timeout_s
-        timed_out = self._pump(proc, deadline) or self._await_exit(proc, deadline)
+        timed_out = self._pump(proc, deadline)
         if timed_out or self._canceled.is_set():
             self._terminate(proc)
         exit_code = proc.wait()
@@ -100,29 +101,63 @@ class LocalExecution:
         return ExecResult("exited", exit_code, duration)
 
     def _pump(self, proc: subprocess.Popen[bytes], deadline: float | None) -> bool:
-        """Forward output until the pipe closes; True when the deadline passed first."""
+        """Forward output until the script has exited and its output has closed.
+
+        True when the deadline passed first. The script's exit is watched
+        through a pidfd where the kernel offers one, so the job's end is
+        noticed the moment it happens rather than at the next poll. Processes
+        the script left in the background may hold the output open: they get
+        `orphan_grace_s`, then are killed with the group.
+        """
         assert proc.stdout is not None
-        fd = proc.stdout.fileno()
-        exited_at: float | None = None
-        with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
-            while True:
-                now = time.monotonic()
-                if deadline is not None and now >= deadline:
-                    return True
-                if self._canceled.is_set():
-                    return False
-                if exited_at is None and proc.poll() is not None:
-                    exited_at = now
-                if exited_at is not None and now - exited_at > self._executor.orphan_grace_s:
-                    return False  # background processes hold the pipe; they are killed next
-                wait = 0.5 if deadline is None else min(0.5, deadline - now)
-                if not sel.select(wait):
-                    continue
-                chunk = os.read(fd, _READ)
-                if not chunk:
-                    return False
-                self._output(chunk)
+        out_fd = proc.stdout.fileno()
+        pidfd = _open_pidfd(proc.pid)
+        watch = _Watch(out_open=True, exited_at=None)
+        try:
+            with selectors.DefaultSelector() as sel:
+                sel.register(out_fd, selectors.EVENT_READ, "out")
+                if pidfd is not None:
+                    sel.register(pidfd, selectors.EVENT_READ, "exit")
+                while watch.out_open or watch.exited_at is None:
+                    now = time.monotonic()
+                    if pidfd is None and watch.exited_at is None and proc.poll() is not None:
+                        watch.exited_at = now
+                    stop = self._stop_reason(now, deadline, watch)
+                    if stop is not None:
+                        return stop == "deadline"
+                    if not watch.out_open and pidfd is None:
+                        return self._await_exit(proc, deadline)
+                    for key, _ in sel.select(self._wait_time(now, deadline, watch.exited_at)):
+                        if key.data == "exit":
+                            watch.exited_at = time.monotonic()
+                            sel.unregister(key.fileobj)
+                        elif chunk := os.read(out_fd, _READ):
+                            self._output(chunk)
+                        else:
+                            watch.out_open = False
+                            sel.unregister(out_fd)
+                return False
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+
+    def _stop_reason(self, now: float, deadline: float | None, watch: _Watch) -> str | None:
+        """Why to stop pumping now: the deadline, a cancel, orphans holding the output."""
+        if deadline is not None and now >= deadline:
+            return "deadline"
+        if self._canceled.is_set():
+            return "canceled"
+        if watch.exited_at is not None and now - watch.exited_at > self._executor.orphan_grace_s:
+            return "orphans"  # background processes hold the output; killed with the group
+        return None
+
+    def _wait_time(self, now: float, deadline: float | None, exited_at: float | None) -> float:
+        wait = 0.5
+        if deadline is not None:
+            wait = min(wait, deadline - now)
+        if exited_at is not None:
+            wait = min(wait, exited_at + self._executor.orphan_grace_s - now)
+        return max(wait, 0.0)
 
     def _await_exit(self, proc: subprocess.Popen[bytes], deadline: float | None) -> bool:
         """Wait for the script after its output closed; True when the deadline passed first.
@@ -155,6 +190,22 @@ class LocalExecution:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, sig)
+
+
+@dataclass
+class _Watch:
+    """What `_pump` has seen of a running script."""
+
+    out_open: bool
+    exited_at: float | None
+
+
+def _open_pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when `pid` exits (Linux 5.3+), else None."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def stop_orphaned_group(pgid: int, markers: Sequence[str]) -> bool:
