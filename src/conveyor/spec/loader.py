@@ -17,6 +17,7 @@ from conveyor.core import digest
 from conveyor.core.errors import Location, SpecError, SpecIssue
 from conveyor.spec import graph
 from conveyor.spec.conditions import check_condition
+from conveyor.spec.delivery_check import DeliveryCheck
 from conveyor.spec.matrix import Expansion, expand, matrix_issues, parse_expansion_name
 from conveyor.spec.model import Checked, JobModel, Violation, check, file_json_schema
 from conveyor.spec.pipeline import Job, Pipeline, RetryPolicy
@@ -83,6 +84,12 @@ class _Assembly:
         if self.issues or file is None:
             # An anchor used twice yields the same issue twice, at the same place.
             raise SpecError(list(dict.fromkeys(self.issues)))
+        delivery = None
+        if file.delivery is not None:
+            checker = DeliveryCheck(self.positions)
+            delivery = checker.build(file.delivery)
+            if checker.issues:
+                raise SpecError(checker.issues)
         env = self._env(("env",), file.env)
         return Pipeline(
             path=self.positions.file,
@@ -90,6 +97,7 @@ class _Assembly:
             jobs=tuple(self._jobs(env, needs)),
             env=env,
             secrets=tuple(file.secrets),
+            delivery=delivery,
         )
 
     def _jobs(self, env: Mapping[str, str], needs: Mapping[str, list[str]]) -> Iterator[Job]:

@@ -48,6 +48,43 @@ _EXPECTED = {
     "jobs.*.matrix.exclude.#": "a mapping of axis names to values",
     "jobs.*.matrix.exclude.#.*": _VALUE,
     "jobs.*.if": "a CEL condition as text, like branch == 'main'",
+    "delivery": "a mapping with 'service', 'artifacts', 'run' and 'environments'",
+    "delivery.service": "a name of lowercase letters, digits and '-'",
+    "delivery.artifacts": _GLOBS,
+    "delivery.artifacts.#": "a glob",
+    "delivery.run": "the command that starts an instance, as text",
+    "delivery.health": "a mapping like {http: /healthz, timeout: 2s}",
+    "delivery.health.http": "an HTTP path like /healthz",
+    "delivery.health.timeout": "a duration like '2s'",
+    "delivery.health.within": "a duration like '30s'",
+    "delivery.environments": "a list of environments, in promotion order",
+    "delivery.environments.#": "a mapping with at least 'name'",
+    "delivery.environments.#.name": "a name of lowercase letters, digits and '-'",
+    "delivery.environments.#.auto": "true or false",
+    "delivery.environments.#.instances": "a whole number from 1 to 20",
+    "delivery.environments.#.strategy": "'rolling'",
+    "delivery.environments.#.change_record": "true or false",
+    "delivery.environments.#.requires": "a mapping of requirements like {after: staging}",
+    "delivery.environments.#.requires.after": "the name of an earlier environment",
+    "delivery.environments.#.requires.soak": "a duration like '10m'",
+    "delivery.environments.#.requires.approvals": "a mapping like {count: 1, roles: [approver]}",
+    "delivery.environments.#.requires.approvals.count": "a whole number, at least 1",
+    "delivery.environments.#.requires.approvals.roles": "a list of roles",
+    "delivery.environments.#.requires.approvals.roles.#": "one of viewer, developer, "
+    "approver, release-manager, admin",
+    "delivery.environments.#.requires.window": "a window like 'Mon-Thu 08:00-17:00 "
+    "Europe/Berlin', or a list of them",
+    "delivery.environments.#.requires.window.#": "a window like 'Mon-Thu 08:00-17:00 "
+    "Europe/Berlin'",
+    "delivery.environments.#.requires.freeze": "a list of freezes like "
+    "{from: 2026-12-20, until: 2027-01-04, reason: holidays}",
+    "delivery.environments.#.requires.freeze.#": "a mapping with 'from', 'until' and 'reason'",
+    "delivery.environments.#.requires.freeze.#.from": "a date like 2026-12-20",
+    "delivery.environments.#.requires.freeze.#.until": "a date like 2027-01-04",
+    "delivery.environments.#.requires.freeze.#.reason": "text saying why",
+    "delivery.environments.#.requires.policies": "a list of policy rule names",
+    "delivery.environments.#.requires.policies.#": "a policy rule name",
+    "delivery.environments.#.requires.signed": "true or false",
 }
 
 _MISSING_HINTS = {
@@ -55,6 +92,11 @@ _MISSING_HINTS = {
     "jobs": "add 'jobs:' with at least one job, like jobs: {build: {run: make}}",
     "jobs.*.run": "add 'run:' with the commands to run",
     "jobs.*.retry.max": "write retry: {max: 2}, or just retry: 2",
+    "delivery.service": "add 'service:' with the service's name, like payments-api",
+    "delivery.artifacts": "add 'artifacts:' with globs over the run's outputs, like dist/*.whl",
+    "delivery.run": "add 'run:' with the command that starts an instance on $PORT",
+    "delivery.environments": "add 'environments:' with at least one, like [{name: dev}]",
+    "delivery.environments.#.name": "add 'name:', like name: staging",
 }
 
 # Places that hold text only, where an unquoted number or `yes` is a slip.
@@ -71,6 +113,12 @@ _TEXTUAL = {
     "jobs.*.reports.junit",
     "jobs.*.reports.junit.#",
     "jobs.*.if",
+    "delivery.service",
+    "delivery.run",
+    "delivery.artifacts.#",
+    "delivery.environments.#.name",
+    "delivery.environments.#.requires.after",
+    "delivery.environments.#.requires.policies.#",
 }
 
 # After these, a key is a name the user chose, not one of ours.

@@ -7,6 +7,7 @@ into positions and checks what spans several jobs (needs, cycles, conditions).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Annotated, Literal
@@ -25,6 +26,14 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import ErrorDetails, core_schema
 
 from conveyor.spec import rules
+from conveyor.spec.delivery_model import (
+    ApprovalsModel,
+    DeliveryModel,
+    EnvironmentModel,
+    FreezeModel,
+    HealthModel,
+    RequirementsModel,
+)
 from conveyor.spec.messages import (
     expected,
     hint_for,
@@ -42,6 +51,7 @@ from conveyor.spec.rules import (
     RuleError,
 )
 from conveyor.spec.source import NodePath, describe
+from conveyor.spec.suggest import did_you_mean
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +216,18 @@ class FileModel(_Strict):
             "propertyNames": {"pattern": f"^{JOB_NAME.pattern}$", "maxLength": MAX_JOB_NAME},
         },
     )
+    delivery: DeliveryModel | None = Field(
+        default=None,
+        description="How Releases of this service are made from a run, run, and promoted "
+        "through environments.",
+    )
+
+    @field_validator("delivery", mode="before")
+    @classmethod
+    def _delivery_not_null(cls, value: object) -> object:
+        if value is None:
+            raise RuleError()
+        return value
 
     @field_validator("secrets")
     @classmethod
@@ -299,6 +321,11 @@ def _translate(error: ErrorDetails, path: NodePath, on_key: bool) -> Iterator[Vi
     elif kind == "missing":
         parent, key = path[:-1], str(path[-1])
         yield Violation(parent, f"{subject(parent)} has no '{key}'", missing_hint(path), "key")
+    elif kind == "too_short":
+        yield Violation(path, f"{subject(path)} is empty; write {expected(path)}", None)
+    elif kind == "literal_error":
+        hint = did_you_mean(found, _literal_choices(error)) if isinstance(found, str) else None
+        yield replace(_mismatch(path, found, on_key), hint=hint)
     elif kind == "extra_forbidden":
         parent, key = path[:-1], str(path[-1])
         message = f"unknown key '{key}' in {subject(parent)}"
@@ -307,6 +334,12 @@ def _translate(error: ErrorDetails, path: NodePath, on_key: bool) -> Iterator[Vi
         )
     else:
         yield _mismatch(path, found, on_key)
+
+
+def _literal_choices(error: ErrorDetails) -> list[str]:
+    """The allowed values pydantic lists in a literal error: `'a', 'b' or 'c'`."""
+    listed = str((error.get("ctx") or {}).get("expected", ""))
+    return [part.strip(" '") for part in re.split(r",| or ", listed) if part.strip(" '")]
 
 
 def _from_problem(problem: RuleError, path: NodePath, on_key: bool, found: object) -> Violation:
@@ -325,10 +358,12 @@ def _mismatch(path: NodePath, found: object, on_key: bool) -> Violation:
 
 def _dedupe(violations: Iterator[Violation]) -> Iterator[Violation]:
     # Pydantic may report one place more than once; one report per place is enough.
-    seen: set[tuple[NodePath, str]] = set()
+    # Several missing keys of one mapping share its place but not their message.
+    seen: set[tuple[NodePath, str, str]] = set()
     for violation in violations:
-        if (violation.path, violation.where) not in seen:
-            seen.add((violation.path, violation.where))
+        key = (violation.path, violation.where, violation.message)
+        if key not in seen:
+            seen.add(key)
             yield violation
 
 
@@ -338,6 +373,12 @@ def _keys_at(path: NodePath) -> list[str]:
         "jobs.*": JobModel,
         "jobs.*.retry": RetryModel,
         "jobs.*.reports": ReportsModel,
+        "delivery": DeliveryModel,
+        "delivery.health": HealthModel,
+        "delivery.environments.#": EnvironmentModel,
+        "delivery.environments.#.requires": RequirementsModel,
+        "delivery.environments.#.requires.approvals": ApprovalsModel,
+        "delivery.environments.#.requires.freeze.#": FreezeModel,
     }
     model = models.get(pattern(path))
     if model is None:

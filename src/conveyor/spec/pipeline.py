@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from conveyor.core.errors import Location
+from conveyor.spec.delivery import Delivery
 
 SPEC_VERSION = 1
 
@@ -65,6 +66,7 @@ class Pipeline:
     env: Mapping[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
     version: int = SPEC_VERSION
+    delivery: Delivery | None = None
 
     def job(self, name: str) -> Job:
         for job in self.jobs:

@@ -9,12 +9,22 @@ any damage, makes the caller parse the file again).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import cast
 
 from conveyor.core.errors import Location
+from conveyor.spec.delivery import (
+    Approvals,
+    Delivery,
+    Environment,
+    Freeze,
+    Health,
+    Requirements,
+)
 from conveyor.spec.pipeline import Job, Pipeline, RetryPolicy
+from conveyor.spec.windows import parse_window
 
-FORMAT = 1
+FORMAT = 2
 
 
 def _location(loc: Location | None) -> list[object] | None:
@@ -37,6 +47,7 @@ def to_dict(pipeline: Pipeline) -> dict[str, object]:
         "env": dict(pipeline.env),
         "secrets": list(pipeline.secrets),
         "jobs": [_job_to_dict(job) for job in pipeline.jobs],
+        "delivery": None if pipeline.delivery is None else _delivery_to_dict(pipeline.delivery),
     }
 
 
@@ -77,6 +88,7 @@ def from_dict(doc: object) -> Pipeline:
             env=cast(dict[str, str], doc["env"]),
             secrets=tuple(cast(list[str], doc["secrets"])),
             version=int(cast(int, doc["version"])),
+            delivery=_delivery_from_dict(doc.get("delivery")),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"not a stored pipeline: {exc}") from exc
@@ -106,4 +118,88 @@ def _job_from_dict(doc: dict[str, object]) -> Job:
         condition=None if doc["condition"] is None else str(doc["condition"]),
         condition_location=_from_location(doc["condition_location"]),
         matrix=cast(dict[str, str], doc["matrix"]),
+    )
+
+
+def _delivery_to_dict(delivery: Delivery) -> dict[str, object]:
+    health = delivery.health
+    return {
+        "service": delivery.service,
+        "artifacts": list(delivery.artifacts),
+        "run": delivery.run,
+        "location": _location(delivery.location),
+        "health": [health.http, health.timeout_s, health.within_s],
+        "environments": [_environment_to_dict(env) for env in delivery.environments],
+    }
+
+
+def _environment_to_dict(env: Environment) -> dict[str, object]:
+    req = env.requires
+    return {
+        "name": env.name,
+        "location": _location(env.location),
+        "auto": env.auto,
+        "instances": env.instances,
+        "strategy": env.strategy,
+        "change_record": env.change_record,
+        "after": req.after,
+        "soak_s": req.soak_s,
+        "approvals": None
+        if req.approvals is None
+        else [req.approvals.count, list(req.approvals.roles)],
+        "windows": [window.text for window in req.windows],
+        "freezes": [[f.start.isoformat(), f.end.isoformat(), f.reason] for f in req.freezes],
+        "policies": list(req.policies),
+        "signed": req.signed,
+    }
+
+
+def _delivery_from_dict(value: object) -> Delivery | None:
+    if value is None:
+        return None
+    doc = cast(dict[str, object], value)
+    location = _from_location(doc["location"])
+    if location is None:
+        raise ValueError("a delivery without a location")
+    http, timeout_s, within_s = cast(list[object], doc["health"])
+    return Delivery(
+        service=str(doc["service"]),
+        artifacts=tuple(cast(list[str], doc["artifacts"])),
+        run=str(doc["run"]),
+        environments=tuple(
+            _environment_from_dict(cast(dict[str, object], env))
+            for env in cast(list[object], doc["environments"])
+        ),
+        location=location,
+        health=Health(str(http), float(cast(float, timeout_s)), float(cast(float, within_s))),
+    )
+
+
+def _environment_from_dict(doc: dict[str, object]) -> Environment:
+    location = _from_location(doc["location"])
+    if location is None:
+        raise ValueError("an environment without a location")
+    approvals = cast(list[object] | None, doc["approvals"])
+    soak = doc["soak_s"]
+    return Environment(
+        name=str(doc["name"]),
+        location=location,
+        auto=bool(doc["auto"]),
+        instances=int(cast(int, doc["instances"])),
+        strategy=str(doc["strategy"]),
+        change_record=bool(doc["change_record"]),
+        requires=Requirements(
+            after=None if doc["after"] is None else str(doc["after"]),
+            soak_s=None if soak is None else float(cast(float, soak)),
+            approvals=None
+            if approvals is None
+            else Approvals(int(cast(int, approvals[0])), tuple(cast(list[str], approvals[1]))),
+            windows=tuple(parse_window(text) for text in cast(list[str], doc["windows"])),
+            freezes=tuple(
+                Freeze(datetime.fromisoformat(a), datetime.fromisoformat(b), reason)
+                for a, b, reason in cast(list[tuple[str, str, str]], doc["freezes"])
+            ),
+            policies=tuple(cast(list[str], doc["policies"])),
+            signed=bool(doc["signed"]),
+        ),
     )
