@@ -128,11 +128,19 @@ class JobCache:
 
     def restore(self, entry: CacheEntry, workspace: Path) -> None:
         """Write the entry's outputs into `workspace`, verified; a bad blob removes the entry."""
+        root = os.path.realpath(workspace)
         for out in entry.outputs:
             try:
                 dest = workspace / _checked_path(out.path)
             except _FormatError as err:
                 raise ArtifactError(f"cannot restore job '{entry.job}': {err}") from None
+            # A directory replaced by a symlink must not carry a restore out of the workspace.
+            parent = os.path.realpath(dest.parent)
+            if parent != root and not parent.startswith(root + os.sep):
+                raise ArtifactError(
+                    f"cannot restore {out.path}: its directory leads outside the workspace "
+                    f"(to {parent})"
+                )
             try:
                 self.cas.restore(out.digest, dest, mode=out.mode)
             except (CorruptBlob, MissingBlob):

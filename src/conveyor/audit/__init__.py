@@ -1,1 +1,1 @@
-"""The event log's integrity: hash chain now, Merkle tree and evidence later (pure)."""
+"""The event log's integrity: the hash chain, the Merkle tree and signed tree heads (pure)."""

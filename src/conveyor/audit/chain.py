@@ -117,24 +117,30 @@ class ChainBreak:
     reason: str
 
 
-def verify(events: Iterable[StoredEvent]) -> ChainBreak | None:
-    """Check a whole chain in order; the first break, or None when intact."""
-    expected_seq, prev = 1, GENESIS
+def rehash(event: StoredEvent) -> str:
+    """The hash `event`'s stored fields give; it differs from `event.hash` if any was altered."""
+    return event_hash(
+        seq=event.seq,
+        ts=event.ts,
+        kind=event.kind,
+        subject=event.subject,
+        actor=event.actor,
+        data_json=event.data_json,
+        prev_hash=event.prev_hash,
+    )
+
+
+def verify(
+    events: Iterable[StoredEvent], *, after_seq: int = 0, after_hash: str = GENESIS
+) -> ChainBreak | None:
+    """Check Events in order from the start, or after a known one; the first break, or None."""
+    expected_seq, prev = after_seq + 1, after_hash
     for event in events:
         if event.seq != expected_seq:
             return ChainBreak(event.seq, f"expected event {expected_seq} here, found {event.seq}")
         if event.prev_hash != prev:
             return ChainBreak(event.seq, "its link to the previous event does not match")
-        recomputed = event_hash(
-            seq=event.seq,
-            ts=event.ts,
-            kind=event.kind,
-            subject=event.subject,
-            actor=event.actor,
-            data_json=event.data_json,
-            prev_hash=event.prev_hash,
-        )
-        if recomputed != event.hash:
+        if rehash(event) != event.hash:
             return ChainBreak(event.seq, "its content does not match its hash")
         expected_seq, prev = event.seq + 1, event.hash
     return None

@@ -1,7 +1,7 @@
 """The one place errors become exit codes and messages.
 
-0 success, 1 the work failed (a job, a gate), 2 bad input (spec, arguments),
-3 infrastructure fault (store, executor, artifacts).
+0 success, 1 the work failed (a job, a gate, an event log that does not verify),
+2 bad input (spec, arguments), 3 infrastructure fault (store, executor, artifacts).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from conveyor.core.errors import (
     Conflict,
     ConveyorError,
     ExecutorError,
+    IntegrityError,
     NotFound,
     SpecError,
     StoreError,
@@ -26,6 +27,8 @@ INFRASTRUCTURE = 3
 
 
 def exit_code_for(error: ConveyorError) -> int:
+    if isinstance(error, IntegrityError):
+        return WORK_FAILED
     if isinstance(error, SpecError | UsageError | NotFound | Conflict):
         return BAD_INPUT
     if isinstance(error, StoreError | ExecutorError | ArtifactError):

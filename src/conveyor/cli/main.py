@@ -7,8 +7,8 @@ from typing import NoReturn
 
 import typer
 
+from conveyor.cli import audit, history, pipeline
 from conveyor.cli import cache as cache_commands
-from conveyor.cli import history, pipeline
 from conveyor.cli.errors import INFRASTRUCTURE, report
 from conveyor.cli.output import discard_stdout
 from conveyor.core.errors import ConveyorError
@@ -32,6 +32,7 @@ history.register(app)
 app.add_typer(cache_commands.app, name="cache")
 app.add_typer(history.artifacts_app, name="artifacts")
 app.add_typer(cache_commands.db_app, name="db")
+app.add_typer(audit.app, name="audit")
 
 
 @app.command()

@@ -73,3 +73,7 @@ class ExecutorError(ConveyorError):
 
 class ArtifactError(ConveyorError):
     """An artifact cannot be stored or read back intact."""
+
+
+class IntegrityError(ConveyorError):
+    """Recorded history does not verify: an Event or a signed tree head was altered."""

@@ -143,6 +143,7 @@ class JobAttempt:
         )
         self._started_at = ctx.clock.now()
         ctx.on_running(job, self._started_at)
+        self._clear_outputs()
         self._spawn(self._log)
 
     def run(self, report: Callable[[JobOutcome], None]) -> None:
@@ -277,8 +278,14 @@ class JobAttempt:
         if self._execution.pid is not None:
             ctx.on_process(job, self._execution.pid)
 
+    def _clear_outputs(self) -> None:
+        """Remove what the outputs name, so a file left by an earlier run is never collected."""
+        for path in expand(self._ctx.root, self._job.workdir, self._job.outputs).files:
+            (self._ctx.root / path).unlink(missing_ok=True)
+
     def _attempt(self, log: JobLog) -> ExecResult:
         if self._execution is None:  # the first attempt was started by begin()
+            self._clear_outputs()
             self._spawn(log)
         execution = self._execution
         if execution is None:
@@ -291,9 +298,12 @@ class JobAttempt:
         return result
 
     def _reports(self, log: JobLog) -> tuple[TestCounts | None, str | None]:
-        paths, missing = expand(self._ctx.root, self._job.workdir, self._job.reports_junit)
-        for pattern in missing:
+        found = expand(self._ctx.root, self._job.workdir, self._job.reports_junit)
+        for pattern in found.missing:
             log.note(f"--- warning: report pattern '{pattern}' matched no files ---")
+        for path in found.outside:
+            log.note(f"--- warning: report {path} leads outside the workspace; not read ---")
+        paths = found.files
         if not paths:
             return None, None
         from conveyor.reports.junit import ReportError, parse_junit_files  # XML only when needed
@@ -309,12 +319,17 @@ class JobAttempt:
 
     def _outputs(self) -> tuple[tuple[OutputRecord, ...], str | None]:
         root = self._ctx.root
-        paths, missing = expand(root, self._job.workdir, self._job.outputs)
-        if missing:
-            quoted = ", ".join(f"'{p}'" for p in missing)
+        found = expand(root, self._job.workdir, self._job.outputs)
+        if found.missing:
+            quoted = ", ".join(f"'{p}'" for p in found.missing)
             return (), f"outputs {quoted} matched no files"
+        if found.outside:
+            return (), f"output {found.outside[0]} leads outside the workspace through a symlink"
+        masker = self._ctx.masker
+        if masker and any(masker.mask(path) != path for path in found.files):
+            return (), "an output's file name contains a secret value"
         records = []
-        for path in paths:
+        for path in found.files:
             blob = self._ctx.cas.put_file(root / path)
             records.append(OutputRecord(path, blob.digest, blob.size))
         return tuple(records), None

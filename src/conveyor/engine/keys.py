@@ -14,6 +14,7 @@ from conveyor.core import digest
 from conveyor.core.records import OutputRecord
 from conveyor.engine import fingerprint
 from conveyor.engine.sources import Sources
+from conveyor.spec.paths import rooted_glob
 from conveyor.spec.pipeline import Job, Pipeline
 
 
@@ -50,6 +51,7 @@ class KeyMaker:
         cas: ContentStore,
         secret_values: Mapping[str, str | None],
         secret_key: bytes,
+        warn: Callable[[str], None] = lambda _message: None,
     ) -> None:
         self._pipeline = pipeline
         self._sources = sources
@@ -57,6 +59,7 @@ class KeyMaker:
         self._secrets = secret_values
         self._secret_key = secret_key
         self._listings: dict[str, str] = {}
+        self._warn = warn
         self._lock = threading.Lock()
 
     def fingerprint(
@@ -80,9 +83,13 @@ class KeyMaker:
             return "files", self._store_listing("*implicit*", self._sources.implicit_files)
         patterns = tuple(_rooted(job.workdir, p) for p in job.inputs)
         marker = json.dumps(patterns)
-        return "inputs", self._store_listing(
-            marker, lambda: {"patterns": marker, **self._sources.declared_files(patterns)}
-        )
+        return "inputs", self._store_listing(marker, lambda: self._declared(job, patterns, marker))
+
+    def _declared(self, job: Job, patterns: tuple[str, ...], marker: str) -> dict[str, str]:
+        for pattern in self._sources.unmatched(patterns):
+            # A pattern that names nothing keeps the job cached whatever changes.
+            self._warn(f"{job.name}: input pattern '{pattern}' matches no file")
+        return {"patterns": marker, **self._sources.declared_files(patterns)}
 
     def _store_listing(self, memo: str, make: Callable[[], dict[str, str]]) -> str:
         with self._lock:
@@ -106,8 +113,8 @@ def load_listing(cas: ContentStore, listing_digest: str) -> dict[str, str] | Non
 
 
 def _rooted(workdir: str, pattern: str) -> str:
-    pattern = pattern.removeprefix("./")
-    return pattern if workdir in ("", ".") else f"{workdir.rstrip('/')}/{pattern}"
+    # The loader refused patterns that leave the workspace.
+    return rooted_glob(workdir, pattern) or pattern
 
 
 def rooted_patterns(job: Job, patterns: tuple[str, ...]) -> tuple[str, ...]:

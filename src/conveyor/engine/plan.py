@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from conveyor.core.errors import UsageError
+from conveyor.core.records import OutputRecord
+from conveyor.spec.graph import topological_order
 from conveyor.spec.pipeline import Job, Pipeline
 
 
@@ -17,6 +19,7 @@ class Plan:
     jobs: tuple[Job, ...]
     skipped: Mapping[str, str]
     dependents: Mapping[str, tuple[str, ...]]
+    ancestors: Mapping[str, tuple[str, ...]]
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -61,4 +64,29 @@ def make_plan(pipeline: Pipeline, targets: Sequence[str], condition: ConditionCh
     for job in jobs:
         for need in job.needs:
             dependents[need].append(job.name)
-    return Plan(jobs, skipped, {k: tuple(v) for k, v in dependents.items()})
+    return Plan(jobs, skipped, {k: tuple(v) for k, v in dependents.items()}, _ancestors(jobs))
+
+
+def _ancestors(jobs: tuple[Job, ...]) -> dict[str, tuple[str, ...]]:
+    """Every job each job needs, directly or through others, in pipeline order."""
+    needs = {job.name: job.needs for job in jobs}
+    position = {job.name: i for i, job in enumerate(jobs)}
+    found: dict[str, set[str]] = {}
+    for name in topological_order(list(needs), needs):
+        found[name] = {need for n in needs[name] for need in (n, *found[n])}
+    return {name: tuple(sorted(found[name], key=position.__getitem__)) for name in needs}
+
+
+def upstream_outputs(
+    plan: Plan, job: Job, outputs: Callable[[str], tuple[OutputRecord, ...]]
+) -> dict[str, tuple[OutputRecord, ...]]:
+    """The outputs a job may read: of each job it needs, and of any job further up that has some.
+
+    A job can read a file an ancestor produced even when the jobs in between
+    produce nothing, so every ancestor's outputs belong in its cache key.
+    """
+    upstream = {need: outputs(need) for need in job.needs}
+    for ancestor in plan.ancestors[job.name]:
+        if ancestor not in upstream and (found := outputs(ancestor)):
+            upstream[ancestor] = found
+    return upstream

@@ -10,7 +10,7 @@ from conveyor.artifacts.cache import CacheEntry, JobCache
 from conveyor.core.records import OutputRecord
 from conveyor.engine import fingerprint as fp_module
 from conveyor.engine.keys import KeyMaker
-from conveyor.engine.plan import Plan
+from conveyor.engine.plan import Plan, upstream_outputs
 from conveyor.spec.graph import topological_order
 from conveyor.spec.pipeline import Job
 
@@ -78,7 +78,9 @@ def _decide(
             "run",
             (f"need '{running_needs[0]}' will run first; may be cached if its outputs match",),
         )
-    fingerprint = keys.fingerprint(job, {n: outputs.get(n, ()) for n in job.needs})
+    fingerprint = keys.fingerprint(
+        job, upstream_outputs(plan, job, lambda name: outputs.get(name, ()))
+    )
     found = cache.lookup(fp_module.cache_key(fingerprint))
     if isinstance(found, CacheEntry):
         outputs[job.name] = tuple(OutputRecord(o.path, o.digest, o.size) for o in found.outputs)

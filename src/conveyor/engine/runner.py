@@ -24,7 +24,7 @@ from conveyor.core.records import (
     RunStatus,
 )
 from conveyor.engine.jobrun import JobAttempt, JobOutcome, RunContext
-from conveyor.engine.plan import Plan
+from conveyor.engine.plan import Plan, upstream_outputs
 from conveyor.engine.recorder import Change, Recorder
 from conveyor.engine.reporting import Reporter
 from conveyor.spec.pipeline import Job
@@ -113,7 +113,7 @@ class Scheduler:
                 return
             _, name = heapq.heappop(self._ready)
             job = self._by_name[name]
-            upstream = {need: self._outcomes[need].outputs for need in job.needs}
+            upstream = upstream_outputs(self._plan, job, lambda n: self._outcomes[n].outputs)
             attempt = JobAttempt(self._ctx, job, self._position[name], upstream)
             try:
                 hit = attempt.restore()

@@ -134,7 +134,14 @@ class RunService:
             for job in pipeline.jobs
             for pattern in rooted_patterns(job, job.outputs + job.reports_junit)
         )
-        return Sources(self.workspace.root, self.workspace.state_dir, excluded)
+        sources = Sources(
+            self.workspace.root,
+            self.workspace.state_dir,
+            excluded,
+            not_implicit=(self.workspace.relative_spec(),),
+        )
+        _ = sources.facts  # every Run records them; reading them also notices a missing git
+        return sources
 
     def plan(self, pipeline: Pipeline, request: RunRequest, sources: Sources) -> Plan:
         check = ConditionChecker(
@@ -142,8 +149,14 @@ class RunService:
         )
         return make_plan(pipeline, request.targets, check)
 
-    def key_maker(self, pipeline: Pipeline, sources: Sources) -> KeyMaker:
+    def key_maker(
+        self,
+        pipeline: Pipeline,
+        sources: Sources,
+        warn: Callable[[str], None] = lambda _message: None,
+    ) -> KeyMaker:
         return KeyMaker(
+            warn=warn,
             pipeline=pipeline,
             sources=sources,
             cas=self.cas,
@@ -163,6 +176,8 @@ class RunService:
         reporter = GuardedReporter(reporter)
         sources = self.sources(pipeline)
         plan = self.plan(pipeline, request, sources)
+        for warning in sources.warnings:
+            reporter.warn(warning)
         for name in pipeline.secrets:
             if self.environ.get(name) is None:
                 reporter.warn(f"secret {name} is not set in the environment; jobs see it unset")
@@ -275,7 +290,7 @@ class RunService:
             root=self.workspace.root,
             logs_dir=self.workspace.logs_dir / f"run-{run_id}",
             run_id=run_id,
-            keys=self.key_maker(pipeline, launch.sources),
+            keys=self.key_maker(pipeline, launch.sources, reporter.warn),
             cas=self.cas,
             cache=self.cache,
             executor=self.executor,

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import stat
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from conveyor.core import digest
+from conveyor.core.errors import UsageError
 from conveyor.core.globs import compile_glob
 
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -32,10 +35,22 @@ def _git(root: Path, *args: str) -> str | None:
     return done.stdout.decode("utf-8", "surrogateescape")
 
 
+def _looks_like_git(root: Path) -> bool:
+    return any((directory / ".git").exists() for directory in (root, *root.parents))
+
+
 def git_blob_id(path: Path) -> str:
-    """The id git would give this file's content, so edits and commits agree."""
-    data = path.read_bytes()
+    """The id git gives this content (a symlink's: its target), so edits and commits agree."""
+    data = str(path.readlink()).encode() if path.is_symlink() else path.read_bytes()
     return "git:" + hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def git_mode(path: Path) -> str:
+    """The mode git records: 120000 for a symlink, 100755 when executable, else 100644."""
+    st = path.lstat()
+    if stat.S_ISLNK(st.st_mode):
+        return "120000"
+    return "100755" if st.st_mode & 0o111 else "100644"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,15 +90,28 @@ class Sources:
     root: Path
     state_dir: Path
     excluded: tuple[str, ...] = ()
+    # Left out of implicit inputs only: the pipeline file, whose relevant parts
+    # (each job's own definition) are already in every job's fingerprint.
+    not_implicit: tuple[str, ...] = ()
     _facts: GitFacts | None = None
     _tracked: dict[str, str] | None = None
     _candidates: list[str] | None = None
-    _digests: dict[str, tuple[tuple[int, int, int], str]] = field(default_factory=dict)
+    _digests: dict[str, tuple[tuple[int, int, int, int], str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def facts(self) -> GitFacts:
         if self._facts is None:
             self._facts = git_facts(self.root)
+            if (
+                self._facts.toplevel is None
+                and shutil.which("git") is None
+                and _looks_like_git(self.root)
+            ):
+                self.warnings.append(
+                    "this is a git checkout but git is not on PATH: inputs are every file, "
+                    "and changed() is always true"
+                )
         return self._facts
 
     @property
@@ -104,7 +132,11 @@ class Sources:
                 listing = self._git_tracked()
             else:
                 listing = {p: self.file_digest(p) for p in self._walk()}
-            self._tracked = {p: d for p, d in listing.items() if not self._is_excluded(p)}
+            self._tracked = {
+                p: d
+                for p, d in listing.items()
+                if not self._is_excluded(p) and p not in self.not_implicit
+            }
         return self._tracked
 
     def _git_tracked(self) -> dict[str, str]:
@@ -114,12 +146,14 @@ class Sources:
             if not entry:
                 continue
             meta, _, path = entry.partition("\t")
-            files[path] = "git:" + meta.split()[1]
+            mode, blob = meta.split()[:2]
+            # The mode is part of the entry: `chmod -x` changes what a job can run.
+            files[path] = f"{mode}:git:{blob}"
         modified = _git(self.root, "ls-files", "-m", "-z") or ""
         for path in filter(None, modified.split("\0")):
             full = self.root / path
-            if full.is_file():
-                files[path] = git_blob_id(full)
+            if full.is_file() or full.is_symlink():
+                files[path] = f"{git_mode(full)}:{git_blob_id(full)}"
             else:
                 files.pop(path, None)
         return files
@@ -144,15 +178,30 @@ class Sources:
             if any(r.match(path) for r in regexes) and not self._is_excluded(path)
         }
 
+    def unmatched(self, patterns: Iterable[str]) -> list[str]:
+        """Root-relative `patterns` that name no file and no declared output (likely typos)."""
+        candidates = self.candidates()
+        missing = []
+        for pattern in patterns:
+            regex = compile_glob(pattern)
+            if any(regex.match(path) for path in candidates):
+                continue
+            overlaps_output = any(
+                regex.match(out) or compile_glob(out).match(pattern) for out in self.excluded
+            )
+            if not overlaps_output:
+                missing.append(pattern)
+        return missing
+
     def file_digest(self, path: str) -> str:
-        """sha256 of a root-relative file, remembered while its stat is unchanged."""
+        """sha256 of a root-relative file (`+x` when executable), kept while its stat holds."""
         full = self.root / path
         st = full.stat()
-        stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
         known = self._digests.get(path)
         if known and known[0] == stamp:
             return known[1]
-        value = digest.of_file(full)
+        value = digest.of_file(full) + ("+x" if st.st_mode & 0o111 else "")
         self._digests[path] = (stamp, value)
         return value
 
@@ -174,9 +223,20 @@ class Sources:
         """
         if not self.in_git:
             return None
+        if (
+            base is not None
+            and _git(self.root, "rev-parse", "--verify", "-q", f"{base}^{{commit}}") is None
+        ):
+            raise UsageError(
+                f"--base {base}: no such commit in this repository; fetch it first "
+                "(a shallow CI clone may need `git fetch origin main`) or pass another ref"
+            )
         ref = base or self._default_base()
-        changed = _git(self.root, "diff", "--name-only", "--relative", "-z", ref) or ""
-        untracked = _git(self.root, "ls-files", "-o", "--exclude-standard", "-z") or ""
+        changed = _git(self.root, "diff", "--name-only", "--relative", "-z", ref)
+        untracked = _git(self.root, "ls-files", "-o", "--exclude-standard", "-z")
+        if changed is None or untracked is None:
+            self.warnings.append(f"git cannot list the changes since {ref}; changed() is true")
+            return None
         return set(filter(None, (changed + "\0" + untracked).split("\0")))
 
     def _default_base(self) -> str:

@@ -20,6 +20,7 @@ from conveyor.spec.conditions import check_condition
 from conveyor.spec.delivery_check import DeliveryCheck
 from conveyor.spec.matrix import Expansion, expand, matrix_issues, parse_expansion_name
 from conveyor.spec.model import Checked, JobModel, Violation, check, file_json_schema
+from conveyor.spec.paths import rooted_glob
 from conveyor.spec.pipeline import Job, Pipeline, RetryPolicy
 from conveyor.spec.source import Document, NodePath, read_yaml
 from conveyor.spec.suggest import did_you_mean, one_of
@@ -79,6 +80,7 @@ class _Assembly:
         self._check_cycles(needs)
         for name, job in jobs.items():
             self._check_condition(name, job)
+            self._check_paths(name, job)
         self._check_secrets()
         file = self.checked.file
         if self.issues or file is None:
@@ -217,6 +219,29 @@ class _Assembly:
         path = ("jobs", name, "if")
         for offset, message, hint in check_condition(job.condition):
             self.issues.append(SpecIssue(self.positions.inside(path, offset), message, hint))
+
+    def _check_paths(self, name: str, job: JobModel) -> None:
+        """Globs are relative to the job's workdir and must stay inside the workspace."""
+        lists: dict[tuple[str, ...], list[str]] = {
+            ("inputs",): job.inputs or [],
+            ("outputs",): job.outputs,
+            ("reports", "junit"): job.reports.junit if job.reports else [],
+        }
+        raw = _mapping(self.raw_jobs.get(name))
+        for keys, patterns in lists.items():
+            written = raw.get(keys[0])
+            for key in keys[1:]:
+                written = _mapping(written).get(key)
+            for index, pattern in enumerate(patterns):
+                if rooted_glob(job.workdir, pattern) is None:
+                    at: NodePath = ("jobs", name, *keys)
+                    path = at if isinstance(written, str) else (*at, index)
+                    self._add(
+                        path,
+                        f"'{pattern}' leads outside the workspace",
+                        "globs are relative to the job's workdir; name files inside the "
+                        "directory that holds conveyor.yaml",
+                    )
 
     def _check_secrets(self) -> None:
         """A secret's value comes from the caller; written in the file, it would leak."""

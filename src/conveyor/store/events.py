@@ -85,3 +85,49 @@ def for_subject(db: Database, prefix: str, *, limit: int = 1000) -> list[Event]:
             {"s": prefix, "k": len(below), "p": below, "n": limit},
         )
     return [_stored(row).decode() for row in rows]
+
+
+def at(db: Database, seq: int) -> StoredEvent | None:
+    """The Event stored under `seq`, or None."""
+    with db.read() as tx:
+        rows = tx.execute(f"SELECT {_COLUMNS} FROM events WHERE seq = :s", {"s": seq})
+    return _stored(rows[0]) if rows else None
+
+
+def last_seq(tx: Transaction) -> int:
+    """The seq of the newest Event; 0 when there is none."""
+    rows = tx.execute("SELECT max(seq) FROM events")
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+
+def between(tx: Transaction, *, after: int, until: int, batch: int = 5000) -> Iterator[StoredEvent]:
+    """Events with `after` < seq <= `until` in order, read in batches inside `tx`."""
+    while after < until:
+        rows = tx.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE seq > :after AND seq <= :until "
+            "ORDER BY seq LIMIT :n",
+            {"after": after, "until": until, "n": batch},
+        )
+        if not rows:
+            return
+        for row in rows:
+            event = _stored(row)
+            after = event.seq
+            yield event
+
+
+def chain_hashes(db: Database, *, count: int, batch: int = 20000) -> list[tuple[int, str]]:
+    """(seq, hash) of the first `count` Events in chain order, read in batches."""
+    out: list[tuple[int, str]] = []
+    after = 0
+    while len(out) < count:
+        with db.read() as tx:
+            rows = tx.execute(
+                "SELECT seq, hash FROM events WHERE seq > :after ORDER BY seq LIMIT :n",
+                {"after": after, "n": min(batch, count - len(out))},
+            )
+        if not rows:
+            break
+        out.extend((int(seq), str(digest)) for seq, digest in rows)
+        after = out[-1][0]
+    return out

@@ -106,3 +106,17 @@ events = Table(
     Index("ix_events_subject", "subject"),
     Index("ix_events_kind", "kind"),
 )
+
+# A signed tree head over the first `size` events (`size` is the seq of the last one
+# covered). `frontier` holds the hex hashes of the perfect subtrees of that prefix, so
+# the next head hashes only the events after it; it is checked against `root` before use.
+tree_heads = Table(
+    "tree_heads",
+    metadata,
+    Column("size", Integer, primary_key=True, autoincrement=False),
+    Column("root", String(64), nullable=False),
+    Column("ts", String(40), nullable=False),
+    Column("key_id", String(80), nullable=False),
+    Column("signature", String(120), nullable=False),
+    Column("frontier", Text, nullable=False),
+)

@@ -89,14 +89,14 @@ def test_implicit_files_are_the_tracked_files_with_their_index_blob_ids(repo: Pa
     files = sources(repo).implicit_files()
     assert set(files) == {"app.py", "lib/util.py", "README.md"}
     for path, value in files.items():
-        assert value == "git:" + git(repo, "rev-parse", f":{path}")
+        assert value == "100644:git:" + git(repo, "rev-parse", f":{path}")
 
 
 def test_an_uncommitted_edit_gets_the_id_git_add_would_give(repo: Path) -> None:
     write(repo, {"app.py": "print('edited')\n"})
     edited = sources(repo).implicit_files()["app.py"]
-    assert edited == "git:" + git(repo, "hash-object", "app.py")
-    assert edited == git_blob_id(repo / "app.py")
+    assert edited == "100644:git:" + git(repo, "hash-object", "app.py")
+    assert edited == "100644:" + git_blob_id(repo / "app.py")
     git(repo, "add", "app.py")
     assert sources(repo).implicit_files()["app.py"] == edited
     git(repo, "commit", "-q", "-m", "edit")
@@ -117,7 +117,7 @@ def test_excluded_output_globs_are_left_out(repo: Path) -> None:
 def test_implicit_files_of_a_subdirectory_are_relative_to_it(repo: Path) -> None:
     write(repo, {"lib/util.py": "x = 2\n"})
     files = sources(repo / "lib").implicit_files()
-    assert files == {"util.py": "git:" + git(repo / "lib", "hash-object", "util.py")}
+    assert files == {"util.py": "100644:git:" + git(repo / "lib", "hash-object", "util.py")}
 
 
 def test_declared_files_include_untracked_but_not_ignored_files(repo: Path) -> None:
@@ -215,3 +215,13 @@ def test_changed_conditions_compare_with_the_requested_base(harness: Harness) ->
 def test_outside_git_every_changed_condition_is_true(harness: Harness) -> None:
     result = harness.run(CHANGED)
     assert {j.name: j.status for j in result.run.jobs} == {"src": "success", "docs": "success"}
+
+
+def test_making_a_tracked_file_executable_changes_its_entry_even_before_it_is_committed(
+    repo: Path,
+) -> None:
+    before = sources(repo).implicit_files()["app.py"]
+    (repo / "app.py").chmod(0o755)
+    after = sources(repo).implicit_files()["app.py"]
+    assert before.startswith("100644:") and after.startswith("100755:")
+    assert before.split(":", 1)[1] == after.split(":", 1)[1]
