@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock
+from conveyor.core.errors import ArtifactError, ConveyorError, ExecutorError, StoreError
 from conveyor.core.records import (
     SATISFIED_JOB_STATES,
     JobRecord,
@@ -73,6 +74,7 @@ class Scheduler:
         self._stop_reason: str | None = None
         self._cancel_requested = False
         self.canceled = False
+        self.fault: ConveyorError | None = None
 
     def request_cancel(self) -> None:
         """Ask the Run to stop; safe from a signal handler or any thread."""
@@ -118,7 +120,7 @@ class Scheduler:
             try:
                 hit = attempt.restore()
             except Exception as exc:  # noqa: BLE001 - a fault in one job must not hang the run
-                hit = JobOutcome(status="failed", reason=f"internal error: {exc!r}")
+                hit = self._fault_outcome(exc)
             if hit is not None:
                 self._settle(name, hit)
                 continue
@@ -127,7 +129,7 @@ class Scheduler:
                 attempt.begin()
             except Exception as exc:  # noqa: BLE001 - reported like any fault of the job
                 self._running.pop(name)
-                self._settle(name, JobOutcome(status="failed", reason=f"internal error: {exc!r}"))
+                self._settle(name, self._fault_outcome(exc))
                 continue
             self._pool.submit(self._work, name, attempt)
 
@@ -143,9 +145,22 @@ class Scheduler:
             attempt.run(report)
         except Exception as exc:  # noqa: BLE001 - a fault in one job must not hang the run
             if not reported:
-                report(JobOutcome(status="failed", reason=f"internal error: {exc!r}"))
+                report(self._fault_outcome(exc))
             else:
                 self._ctx.warn(f"{name}: internal error after it finished: {exc!r}")
+
+    def _fault_outcome(self, exc: Exception) -> JobOutcome:
+        """A job that could not be handled: the store, the artifacts or the executor failed.
+
+        Such a fault stops the Run and is raised once it is recorded, so the
+        command exits 3 (infrastructure) rather than 1 (the work failed).
+        """
+        if isinstance(exc, ArtifactError | StoreError | ExecutorError):
+            if self.fault is None:
+                self.fault = exc
+                self._stop_reason = f"an infrastructure fault: {exc}"
+            return JobOutcome(status="failed", reason=str(exc))
+        return JobOutcome(status="failed", reason=f"internal error: {exc!r}")
 
     def _handle(self, message: object) -> None:
         if message is _CANCEL:

@@ -270,8 +270,13 @@ class RunService:
                 recorder.close()
             self._abandon(launch, exc)
             raise
-        record = self._finish(launch, outcomes, canceled=scheduler.canceled)
+        fault = scheduler.fault
+        record = self._finish(
+            launch, outcomes, canceled=scheduler.canceled, error=str(fault) if fault else None
+        )
         reporter.run_finished(record)
+        if fault is not None:
+            raise fault
         explanations = {name: o.explanation for name, o in outcomes.items() if o.explanation}
         return RunResult(record, explanations)
 
@@ -305,17 +310,28 @@ class RunService:
         )
 
     def _finish(
-        self, launch: _Launch, outcomes: Mapping[str, JobOutcome], *, canceled: bool
+        self,
+        launch: _Launch,
+        outcomes: Mapping[str, JobOutcome],
+        *,
+        canceled: bool,
+        error: str | None = None,
     ) -> RunRecord:
         status = run_status(launch.plan, outcomes, canceled=canceled)
         now = self.clock.now()
         started = min((o.started_at for o in outcomes.values() if o.started_at), default=now)
-        event = NewEvent(
-            f"run.{status}", f"run/{launch.run_id}", launch.actor, now, {"status": status}
-        )
+        data: dict[str, object] = {"status": status}
+        if error:
+            data["error"] = error
+        event = NewEvent(f"run.{status}", f"run/{launch.run_id}", launch.actor, now, data)
         with self.db.write() as tx:
             run_store.finish_run(
-                tx, run_id=launch.run_id, status=status, finished_at=now, duration_s=now - started
+                tx,
+                run_id=launch.run_id,
+                status=status,
+                finished_at=now,
+                duration_s=now - started,
+                error=error,
             )
             event_log.append(tx, [event])
         return run_store.get_run(self.db, run_id=launch.run_id)
