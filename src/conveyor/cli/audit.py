@@ -182,7 +182,7 @@ def _report_text(report: AuditReport) -> str:
     if not report.intact:
         first, *rest = report.findings
         lines = [f"tampering found: {_event_name(first)}: {first.reason}"]
-        lines += [f"  also {_event_name(f)}: {f.reason}" for f in rest]
+        lines += [f"  also: {f.reason}" for f in rest]
         return "\n".join(lines)
     lines = [f"the event log is intact: {report.events} events, hash chain verified"]
     newest = report.newest_head

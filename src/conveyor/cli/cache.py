@@ -25,7 +25,7 @@ def prune(
     keep_runs: Annotated[
         int,
         typer.Option(
-            help="Keep the logs and artifacts of this many recent runs whatever the size."
+            min=0, help="Keep the logs and artifacts of this many recent runs whatever the size."
         ),
     ] = 20,
     file: FileOption = None,

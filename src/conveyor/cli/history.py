@@ -46,14 +46,21 @@ def runs(
     ] = None,
     branch: Annotated[str | None, typer.Option(help="Only runs of this branch.")] = None,
     before: Annotated[
-        int | None, typer.Option(help="Only runs older than this id (to page back).")
+        int | None,
+        typer.Option(min=1, max=10**18, help="Only runs older than this id (to page back)."),
     ] = None,
     file: FileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """List the history of runs, newest first."""
     from conveyor.cli import render
+    from conveyor.core.errors import UsageError
+    from conveyor.core.records import RUN_STATUSES
 
+    if status is not None and status not in RUN_STATUSES:
+        raise UsageError(
+            f"--status: '{status}' is not a run status; use one of {', '.join(RUN_STATUSES)}"
+        )
     plane = _plane(file)
     try:
         found = plane.list_runs(limit=limit, status=status, branch=branch, before=before)

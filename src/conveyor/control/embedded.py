@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from conveyor.core.digest import is_digest
+from conveyor.core.errors import NotFound, UsageError
 from conveyor.core.records import RunRecord
 from conveyor.engine.history import Explanation, History
 from conveyor.engine.preview import PlannedJob
@@ -38,6 +40,8 @@ class EmbeddedControlPlane:
         *,
         on_start: Callable[[Scheduler], None] | None = None,
     ) -> RunResult:
+        # A run killed earlier may have left jobs running; stop them before starting anew.
+        self.history.reconcile_interrupted()
         return self._runs.run(pipeline, request, reporter, on_start=on_start)
 
     def dry_run(self, pipeline: Pipeline, request: RunRequest) -> list[PlannedJob]:
@@ -67,6 +71,10 @@ class EmbeddedControlPlane:
 
     def fetch_artifact(self, digest: str, dest: Path) -> None:
         """Write an artifact's content to `dest`, checking its digest."""
+        if not is_digest(digest):
+            raise UsageError(f"'{digest}' is not an artifact digest; write sha256:<64 hex digits>")
+        if not self._runs.cas.has(digest):
+            raise NotFound(f"no artifact {digest} here (never stored, or pruned)")
         self._runs.cas.restore(digest, dest)
 
     def close(self) -> None:

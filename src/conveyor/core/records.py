@@ -13,6 +13,7 @@ JobState = Literal[
 RunStatus = Literal["running", "success", "failed", "canceled", "interrupted"]
 
 JOB_STATES: tuple[JobState, ...] = get_args(JobState)
+RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 TERMINAL_JOB_STATES: frozenset[JobState] = frozenset(
     {"success", "failed", "timed_out", "skipped", "canceled", "cached"}
 )

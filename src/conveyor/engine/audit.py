@@ -274,7 +274,7 @@ def _head_problem(
         # An intact chain that is too short lost its newest Events; otherwise the
         # chain names the gap and the first Event this head no longer vouches for is named.
         first = held + 1 if walk.chain_break is None else proven + 1
-        return first, (f"{what} covers more than the {held} the log holds now; events were deleted")
+        return first, f"{what} covers more than the {held} the log holds now; events were deleted"
     if walk.roots.get(head.size) != head.root:
         return proven + 1, (
             f"events {proven + 1}-{head.size} no longer match {what}: "

@@ -64,7 +64,7 @@ class History:
         if ref is None or str(ref) in ("latest", "last", "-"):
             return run_store.latest_run_id(self.db, project=self.workspace.project)
         text = str(ref).removeprefix("#")
-        if not text.isdigit():
+        if not text.isdigit() or len(text) > 18:
             raise NotFound(
                 f"'{ref}' is not a run id; use a number from `conveyor runs` or 'latest'"
             )

@@ -96,11 +96,17 @@ class Document:
     issues: list[SpecIssue] = field(default_factory=list)
 
 
+MAX_DEPTH = 64
+
+
 def read_yaml(data: bytes, file: str) -> Document:
     """Parse `data`; SpecError when it is not a YAML mapping at all."""
     text = _decode(data, file)
     try:
         root = _compose(text)
+    except RecursionError:
+        message = f"values are nested deeper than {MAX_DEPTH} levels can be read"
+        raise SpecError([SpecIssue(Location(file, 1, 1), message)]) from None
     except yaml.MarkedYAMLError as exc:
         raise SpecError([_syntax_issue(exc, file)]) from None
     except yaml.reader.ReaderError as exc:
@@ -169,6 +175,14 @@ class _Builder:
         if id(node) in active:
             self._issue(node, "this alias refers to a value that contains it")
             return None
+        if len(path) > MAX_DEPTH:
+            where = (
+                self.positions.key(path[:MAX_DEPTH])
+                if path
+                else Location(self.positions.file, 1, 1)
+            )
+            message = f"values are nested more than {MAX_DEPTH} levels deep"
+            raise SpecError([SpecIssue(where, message, "a pipeline file is never this deep")])
         inner = active | {id(node)}
         if node.tag not in _COLLECTION_TAGS and not isinstance(node, yaml.ScalarNode):
             self._issue(node, f"unsupported YAML tag '{node.tag}'", "remove the tag")

@@ -14,6 +14,7 @@ Repositories write portable SQL with `:name` parameters and run it through a
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
@@ -73,11 +74,17 @@ class _SqliteTx:
         self._conn = conn
 
     def execute(self, sql: str, params: Params | None = None) -> list[Row]:
-        return self._conn.execute(sql, params or {}).fetchall()
+        try:
+            return self._conn.execute(sql, params or {}).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"the database refused a statement: {exc}") from exc
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         if rows:
-            self._conn.executemany(sql, rows)
+            try:
+                self._conn.executemany(sql, rows)
+            except sqlite3.Error as exc:
+                raise StoreError(f"the database refused a statement: {exc}") from exc
 
 
 def _enable_wal(conn: sqlite3.Connection, *, deadline: float) -> None:
@@ -164,15 +171,23 @@ class _SqlAlchemyTx:
 
     def execute(self, sql: str, params: Params | None = None) -> list[Row]:
         from sqlalchemy import text
+        from sqlalchemy.exc import DBAPIError
 
-        result = self._conn.execute(text(sql), dict(params or {}))
-        return [tuple(row) for row in result] if result.returns_rows else []
+        try:
+            result = self._conn.execute(text(sql), dict(params or {}))
+            return [tuple(row) for row in result] if result.returns_rows else []
+        except DBAPIError as exc:
+            raise StoreError(f"the database refused a statement: {exc.orig}") from exc
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         from sqlalchemy import text
+        from sqlalchemy.exc import DBAPIError
 
         if rows:
-            self._conn.execute(text(sql), [dict(r) for r in rows])
+            try:
+                self._conn.execute(text(sql), [dict(r) for r in rows])
+            except DBAPIError as exc:
+                raise StoreError(f"the database refused a statement: {exc.orig}") from exc
 
 
 class SqlAlchemyDatabase:
@@ -202,7 +217,7 @@ class SqlAlchemyDatabase:
         try:
             conn = self._engine.connect()
         except OperationalError as exc:
-            raise StoreError(f"cannot reach the database: {exc.orig}") from exc
+            raise StoreError(f"cannot reach the database: {redact_url(str(exc.orig))}") from exc
         with conn, conn.begin():
             yield _SqlAlchemyTx(conn, self.dialect)
 
@@ -223,15 +238,11 @@ def open_database(url: str) -> Database:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     try:
         return SqlAlchemyDatabase(url)
-    except Exception as exc:  # SQLAlchemy raises several types for a bad URL
-        raise StoreError(f"cannot use the database URL {redact_url(url)}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several types for a bad URL
+        reason = redact_url(str(exc))
+        raise StoreError(f"cannot use the database URL {redact_url(url)}: {reason}") from None
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by `***`, for messages."""
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in creds:
-        return url
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+    """The URL with any password replaced by `***`, for messages (also in malformed URLs)."""
+    return re.sub(r"([^:/@\s]+):([^@/\s]*)@", r"\1:***@", url)

@@ -301,12 +301,28 @@ def mark_interrupted(
             duration_s=now - started,
             error=reason,
         )
+        left = tx.execute(
+            "SELECT name FROM job_runs WHERE run_id = :id AND status IN ('pending', 'running') "
+            "ORDER BY position",
+            {"id": run_id},
+        )
         tx.execute(
             "UPDATE job_runs SET status = 'canceled', reason = :r "
             "WHERE run_id = :id AND status IN ('pending', 'running')",
             {"r": reason, "id": run_id},
         )
-        event_log.append(tx, [event])
+        # Every state change is an Event, these included: the log stays the whole story.
+        canceled = [
+            NewEvent(
+                "job.canceled",
+                f"run/{run_id}/job/{name}",
+                event.actor,
+                now,
+                {"status": "canceled", "reason": reason},
+            )
+            for (name,) in left
+        ]
+        event_log.append(tx, [*canceled, event])
     return True
 
 
