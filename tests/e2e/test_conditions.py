@@ -189,3 +189,20 @@ def test_a_condition_reading_an_unset_variable_unguarded_is_bad_input_before_any
     assert "PUBLISH" in err
     assert "has(env.PUBLISH)" in err
     assert ws.runs() == []
+
+
+def test_a_detached_checkout_takes_its_branch_from_the_ci_system(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace("version: 1\njobs:\n  deploy:\n    run: 'true'\n    if: branch == 'main'\n")
+    ws.init_git()
+    ws.git("checkout", "-q", "--detach")
+
+    skipped = jobs_by_name(ws.run().json())["deploy"]
+    from_ci = ws.run(env={"GITHUB_REF_NAME": "main"}).json()
+    given = ws.run("--branch", "main").json()
+
+    assert skipped["status"] == "skipped"
+    assert jobs_by_name(from_ci)["deploy"]["status"] == "success"
+    assert from_ci["branch"] == "main"
+    assert jobs_by_name(given)["deploy"]["status"] in ("success", "cached")

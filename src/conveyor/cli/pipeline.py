@@ -83,6 +83,13 @@ def run(
             "or the previous commit on the default branch)."
         ),
     ] = None,
+    branch: Annotated[
+        str | None,
+        typer.Option(
+            help="The branch `if:` conditions see (default: git's, or on a detached checkout "
+            "the CI system's, e.g. GITHUB_REF_NAME or CI_COMMIT_BRANCH)."
+        ),
+    ] = None,
     json_output: JsonOption = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress, only the result.")
@@ -119,6 +126,7 @@ def run(
         explain=explain,
         event=event,
         base=base,
+        branch=branch,
     )
     plane = EmbeddedControlPlane(workspace, executor=LocalExecutor())
     try:

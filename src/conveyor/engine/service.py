@@ -48,6 +48,7 @@ class RunRequest:
     explain: bool = False
     event: str = "local"
     base: str | None = None
+    branch: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,27 @@ class RunResult:
 
     run: RunRecord
     explanations: Mapping[str, tuple[str, ...]]
+
+
+# Where CI systems name the branch of a detached checkout, most specific first.
+_CI_BRANCH_VARIABLES = (
+    "CONVEYOR_BRANCH",
+    "GITHUB_HEAD_REF",
+    "GITHUB_REF_NAME",
+    "CI_COMMIT_BRANCH",
+    "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME",
+    "BUILDKITE_BRANCH",
+    "BRANCH_NAME",
+    "GIT_BRANCH",
+)
+
+
+def ci_branch(environ: Mapping[str, str]) -> str | None:
+    """The branch a CI system checked out detached, from the variables it sets."""
+    for variable in _CI_BRANCH_VARIABLES:
+        if value := environ.get(variable, "").strip():
+            return value.removeprefix("refs/heads/").removeprefix("origin/")
+    return None
 
 
 def open_store(workspace: Workspace) -> Database:
@@ -128,7 +150,7 @@ class RunService:
 
     # --- running ---------------------------------------------------------
 
-    def sources(self, pipeline: Pipeline) -> Sources:
+    def sources(self, pipeline: Pipeline, branch: str | None = None) -> Sources:
         excluded = tuple(
             pattern
             for job in pipeline.jobs
@@ -140,7 +162,10 @@ class RunService:
             excluded,
             not_implicit=(self.workspace.relative_spec(),),
         )
-        _ = sources.facts  # every Run records them; reading them also notices a missing git
+        facts = sources.facts  # every Run records them; reading them also notices a missing git
+        name = branch or facts.branch or ci_branch(self.environ)
+        if name != facts.branch:
+            sources.branch = name
         return sources
 
     def plan(self, pipeline: Pipeline, request: RunRequest, sources: Sources) -> Plan:
@@ -174,7 +199,7 @@ class RunService:
     ) -> RunResult:
         """Execute a Run to its end; returns it as stored."""
         reporter = GuardedReporter(reporter)
-        sources = self.sources(pipeline)
+        sources = self.sources(pipeline, request.branch)
         plan = self.plan(pipeline, request, sources)
         for warning in sources.warnings:
             reporter.warn(warning)
@@ -367,7 +392,7 @@ def dry_run(service: RunService, pipeline: Pipeline, request: RunRequest) -> lis
     """What `service.run` would do with `request`, predicted from the cache."""
     from conveyor.engine.preview import preview
 
-    sources = service.sources(pipeline)
+    sources = service.sources(pipeline, request.branch)
     plan = service.plan(pipeline, request, sources)
     return preview(
         plan,

@@ -98,6 +98,7 @@ class Sources:
     _candidates: list[str] | None = None
     _digests: dict[str, tuple[tuple[int, int, int, int], str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    branch: str | None = None  # set when the branch comes from elsewhere than HEAD
 
     @property
     def facts(self) -> GitFacts:
@@ -112,6 +113,8 @@ class Sources:
                     "this is a git checkout but git is not on PATH: inputs are every file, "
                     "and changed() is always true"
                 )
+        if self.branch is not None and self._facts.branch != self.branch:
+            self._facts = GitFacts(self._facts.toplevel, self.branch, self._facts.commit)
         return self._facts
 
     @property
