@@ -29,7 +29,9 @@ class EmbeddedControlPlane:
     def history(self) -> History:
         if self._history is None:
             runs = self._runs
-            self._history = History(runs.workspace, db=runs.db, cas=runs.cas, clock=runs.clock)
+            self._history = History(
+                runs.workspace, db=runs.db, cas=runs.cas, executor=runs.executor, clock=runs.clock
+            )
         return self._history
 
     def run(

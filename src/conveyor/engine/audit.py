@@ -124,13 +124,13 @@ def _resume(tx: Transaction, last: tree_heads.Checkpoint | None, size: int) -> t
             f"the stored tree head over {covered} events was altered: its subtree hashes "
             "do not give its root; run `conveyor audit verify`"
         )
-    rows = tx.execute("SELECT hash FROM events WHERE seq = :s", {"s": covered})
-    if not rows:
+    last_hash = event_log.hash_at(tx, covered) if covered else chain.GENESIS
+    if last_hash is None:
         raise IntegrityError(
             f"event {covered}, the last one the newest tree head covers, is missing; "
             "run `conveyor audit verify`"
         )
-    return frontier, str(rows[0][0])
+    return frontier, last_hash
 
 
 def _frontier_of(last: tree_heads.Checkpoint) -> Frontier | None:
@@ -162,8 +162,7 @@ def sign_after_run(
     db: Database,
     state_dir: Path,
     clock: Clock,
-    *,
-    environ: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None,
     warn: Callable[[str], None],
 ) -> TreeHead | None:
     """Sign a head at the end of a Run; a log that cannot be signed is a warning, not a failure."""

@@ -16,6 +16,7 @@ from conveyor.engine.keys import load_listing
 from conveyor.engine.locks import is_abandoned
 from conveyor.engine.logs import decompress
 from conveyor.engine.workspace import Workspace
+from conveyor.executors.base import Executor
 from conveyor.store import runs as run_store
 from conveyor.store.db import Database
 
@@ -29,9 +30,11 @@ class History:
         *,
         db: Database,
         cas: ContentStore,
+        executor: Executor,
         clock: Clock | None = None,
     ) -> None:
         self.workspace = workspace
+        self.executor = executor
         self.db = db
         self.cas = cas
         self.clock = clock or SystemClock()
@@ -53,11 +56,9 @@ class History:
 
     def _stop_leftovers(self, run_id: RunId) -> None:
         """Kill what the dead Run's jobs left running (only groups that carry its marks)."""
-        from conveyor.executors.local import stop_orphaned_group
-
         markers = (f"CONVEYOR_RUN_ID={run_id}", f"CONVEYOR_WORKSPACE={self.workspace.root}")
         for pgid in run_store.running_job_pids(self.db, run_id=run_id):
-            stop_orphaned_group(pgid, markers)
+            self.executor.stop_orphans(pgid, markers)
 
     def resolve(self, ref: str | int | None) -> RunId:
         """A Run id from what a user typed: a number, `latest`, or nothing."""

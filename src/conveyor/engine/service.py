@@ -293,7 +293,7 @@ class RunService:
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 recorder.close()
-            self._abandon(launch, exc)
+            self._abandon(launch, exc, reporter)
             raise
         fault = scheduler.fault
         record = self._finish(
@@ -361,21 +361,24 @@ class RunService:
             event_log.append(tx, [event])
         return run_store.get_run(self.db, run_id=launch.run_id)
 
-    def _abandon(self, launch: _Launch, error: BaseException) -> None:
+    def _abandon(self, launch: _Launch, error: BaseException, reporter: Reporter) -> None:
         """Best effort: record a Run that could not go on as `failed`, with why."""
         now = self.clock.now()
         reason = f"the run stopped: {error}"
         event = NewEvent("run.failed", f"run/{launch.run_id}", launch.actor, now, {"error": reason})
-        with contextlib.suppress(Exception), self.db.write() as tx:
-            run_store.finish_run(
-                tx,
-                run_id=launch.run_id,
-                status="failed",
-                finished_at=now,
-                duration_s=0.0,
-                error=reason,
-            )
-            event_log.append(tx, [event])
+        try:
+            with self.db.write() as tx:
+                run_store.finish_run(
+                    tx,
+                    run_id=launch.run_id,
+                    status="failed",
+                    finished_at=now,
+                    duration_s=0.0,
+                    error=reason,
+                )
+                event_log.append(tx, [event])
+        except Exception as exc:  # noqa: BLE001 - the error that stopped the run comes first
+            reporter.warn(f"could not record run {launch.run_id} as failed: {exc}")
 
     def previous_fingerprint(self, job: str, before: RunId | None = None) -> dict[str, str] | None:
         """The fingerprint of `job`'s newest cached execution (before Run `before`)."""

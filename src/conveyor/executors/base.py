@@ -9,7 +9,7 @@ outcome, `wait()` returns only when no process of the job is left running.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -58,6 +58,15 @@ class Execution(Protocol):
 
 class Executor(Protocol):
     """Starts attempts."""
+
+    def stop_orphans(self, pgid: int, markers: Sequence[str]) -> bool:
+        """Stop what a job left running when the process that ran it died.
+
+        `pgid` is the process group recorded for the job; only processes that
+        carry every marker (`NAME=value` of the job's environment) may be
+        stopped, since ids are reused. True when something was stopped.
+        """
+        ...
 
     def start(self, request: ExecRequest, output: OutputSink) -> Execution:
         """Start `request` and return at once; output goes to `output` from the waiting thread.

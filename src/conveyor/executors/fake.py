@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from conveyor.executors.base import ExecRequest, ExecResult, Outcome, OutputSink
@@ -30,6 +30,9 @@ class FakeExecutor:
         self._lock = threading.Lock()
         self.requests: list[ExecRequest] = []
         self.attempts: dict[str, int] = {}
+
+    def stop_orphans(self, pgid: int, markers: Sequence[str]) -> bool:
+        return False
 
     def start(self, request: ExecRequest, output: OutputSink) -> FakeExecution:
         with self._lock:

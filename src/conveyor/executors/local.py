@@ -14,6 +14,7 @@ import selectors
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -23,6 +24,8 @@ from pathlib import Path
 from conveyor.executors.base import ExecRequest, ExecResult, OutputSink
 
 _READ = 65536
+# A single argument may hold 128 KiB on Linux; longer scripts go through a file.
+_INLINE_LIMIT = 100_000
 
 
 def _shell() -> list[str]:
@@ -40,6 +43,9 @@ class LocalExecutor:
         self.orphan_grace_s = orphan_grace_s
         self._shell = _shell()
 
+    def stop_orphans(self, pgid: int, markers: Sequence[str]) -> bool:
+        return stop_orphaned_group(pgid, markers)
+
     def start(self, request: ExecRequest, output: OutputSink) -> LocalExecution:
         return LocalExecution(self, request, output)
 
@@ -55,9 +61,10 @@ class LocalExecution:
         self._started = time.monotonic()
         self._proc: subprocess.Popen[bytes] | None = None
         self._start_error = ""
+        self._script_file: str | None = None
         try:
             self._proc = subprocess.Popen(
-                [*executor._shell, request.script],
+                self._command(request.script),
                 cwd=request.cwd,
                 env=dict(request.env),
                 stdin=subprocess.DEVNULL,
@@ -67,6 +74,23 @@ class LocalExecution:
             )
         except OSError as exc:
             self._start_error = f"cannot start the job's shell in {request.cwd}: {exc.strerror}"
+            self._remove_script_file()
+
+    def _command(self, script: str) -> list[str]:
+        """The shell with the script: inline, or from a private file when too long for argv."""
+        if len(script.encode()) <= _INLINE_LIMIT:
+            return [*self._executor._shell, script]
+        fd, self._script_file = tempfile.mkstemp(prefix="conveyor-job-", suffix=".sh")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(script)
+        # `bash -c SCRIPT` becomes `bash FILE`: the same options, the script read from the file.
+        return [*self._executor._shell[:-1], self._script_file]
+
+    def _remove_script_file(self) -> None:
+        if self._script_file is not None:
+            with contextlib.suppress(OSError):
+                Path(self._script_file).unlink()
+            self._script_file = None
 
     @property
     def pid(self) -> int | None:
@@ -91,6 +115,7 @@ class LocalExecution:
         # Whatever the script left behind in its group goes with it.
         self._signal(signal.SIGKILL)
         proc.stdout.close()
+        self._remove_script_file()
         duration = time.monotonic() - self._started
         if timed_out:
             return ExecResult(

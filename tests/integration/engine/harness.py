@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +55,9 @@ class Harness:
     def history(self) -> History:
         """The workspace's history, read through a fresh RunService's store."""
         svc = self.service()
-        return History(self.workspace, db=svc.db, cas=svc.cas, clock=svc.clock)
+        return History(
+            self.workspace, db=svc.db, cas=svc.cas, executor=svc.executor, clock=svc.clock
+        )
 
     def run(
         self,
@@ -115,6 +117,9 @@ class Tracking:
     running: int = 0
     peak: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stop_orphans(self, pgid: int, markers: Sequence[str]) -> bool:
+        return self.inner.stop_orphans(pgid, markers)
 
     def start(self, request: ExecRequest, output: OutputSink) -> _TrackedExecution:
         with self._lock:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 from conveyor.executors.local import stop_orphaned_group
 
@@ -52,3 +54,28 @@ def test_a_reused_group_id_without_the_marks_is_left_alone() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_script_too_long_for_one_argument_runs_from_a_file_with_the_same_options(
+    tmp_path: Path,
+) -> None:
+    from conveyor.executors.base import ExecRequest
+    from conveyor.executors.local import LocalExecutor
+
+    body = "\n".join(f"v{i}=1" for i in range(30_000))
+    script = f"{body}\necho reached $v29999\nfalse\necho not reached\n"
+    assert len(script) > 200_000
+    out: list[bytes] = []
+    result = (
+        LocalExecutor()
+        .start(ExecRequest("long", script, dict(os.environ), tmp_path), out.append)
+        .wait()
+    )
+    assert (result.outcome, result.exit_code) == ("exited", 1)
+    assert b"".join(out) == b"reached 1\n"
+    leftovers = [
+        p
+        for p in Path(tempfile.gettempdir()).glob("conveyor-job-*.sh")
+        if "v29999" in p.read_text()
+    ]
+    assert leftovers == []
