@@ -193,11 +193,10 @@ def verify_consistency(
 
 
 class Frontier:
-    """The perfect subtrees of a growing log, largest first: enough for its root.
+    """The perfect subtrees of a growing log, largest first: enough for its root."""
 
-    A log of n leaves has one perfect subtree per set bit of n; appending a
-    leaf merges the subtrees it completes, like adding one in binary.
-    """
+    # A log of n leaves has one perfect subtree per set bit of n; appending a
+    # leaf merges the subtrees it completes, like adding one in binary.
 
     def __init__(self) -> None:
         self.size = 0

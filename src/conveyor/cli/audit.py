@@ -35,7 +35,8 @@ app = typer.Typer(
 SeqArgument = Annotated[
     int,
     typer.Argument(
-        help="The Event's sequence number (the `seq` in the log, from 1).", show_default=False
+        help="The Event's sequence number (its `seq` in the log, counting from 1).",
+        show_default=False,
     ),
 ]
 
@@ -74,7 +75,7 @@ def verify(file: FileOption = None, json_output: JsonOption = False) -> None:
 
 
 @app.command()
-def proof(seq: SeqArgument, file: FileOption = None, json_output: JsonOption = False) -> None:
+def proof(event_seq: SeqArgument, file: FileOption = None, json_output: JsonOption = False) -> None:
     """Print an inclusion proof: the hashes that lead from one Event to a signed root.
 
     The leaf is the Event's chain hash as text (`sha256:...`); its leaf hash is
@@ -87,7 +88,7 @@ def proof(seq: SeqArgument, file: FileOption = None, json_output: JsonOption = F
 
     workspace, db = _open(file)
     try:
-        found = inclusion(db, workspace.state_dir, seq, SystemClock())
+        found = inclusion(db, workspace.state_dir, event_seq, SystemClock())
     finally:
         db.close()
     if json_output:

@@ -87,11 +87,9 @@ def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:
 def sign_tree_head(
     db: Database, state_dir: Path, clock: Clock, *, environ: Mapping[str, str] | None = None
 ) -> TreeHead:
-    """Sign a head over the whole log if it grew since the newest one; the newest head.
-
-    Only the Events after the newest head are read: they must follow from it
-    by the hash chain, or nothing is signed (IntegrityError).
-    """
+    """Sign the whole log if it grew since the newest head; the newest head."""
+    # Only the Events after the newest head are read and hashed; unless they follow
+    # from it by the hash chain, nothing is signed (IntegrityError).
     key = audit_key.signing_key(state_dir, _environ(environ))
     with db.write() as tx:
         tree_heads.lock_for_signing(tx)

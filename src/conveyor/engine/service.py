@@ -299,6 +299,11 @@ class RunService:
         record = self._finish(
             launch, outcomes, canceled=scheduler.canceled, error=str(fault) if fault else None
         )
+        # Signing the tree head after each Run anchors its events; imported here because
+        # `cryptography` costs start-up time for commands that never sign.
+        from conveyor.engine.audit import sign_after_run
+
+        sign_after_run(self.db, self.workspace.state_dir, self.clock, self.environ, reporter.warn)
         reporter.run_finished(record)
         if fault is not None:
             raise fault

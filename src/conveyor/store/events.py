@@ -94,6 +94,12 @@ def at(db: Database, seq: int) -> StoredEvent | None:
     return _stored(rows[0]) if rows else None
 
 
+def hash_at(tx: Transaction, seq: int) -> str | None:
+    """The chain hash stored for Event `seq`, or None."""
+    rows = tx.execute("SELECT hash FROM events WHERE seq = :s", {"s": seq})
+    return str(rows[0][0]) if rows else None
+
+
 def last_seq(tx: Transaction) -> int:
     """The seq of the newest Event; 0 when there is none."""
     rows = tx.execute("SELECT max(seq) FROM events")

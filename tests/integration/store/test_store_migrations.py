@@ -18,7 +18,7 @@ from conveyor.store import migrate, schema
 from conveyor.store.db import Database, open_database
 
 Connect = Callable[[], AbstractContextManager[Connection]]
-TABLES = {"runs", "job_runs", "artifacts", "events"}
+TABLES = {"runs", "job_runs", "artifacts", "events", "tree_heads"}
 
 
 def _config(conn: Connection | None = None) -> Config:
