@@ -294,8 +294,26 @@ def test_a_missing_pipeline_file_exits_2_with_a_helpful_message(
         ("run", "--no-such-option"),
         ("runs", "--limit", "0"),
         ("no-such-command",),
+        ("show", "99999999999999999999999"),
+        ("runs", "--before", "99999999999999999999999"),
+        ("runs", "--status", "bogus"),
+        ("artifacts", "get", "sha256:../../etc", "-o", "x"),
+        ("artifacts", "get", "sha256:" + "a" * 64, "-o", "x"),
+        ("cache", "prune", "--max-size", "1GB", "--keep-runs", "-1"),
     ],
-    ids=["jobs-0", "jobs-not-a-number", "unknown-option", "limit-0", "unknown-command"],
+    ids=[
+        "jobs-0",
+        "jobs-not-a-number",
+        "unknown-option",
+        "limit-0",
+        "unknown-command",
+        "huge-run-id",
+        "huge-before",
+        "unknown-status",
+        "malformed-digest",
+        "unknown-digest",
+        "negative-keep-runs",
+    ],
 )
 def test_bad_command_line_arguments_exit_2(
     workspace: WorkspaceFactory, args: tuple[str, ...]
