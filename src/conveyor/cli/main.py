@@ -9,6 +9,8 @@ import typer
 
 from conveyor.cli import audit, history, pipeline
 from conveyor.cli import cache as cache_commands
+from conveyor.cli import policy as policy_commands
+from conveyor.cli import release as release_commands
 from conveyor.cli.errors import INFRASTRUCTURE, report
 from conveyor.cli.output import discard_stdout
 from conveyor.core.errors import ConveyorError
@@ -33,6 +35,8 @@ app.add_typer(cache_commands.app, name="cache")
 app.add_typer(history.artifacts_app, name="artifacts")
 app.add_typer(cache_commands.db_app, name="db")
 app.add_typer(audit.app, name="audit")
+app.add_typer(policy_commands.app, name="policy")
+app.add_typer(release_commands.app, name="release")
 
 
 @app.command()

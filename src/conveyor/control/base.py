@@ -14,14 +14,17 @@ from typing import Protocol
 from conveyor.core.records import RunRecord
 from conveyor.engine.history import Explanation
 from conveyor.engine.preview import PlannedJob
+from conveyor.engine.releases import ReleaseOutcome
 from conveyor.engine.reporting import Reporter
 from conveyor.engine.runner import Scheduler
 from conveyor.engine.service import RunRequest, RunResult
+from conveyor.release.model import Release
+from conveyor.release.notes import ReleaseNotes
 from conveyor.spec.pipeline import Pipeline
 
 
 class ControlPlane(Protocol):
-    """Runs, their history, logs, artifacts and explanations."""
+    """Runs, their history, logs, artifacts and explanations; Releases and their notes."""
 
     def run(
         self,
@@ -52,5 +55,17 @@ class ControlPlane(Protocol):
     def artifact_available(self, digest: str) -> bool: ...
 
     def fetch_artifact(self, digest: str, dest: Path) -> None: ...
+
+    def create_release(
+        self, pipeline: Pipeline, run_ref: str | None, *, version: str | None = None
+    ) -> ReleaseOutcome: ...
+
+    def list_releases(self, *, service: str | None = None) -> list[Release]: ...
+
+    def get_release(self, version: str, *, service: str | None = None) -> Release: ...
+
+    def release_notes(self, version: str, *, service: str | None = None) -> ReleaseNotes: ...
+
+    def changelog(self, version: str, *, service: str | None = None) -> list[ReleaseNotes]: ...
 
     def close(self) -> None: ...

@@ -10,11 +10,14 @@ from conveyor.core.errors import NotFound, UsageError
 from conveyor.core.records import RunRecord
 from conveyor.engine.history import Explanation, History
 from conveyor.engine.preview import PlannedJob
+from conveyor.engine.releases import ReleaseOutcome, ReleaseService
 from conveyor.engine.reporting import Reporter
 from conveyor.engine.runner import Scheduler
 from conveyor.engine.service import RunRequest, RunResult, RunService, dry_run
 from conveyor.engine.workspace import Workspace
 from conveyor.executors.base import Executor
+from conveyor.release.model import Release
+from conveyor.release.notes import ReleaseNotes
 from conveyor.spec.pipeline import Pipeline
 
 
@@ -24,6 +27,7 @@ class EmbeddedControlPlane:
     def __init__(self, workspace: Workspace, *, executor: Executor) -> None:
         self._runs = RunService(workspace, executor=executor)
         self._history: History | None = None
+        self._releases: ReleaseService | None = None
 
     @property
     def history(self) -> History:
@@ -33,6 +37,20 @@ class EmbeddedControlPlane:
                 runs.workspace, db=runs.db, cas=runs.cas, executor=runs.executor, clock=runs.clock
             )
         return self._history
+
+    @property
+    def releases(self) -> ReleaseService:
+        if self._releases is None:
+            runs = self._runs
+            self._releases = ReleaseService(
+                runs.workspace,
+                db=runs.db,
+                cas=runs.cas,
+                history=self.history,
+                clock=runs.clock,
+                environ=runs.environ,
+            )
+        return self._releases
 
     def run(
         self,
@@ -78,6 +96,23 @@ class EmbeddedControlPlane:
         if not self._runs.cas.has(digest):
             raise NotFound(f"no artifact {digest} here (never stored, or pruned)")
         self._runs.cas.restore(digest, dest)
+
+    def create_release(
+        self, pipeline: Pipeline, run_ref: str | None, *, version: str | None = None
+    ) -> ReleaseOutcome:
+        return self.releases.create(pipeline, run_ref, version=version)
+
+    def list_releases(self, *, service: str | None = None) -> list[Release]:
+        return self.releases.list_releases(service=service)
+
+    def get_release(self, version: str, *, service: str | None = None) -> Release:
+        return self.releases.get_release(version, service=service)
+
+    def release_notes(self, version: str, *, service: str | None = None) -> ReleaseNotes:
+        return self.releases.notes(version, service=service)
+
+    def changelog(self, version: str, *, service: str | None = None) -> list[ReleaseNotes]:
+        return self.releases.changelog(version, service=service)
 
     def close(self) -> None:
         self._runs.close()

@@ -10,6 +10,7 @@ from conveyor.core.digest import is_digest
 from conveyor.engine.locks import is_abandoned
 from conveyor.engine.service import open_store
 from conveyor.engine.workspace import Workspace
+from conveyor.store import releases as release_store
 from conveyor.store import runs as run_store
 
 
@@ -35,6 +36,15 @@ def referenced_by_recent_runs(workspace: Workspace, keep_runs: int) -> set[str]:
     return pinned
 
 
+def released_digests(workspace: Workspace) -> set[str]:
+    """Digests of every artifact any Release holds: a Release stays deployable for good."""
+    db = open_store(workspace)
+    try:
+        return release_store.released_digests(db)
+    finally:
+        db.close()
+
+
 def run_in_progress(workspace: Workspace) -> bool:
     """Whether a live `conveyor run` (on this host) may be writing to the cache now."""
     db = open_store(workspace)
@@ -46,7 +56,7 @@ def run_in_progress(workspace: Workspace) -> bool:
 
 
 def prune_cache(workspace: Workspace, *, max_bytes: int, keep_runs: int) -> dict[str, int]:
-    """Shrink the cache under `max_bytes`, sparing what recent Runs reference.
+    """Shrink the cache under `max_bytes`, sparing what recent Runs and every Release reference.
 
     New blobs nothing refers to yet are spared for a grace period while a Run
     is in progress (it may be about to write the entry that refers to them);
@@ -54,9 +64,8 @@ def prune_cache(workspace: Workspace, *, max_bytes: int, keep_runs: int) -> dict
     """
     cache = JobCache(workspace.cache_dir, ContentStore(workspace.cas_dir))
     grace = DEFAULT_GRACE_S if run_in_progress(workspace) else 0.0
-    report = cache.prune(
-        max_bytes, pinned=referenced_by_recent_runs(workspace, keep_runs), grace_s=grace
-    )
+    pinned = referenced_by_recent_runs(workspace, keep_runs) | released_digests(workspace)
+    report = cache.prune(max_bytes, pinned=pinned, grace_s=grace)
     return {
         "entries_removed": report.entries_removed,
         "blobs_removed": report.blobs_removed,

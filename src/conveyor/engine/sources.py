@@ -35,6 +35,11 @@ def _git(root: Path, *args: str) -> str | None:
     return done.stdout.decode("utf-8", "surrogateescape")
 
 
+def git_output(root: Path, *args: str) -> str | None:
+    """Output of a git command in `root`, or None when git fails or is absent."""
+    return _git(root, *args)
+
+
 def _looks_like_git(root: Path) -> bool:
     return any((directory / ".git").exists() for directory in (root, *root.parents))
 

@@ -2,34 +2,39 @@
 
 A condition sees `branch`, `commit`, `event`, the map `env` and the function
 `changed(glob)`. `celpy` (and `lark` under it) is imported inside the
-functions that need it: it costs about 100 ms and most pipelines have no
-conditions.
+functions that need it (see `conveyor.spec.cel`).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from conveyor.core.errors import Location, SpecError, SpecIssue
+from conveyor.spec.cel import (
+    BINDING_MACROS,
+    Problem,
+    arguments,
+    compile_cel,
+    environment,
+    is_literal,
+    known_functions,
+    leaf,
+    start,
+    string_literal,
+    syntax_problem,
+)
 from conveyor.spec.suggest import did_you_mean
 
 if TYPE_CHECKING:
-    import celpy
     from celpy.celtypes import Value
     from celpy.evaluation import CELFunction, Context
     from lark import Token, Tree
 
 VARIABLES = ("branch", "commit", "event", "env")
 FUNCTION = "changed"
-# CEL macros whose first argument names a variable bound inside the call.
-_BINDING_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
-_GLOBAL_MACROS = frozenset({"has", "dyn"})
 _VOCABULARY = "branch, commit, event, env.NAME and changed('glob')"
-
-Problem = tuple[int, str, str | None]
 
 
 @dataclass(frozen=True)
@@ -49,9 +54,9 @@ def check_condition(source: str) -> list[Problem]:
     if not source.strip():
         return [(0, "the condition is empty", f"write an expression over {_VOCABULARY}")]
     try:
-        tree = _compile(source)
+        tree = compile_cel(source)
     except CELParseError as exc:
-        return [_syntax_problem(source, exc)]
+        return [syntax_problem(source, exc, "condition")]
     return sorted(_name_problems(tree), key=lambda problem: problem[0])
 
 
@@ -69,10 +74,10 @@ def evaluate_condition(
 
     where = location or Location("<condition>", 1, 1)
     try:
-        tree = _compile(source)
+        tree = compile_cel(source)
     except CELParseError:
         raise SpecError([SpecIssue(where, f"{_named(source)} is not valid CEL")]) from None
-    program = _environment().program(tree, functions={FUNCTION: _changed_function(changed)})
+    program = environment().program(tree, functions={FUNCTION: _changed_function(changed)})
     try:
         result = program.evaluate(_activation(facts))
     except CELEvalError as exc:
@@ -90,7 +95,7 @@ def explain_condition(
     from celpy.celparser import CELParseError
 
     try:
-        tree = _compile(source)
+        tree = compile_cel(source)
     except CELParseError:
         return []
     values: dict[str, str] = {}
@@ -104,18 +109,6 @@ def explain_condition(
         elif kind == "changed" and changed is not None:
             values[f"changed({_quote(name)})"] = "true" if changed(name) else "false"
     return list(values.items())
-
-
-@functools.cache
-def _environment() -> celpy.Environment:
-    import celpy
-
-    return celpy.Environment()
-
-
-@functools.lru_cache(maxsize=512)
-def _compile(source: str) -> Tree[Token]:
-    return _environment().compile(source)
 
 
 def _changed_function(changed: Callable[[str], bool]) -> CELFunction:
@@ -142,43 +135,6 @@ def _activation(facts: ConditionFacts) -> Context:
     }
 
 
-def _syntax_problem(source: str, exc: Exception) -> Problem:
-    """Turn lark's parse error (kept as the exception's context) into plain words."""
-    cause = exc.__context__
-    token = getattr(cause, "token", None)
-    char = getattr(cause, "char", None)
-    line, column = getattr(exc, "line", None), getattr(exc, "column", None)
-    offset = _offset(source, line, column)
-    if token is not None and token.type == "$END":
-        expected: object = getattr(cause, "expected", None)
-        missing = "a ')'" if expected == {"RPAR"} else "a value after the last operator"
-        return (len(source.rstrip()), f"the condition ends too early; {missing} is missing", None)
-    found = str(token) if token is not None else str(char or "")
-    hint = _syntax_hint(found)
-    if found in ("'", '"'):
-        return (offset, "a quoted text in the condition is never closed", None)
-    return (offset, f"unexpected '{found}' in the condition", hint)
-
-
-def _syntax_hint(found: str) -> str | None:
-    hints = {
-        "=": "compare with '=='",
-        "&": "write 'and' as '&&'",
-        "|": "write 'or' as '||'",
-        "and": "write 'and' as '&&'",
-        "or": "write 'or' as '||'",
-        "not": "write 'not' as '!'",
-    }
-    return hints.get(found)
-
-
-def _offset(source: str, line: int | None, column: int | None) -> int:
-    if not line or not column:
-        return 0
-    lines = source.split("\n")
-    return sum(len(text) + 1 for text in lines[: line - 1]) + column - 1
-
-
 def _name_problems(tree: Tree[Token]) -> Iterator[Problem]:
     """Unknown variables and functions, with a did-you-mean."""
     bound = _bound_names(tree)
@@ -202,55 +158,31 @@ def _unknown_variable(token: Token) -> Problem:
 def _function_problems(node: Tree[Token]) -> Iterator[Problem]:
     token = node.children[0]
     assert isinstance(token, str)
-    args = _arguments(node)
+    args = arguments(node)
     if token == FUNCTION:
         if len(args) != 1:
             message = f"changed() takes one glob, found {len(args)} arguments"
             yield (token.start_pos or 0, message, "write changed('src/**')")
-        elif _is_literal(args[0]) and _string_literal(args[0]) is None:
+        elif is_literal(args[0]) and string_literal(args[0]) is None:
             message = "changed() takes a glob as text"
-            yield (_start(args[0]), message, "write changed('src/**')")
+            yield (start(args[0]), message, "write changed('src/**')")
         return
-    if token in _known_functions():
+    if token in known_functions():
         return
-    hint = did_you_mean(str(token), [FUNCTION, *sorted(_known_functions())])
+    hint = did_you_mean(str(token), [FUNCTION, *sorted(known_functions())])
     yield (token.start_pos or 0, f"unknown function '{token}'", hint)
-
-
-@functools.cache
-def _known_functions() -> frozenset[str]:
-    from celpy.evaluation import base_functions
-
-    names = {name for name in base_functions if name.isidentifier()}
-    return frozenset(names | _GLOBAL_MACROS)
-
-
-def _arguments(node: Tree[Token]) -> list[Tree[Token]]:
-    for child in node.children:
-        if not isinstance(child, str) and child.data == "exprlist":
-            return [arg for arg in child.children if not isinstance(arg, str)]
-    return []
 
 
 def _bound_names(tree: Tree[Token]) -> set[str]:
     """Variables that macros like `list.exists(x, x > 1)` bind."""
     bound: set[str] = set()
     for node in tree.iter_subtrees():
-        if node.data == "member_dot_arg" and node.children[1] in _BINDING_MACROS:
-            args = _arguments(node)
-            leaf = _leaf(args[0]) if args else None
-            if leaf is not None and leaf.type == "IDENT":
-                bound.add(str(leaf))
+        if node.data == "member_dot_arg" and node.children[1] in BINDING_MACROS:
+            args = arguments(node)
+            name = leaf(args[0]) if args else None
+            if name is not None and name.type == "IDENT":
+                bound.add(str(name))
     return bound
-
-
-def _leaf(node: Tree[Token] | Token) -> Token | None:
-    """The one token a chain of single-child nodes ends in, like the `x` of `(x)`."""
-    while not isinstance(node, str):
-        if len(node.children) != 1:
-            return None
-        node = node.children[0]
-    return node
 
 
 def _terms(tree: Tree[Token]) -> Iterator[tuple[str, str]]:
@@ -262,39 +194,21 @@ def _terms(tree: Tree[Token]) -> Iterator[tuple[str, str]]:
             found.append((first.start_pos or 0, ("variable", str(first))))
         elif node.data in ("member_dot", "member_index") and _is_env(node.children[0]):
             key = node.children[1]
-            name = str(key) if isinstance(key, str) else _string_literal(key)
+            name = str(key) if isinstance(key, str) else string_literal(key)
             if name is not None:
-                found.append((_start(node), ("env", name)))
+                found.append((start(node), ("env", name)))
         elif node.data == "ident_arg" and first == FUNCTION:
-            args = _arguments(node)
-            glob = _string_literal(args[0]) if len(args) == 1 else None
+            args = arguments(node)
+            glob = string_literal(args[0]) if len(args) == 1 else None
             if glob is not None:
-                found.append((_start(node), ("changed", glob)))
+                found.append((start(node), ("changed", glob)))
     for _, term in sorted(found, key=lambda item: item[0]):
         yield term
 
 
-def _is_literal(node: Tree[Token]) -> bool:
-    leaf = _leaf(node)
-    return leaf is not None and leaf.type != "IDENT"
-
-
 def _is_env(node: Tree[Token] | Token) -> bool:
-    leaf = _leaf(node)
-    return leaf is not None and leaf.type == "IDENT" and leaf == "env"
-
-
-def _start(node: Tree[Token]) -> int:
-    return int(node.meta.start_pos) if not node.meta.empty else 0
-
-
-def _string_literal(node: Tree[Token] | Token) -> str | None:
-    leaf = _leaf(node)
-    if leaf is None or leaf.type not in ("STRING_LIT", "MLSTRING_LIT"):
-        return None
-    # CEL's escapes are CEL's: let CEL decode the literal.
-    program = _environment().program(_compile(str(leaf)))
-    return str(program.evaluate({}))
+    name = leaf(node)
+    return name is not None and name.type == "IDENT" and name == "env"
 
 
 def _env_keys(tree: Tree[Token]) -> list[str]:

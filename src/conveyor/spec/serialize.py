@@ -133,6 +133,17 @@ def _delivery_to_dict(delivery: Delivery) -> dict[str, object]:
     }
 
 
+def delivery_config(delivery: Delivery) -> dict[str, object]:
+    """The delivery section as JSON values without source positions: what a Release records."""
+    doc = _delivery_to_dict(delivery)
+    del doc["location"]
+    doc["environments"] = [
+        {key: value for key, value in _environment_to_dict(env).items() if key != "location"}
+        for env in delivery.environments
+    ]
+    return doc
+
+
 def _environment_to_dict(env: Environment) -> dict[str, object]:
     req = env.requires
     return {

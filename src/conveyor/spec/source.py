@@ -99,8 +99,8 @@ class Document:
 MAX_DEPTH = 64
 
 
-def read_yaml(data: bytes, file: str) -> Document:
-    """Parse `data`; SpecError when it is not a YAML mapping at all."""
+def read_yaml(data: bytes, file: str, *, shape: str = _SHAPE) -> Document:
+    """Parse `data`; SpecError when it is not a YAML mapping at all (`shape` says what is)."""
     text = _decode(data, file)
     try:
         root = _compose(text)
@@ -112,7 +112,7 @@ def read_yaml(data: bytes, file: str) -> Document:
     except yaml.reader.ReaderError as exc:
         raise SpecError([_reader_issue(exc, text, file)]) from None
     if root is None:
-        issue = SpecIssue(Location(file, 1, 1), f"the file is empty; expected {_SHAPE}")
+        issue = SpecIssue(Location(file, 1, 1), f"the file is empty; expected {shape}")
         raise SpecError([issue])
     positions = SourceMap(file)
     builder = _Builder(text, positions)
@@ -120,7 +120,7 @@ def read_yaml(data: bytes, file: str) -> Document:
     if not isinstance(value, dict):
         where = positions.value(())
         found = describe(value)
-        raise SpecError([SpecIssue(where, f"the top level must be {_SHAPE}, found {found}")])
+        raise SpecError([SpecIssue(where, f"the top level must be {shape}, found {found}")])
     return Document(value, positions, _unique(builder.issues))
 
 

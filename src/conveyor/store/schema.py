@@ -120,3 +120,37 @@ tree_heads = Table(
     Column("signature", String(120), nullable=False),
     Column("frontier", Text, nullable=False),
 )
+
+# A Release is never updated: its row, its artifacts and its `release.created` Event
+# are written in one transaction. `config` is the canonical JSON of the `delivery:`
+# section it was made with; `commits` the JSON list of commits since `previous_version`.
+releases = Table(
+    "releases",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project", String(200), nullable=False),
+    Column("service", String(63), nullable=False),
+    Column("version", String(255), nullable=False),
+    Column("commit_sha", String(64)),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("config_digest", String(80), nullable=False),
+    Column("config", Text, nullable=False),
+    Column("previous_version", String(255)),
+    Column("repository", Text),
+    Column("commits", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    UniqueConstraint("project", "service", "version", name="uq_releases_version"),
+)
+
+release_artifacts = Table(
+    "release_artifacts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("release_id", Integer, ForeignKey("releases.id", ondelete="CASCADE"), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Index("ix_release_artifacts_release", "release_id"),
+    Index("ix_release_artifacts_digest", "digest"),
+)

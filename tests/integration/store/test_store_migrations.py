@@ -18,7 +18,15 @@ from conveyor.store import migrate, schema
 from conveyor.store.db import Database, open_database
 
 Connect = Callable[[], AbstractContextManager[Connection]]
-TABLES = {"runs", "job_runs", "artifacts", "events", "tree_heads"}
+TABLES = {
+    "runs",
+    "job_runs",
+    "artifacts",
+    "events",
+    "tree_heads",
+    "releases",
+    "release_artifacts",
+}
 
 
 def _config(conn: Connection | None = None) -> Config:

@@ -1,0 +1,1 @@
+"""Policy as code: CEL rules over a documented decision input, decided as allow, warn or deny."""

@@ -1,0 +1,1 @@
+"""Releases as values: versions, conventional commits, release notes and changelogs (pure)."""
