@@ -8,6 +8,7 @@ alone decides what that means for the rest of the Run.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -108,6 +109,7 @@ class JobAttempt:
         self._key = ""
         self._log: JobLog | None = None
         self._started_at = 0.0
+        self._before: dict[str, tuple[int, int, int]] = {}
 
     def cancel(self) -> None:
         with self._lock:
@@ -143,7 +145,7 @@ class JobAttempt:
         )
         self._started_at = ctx.clock.now()
         ctx.on_running(job, self._started_at)
-        self._clear_outputs()
+        self._before = self._output_stamps()
         self._spawn(self._log)
 
     def run(self, report: Callable[[JobOutcome], None]) -> None:
@@ -278,14 +280,24 @@ class JobAttempt:
         if self._execution.pid is not None:
             ctx.on_process(job, self._execution.pid)
 
-    def _clear_outputs(self) -> None:
-        """Remove what the outputs name, so a file left by an earlier run is never collected."""
+    def _output_stamps(self) -> dict[str, tuple[int, int, int]]:
+        """What the outputs name before an attempt: inode, change time and size of each file.
+
+        Files are not removed before a job runs: another Run in the same
+        workspace may be reading them. Instead a file the attempt did not touch
+        (its change time cannot be set back) is reported as left over.
+        """
+        if not self._job.outputs:
+            return {}
+        stamps = {}
         for path in expand(self._ctx.root, self._job.workdir, self._job.outputs).files:
-            (self._ctx.root / path).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                stamps[path] = _stamp(self._ctx.root / path)
+        return stamps
 
     def _attempt(self, log: JobLog) -> ExecResult:
         if self._execution is None:  # the first attempt was started by begin()
-            self._clear_outputs()
+            self._before = self._output_stamps()
             self._spawn(log)
         execution = self._execution
         if execution is None:
@@ -328,6 +340,12 @@ class JobAttempt:
         masker = self._ctx.masker
         if masker and any(masker.mask(path) != path for path in found.files):
             return (), "an output's file name contains a secret value"
+        for path in found.files:
+            if path in self._before and self._before[path] == _stamp(root / path):
+                self._ctx.warn(
+                    f"{self._job.name}: output {path} was not written by this run; "
+                    "it is left from an earlier one"
+                )
         records = []
         for path in found.files:
             blob = self._ctx.cas.put_file(root / path)
@@ -351,6 +369,11 @@ class JobAttempt:
             duration_s=outcome.duration_s or 0.0,
         )
         self._ctx.cache.store(entry)
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return (st.st_ino, st.st_ctime_ns, st.st_size)
 
 
 def _status_of(result: ExecResult) -> tuple[JobState, str | None]:
