@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from .support import Workspace, WorkspaceFactory
@@ -58,3 +61,19 @@ def workspace(tmp_path: Path, migrated_state: Path) -> Iterator[WorkspaceFactory
     yield make
     for ws in made:
         ws.cleanup()
+
+
+POSTGRES = os.environ.get("CONVEYOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def database_url() -> Iterator[str]:
+    """A PostgreSQL URL whose connections use a schema of their own, dropped afterwards."""
+    schema = f"e2e_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")

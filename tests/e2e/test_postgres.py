@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 
 from .support import WorkspaceFactory, assert_chain_intact, jobs_by_name
-
-POSTGRES = os.environ.get("CONVEYOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 PIPELINE = """
 version: 1
@@ -25,19 +19,6 @@ jobs:
     inputs: []
     run: grep -q hello out/app.txt
 """
-
-
-@pytest.fixture
-def database_url() -> Iterator[str]:
-    """A schema of its own in the shared test database, dropped afterwards."""
-    schema = f"e2e_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(POSTGRES, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.mark.postgres

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
-from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 from .support import Workspace, WorkspaceFactory, assert_chain_intact
-
-POSTGRES = os.environ.get("CONVEYOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 # The wheel is built reproducibly (fixed zip timestamps), so an unchanged source gives
 # byte-identical artifacts and a changed one different artifacts.
@@ -257,26 +252,13 @@ def test_a_store_that_cannot_be_reached_is_an_infrastructure_fault(
     assert "cannot reach the database" in result.err
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A schema of its own in the shared test database, dropped afterwards."""
-    schema = f"e2e_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(POSTGRES, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
 @pytest.mark.postgres
 @pytest.mark.timeout(90)
 def test_releases_work_the_same_on_postgresql(
-    workspace: WorkspaceFactory, postgres_url: str
+    workspace: WorkspaceFactory, database_url: str
 ) -> None:
     ws = repo(workspace)
-    ws.env["CONVEYOR_DATABASE_URL"] = postgres_url
+    ws.env["CONVEYOR_DATABASE_URL"] = database_url
     assert ws.cli("db", "upgrade").code == 0
 
     first = release(ws)
