@@ -1,0 +1,1 @@
+"""Deployments as pure state machines: a persisted status, a spec, an observation, a decision."""
