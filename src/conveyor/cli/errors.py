@@ -1,7 +1,11 @@
 """The one place errors become exit codes and messages.
 
-0 success, 1 the work failed (a job, a gate, an event log that does not verify),
-2 bad input (spec, arguments), 3 infrastructure fault (store, executor, artifacts).
+0 success, 1 the work failed (a job, a gate, an event log that does not verify,
+an approval the process refuses), 2 bad input (spec, arguments), 3 infrastructure
+fault (store, executor, artifacts).
+
+A refused approval (`PolicyViolation`) is 1, not 2: the request was understood
+and is well-formed, and the process said no with a reason, as a blocking gate does.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from conveyor.core.errors import (
     ExecutorError,
     IntegrityError,
     NotFound,
+    PolicyViolation,
     SpecError,
     StoreError,
     UsageError,
@@ -27,7 +32,7 @@ INFRASTRUCTURE = 3
 
 
 def exit_code_for(error: ConveyorError) -> int:
-    if isinstance(error, IntegrityError):
+    if isinstance(error, IntegrityError | PolicyViolation):
         return WORK_FAILED
     if isinstance(error, SpecError | UsageError | NotFound | Conflict):
         return BAD_INPUT

@@ -10,6 +10,7 @@ import typer
 from conveyor.cli import audit, history, pipeline
 from conveyor.cli import cache as cache_commands
 from conveyor.cli import policy as policy_commands
+from conveyor.cli import promote as promote_commands
 from conveyor.cli import release as release_commands
 from conveyor.cli.errors import INFRASTRUCTURE, report
 from conveyor.cli.output import discard_stdout
@@ -31,6 +32,7 @@ app = typer.Typer(
 
 pipeline.register(app)
 history.register(app)
+promote_commands.register(app)
 app.add_typer(cache_commands.app, name="cache")
 app.add_typer(history.artifacts_app, name="artifacts")
 app.add_typer(cache_commands.db_app, name="db")

@@ -18,13 +18,19 @@ from conveyor.engine.releases import ReleaseOutcome
 from conveyor.engine.reporting import Reporter
 from conveyor.engine.runner import Scheduler
 from conveyor.engine.service import RunRequest, RunResult
+from conveyor.promotion.model import Promotion
 from conveyor.release.model import Release
 from conveyor.release.notes import ReleaseNotes
 from conveyor.spec.pipeline import Pipeline
 
 
 class ControlPlane(Protocol):
-    """Runs, their history, logs, artifacts and explanations; Releases and their notes."""
+    """Runs, their history, logs, artifacts and explanations; Releases and their Promotions.
+
+    Who acts (requests, approves, rejects) is the control plane's to know: the
+    token's owner against a server; embedded, CONVEYOR_ACTOR or git's
+    user.email, with roles from the workspace's roles map.
+    """
 
     def run(
         self,
@@ -67,5 +73,21 @@ class ControlPlane(Protocol):
     def release_notes(self, version: str, *, service: str | None = None) -> ReleaseNotes: ...
 
     def changelog(self, version: str, *, service: str | None = None) -> list[ReleaseNotes]: ...
+
+    def promote(
+        self, pipeline: Pipeline, service: str, version: str, environment: str
+    ) -> Promotion: ...
+
+    def reevaluate(self, promotion_id: int) -> Promotion: ...
+
+    def approve(self, promotion_id: int, *, comment: str = "") -> Promotion: ...
+
+    def reject(self, promotion_id: int, *, comment: str = "") -> Promotion: ...
+
+    def why(self, service: str, version: str, environment: str) -> Promotion: ...
+
+    def list_promotions(
+        self, *, service: str | None = None, environment: str | None = None, limit: int = 50
+    ) -> list[Promotion]: ...
 
     def close(self) -> None: ...

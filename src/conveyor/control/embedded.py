@@ -10,12 +10,15 @@ from conveyor.core.errors import NotFound, UsageError
 from conveyor.core.records import RunRecord
 from conveyor.engine.history import Explanation, History
 from conveyor.engine.preview import PlannedJob
+from conveyor.engine.promotion_facts import ContentCheck, current_actor
+from conveyor.engine.promotions import PromotionService, RecordAsDeployed
 from conveyor.engine.releases import ReleaseOutcome, ReleaseService
 from conveyor.engine.reporting import Reporter
 from conveyor.engine.runner import Scheduler
-from conveyor.engine.service import RunRequest, RunResult, RunService, dry_run
+from conveyor.engine.service import RunRequest, RunResult, RunService, actor_name, dry_run
 from conveyor.engine.workspace import Workspace
 from conveyor.executors.base import Executor
+from conveyor.promotion.model import Actor, Promotion
 from conveyor.release.model import Release
 from conveyor.release.notes import ReleaseNotes
 from conveyor.spec.pipeline import Pipeline
@@ -28,6 +31,7 @@ class EmbeddedControlPlane:
         self._runs = RunService(workspace, executor=executor)
         self._history: History | None = None
         self._releases: ReleaseService | None = None
+        self._promotions: PromotionService | None = None
 
     @property
     def history(self) -> History:
@@ -51,6 +55,25 @@ class EmbeddedControlPlane:
                 environ=runs.environ,
             )
         return self._releases
+
+    @property
+    def promotions(self) -> PromotionService:
+        if self._promotions is None:
+            runs = self._runs
+            self._promotions = PromotionService(
+                runs.workspace,
+                db=runs.db,
+                releases=self.releases,
+                artifacts=ContentCheck(runs.cas),
+                clock=runs.clock,
+                # Until Deployments exist, an approved promotion counts as deployed at once.
+                deployer=RecordAsDeployed(runs.db, runs.clock, "conveyor"),
+            )
+        return self._promotions
+
+    def actor(self) -> Actor:
+        """Who acts here: CONVEYOR_ACTOR or git's user.email, with roles from the roles map."""
+        return current_actor(self._runs.workspace.root, self._runs.environ)
 
     def run(
         self,
@@ -113,6 +136,32 @@ class EmbeddedControlPlane:
 
     def changelog(self, version: str, *, service: str | None = None) -> list[ReleaseNotes]:
         return self.releases.changelog(version, service=service)
+
+    def promote(
+        self, pipeline: Pipeline, service: str, version: str, environment: str
+    ) -> Promotion:
+        return self.promotions.promote(pipeline, service, version, environment, self.actor())
+
+    def reevaluate(self, promotion_id: int) -> Promotion:
+        return self.promotions.reevaluate(
+            promotion_id, actor=actor_name(self._runs.workspace.root, self._runs.environ)
+        )
+
+    def approve(self, promotion_id: int, *, comment: str = "") -> Promotion:
+        return self.promotions.approve(promotion_id, self.actor(), comment=comment)
+
+    def reject(self, promotion_id: int, *, comment: str = "") -> Promotion:
+        return self.promotions.reject(promotion_id, self.actor(), comment=comment)
+
+    def why(self, service: str, version: str, environment: str) -> Promotion:
+        return self.promotions.why(service, version, environment)
+
+    def list_promotions(
+        self, *, service: str | None = None, environment: str | None = None, limit: int = 50
+    ) -> list[Promotion]:
+        return self.promotions.list_promotions(
+            service=service, environment=environment, limit=limit
+        )
 
     def close(self) -> None:
         self._runs.close()

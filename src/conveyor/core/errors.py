@@ -63,6 +63,10 @@ class Conflict(ConveyorError):
     """The request contradicts what is already recorded."""
 
 
+class PolicyViolation(ConveyorError):
+    """A request the delivery process refuses (segregation of duties, a closed promotion)."""
+
+
 class StoreError(ConveyorError):
     """The store cannot be read or written (an infrastructure fault)."""
 

@@ -11,7 +11,7 @@ from conveyor.release.model import Commit
 # Notes with more commits than this are not read by anyone; a first release of an old
 # repository would otherwise carry its whole history.
 MAX_COMMITS = 1000
-_FORMAT = "%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%B"
+_FORMAT = "%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%ce%x1f%B"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ def commits_between(root: Path, since: str | None, until: str) -> CommitRange:
 
 
 def _commit(entry: str) -> Commit:
-    sha, parents, author, email, date, message = entry.lstrip("\n").split("\x1f", 5)
+    sha, parents, author, email, date, committer, message = entry.lstrip("\n").split("\x1f", 6)
     return Commit(
         sha=sha,
         author=author,
@@ -55,6 +55,7 @@ def _commit(entry: str) -> Commit:
         date=date,
         message=message.strip("\n"),
         parents=len(parents.split()),
+        committer_email=committer,
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NewType
 
-from conveyor.core.digest import short
+from conveyor.core.digest import of_json, short
 from conveyor.core.records import RunId
 
 ReleaseId = NewType("ReleaseId", int)
@@ -14,7 +14,10 @@ ReleaseId = NewType("ReleaseId", int)
 
 @dataclass(frozen=True, slots=True)
 class Commit:
-    """One commit as git records it: the raw material of versions and notes."""
+    """One commit as git records it: the raw material of versions, notes and duties.
+
+    `committer_email` is empty in Releases recorded before it was kept.
+    """
 
     sha: str
     author: str
@@ -22,6 +25,7 @@ class Commit:
     date: str
     message: str
     parents: int = 1
+    committer_email: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,23 @@ class Release(NewRelease):
 def release_subject(service: str, version: str) -> str:
     """The subject of a Release's Events: `release/<service>/<version>`."""
     return f"release/{service}/{version}"
+
+
+def identity_digest(release: NewRelease) -> str:
+    """The Release's identity: a digest over its service, version, artifacts, commit and config.
+
+    An Approval binds to it, so it is never counted for other content.
+    """
+    return of_json(
+        {
+            "project": release.project,
+            "service": release.service,
+            "version": release.version,
+            "commit": release.commit_sha,
+            "config_digest": release.config_digest,
+            "artifacts": [[a.path, a.digest] for a in release.artifacts],
+        }
+    )
 
 
 def differences(recorded: NewRelease, new: NewRelease) -> list[str]:

@@ -125,6 +125,7 @@ def _commit_json(commit: Commit) -> dict[str, object]:
         "date": commit.date,
         "message": commit.message,
         "parents": commit.parents,
+        "committer_email": commit.committer_email,
     }
 
 
@@ -136,6 +137,7 @@ def _commit(doc: dict[str, object]) -> Commit:
         date=str(doc["date"]),
         message=str(doc["message"]),
         parents=int(str(doc["parents"])),
+        committer_email=str(doc.get("committer_email", "")),
     )
 
 

@@ -154,3 +154,62 @@ release_artifacts = Table(
     Index("ix_release_artifacts_release", "release_id"),
     Index("ix_release_artifacts_digest", "digest"),
 )
+
+# A Promotion of one Release into one Environment. `basis` is the JSON of the requirements
+# and policy rules it is judged by (fixed at request), `decision` the JSON of its last Gate
+# report, `retry_at` when a gate may next change by itself; `revision` counts updates, so a
+# re-evaluation never overwrites a decision made meanwhile.
+promotions = Table(
+    "promotions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project", String(200), nullable=False),
+    Column("service", String(63), nullable=False),
+    Column("version", String(255), nullable=False),
+    Column("release_id", Integer, ForeignKey("releases.id"), nullable=False),
+    Column("release_digest", String(80), nullable=False),
+    Column("environment", String(63), nullable=False),
+    Column("requested_by", String(255), nullable=False),
+    Column("requested_at", Float, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("basis", Text, nullable=False),
+    Column("decision", Text),
+    Column("retry_at", Float),
+    Column("revision", Integer, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_promotions_target", "project", "service", "environment", "state"),
+    Index("ix_promotions_release", "release_id"),
+)
+
+# One person's decision on one Promotion, bound to the identity of the Release it was
+# requested for; a person decides once per promotion.
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "promotion_id", Integer, ForeignKey("promotions.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("release_digest", String(80), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("role", String(40), nullable=False),
+    Column("decision", String(10), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("decided_at", Float, nullable=False),
+    UniqueConstraint("promotion_id", "actor", name="uq_approvals_promotion_actor"),
+)
+
+# The Release running in each Environment of a service, written by the step that deploys.
+environment_states = Table(
+    "environment_states",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project", String(200), nullable=False),
+    Column("service", String(63), nullable=False),
+    Column("environment", String(63), nullable=False),
+    Column("release_id", Integer, ForeignKey("releases.id"), nullable=False),
+    Column("version", String(255), nullable=False),
+    Column("deployed_at", Float, nullable=False),
+    Column("healthy_since", Float),
+    UniqueConstraint("project", "service", "environment", name="uq_environment_states_env"),
+)

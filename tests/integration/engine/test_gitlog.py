@@ -53,6 +53,29 @@ def test_commits_since_a_commit_come_newest_first_with_authors_and_whole_message
     }
 
 
+def test_the_committer_is_read_apart_from_the_author(repo: Path) -> None:
+    base = git(repo, "rev-parse", "HEAD")
+    commit(repo, "fix: x")
+    git(
+        repo,
+        "-c",
+        "user.email=bot@example.com",
+        "commit",
+        "-q",
+        "--amend",
+        "--allow-empty",
+        "--no-edit",
+    )
+    head = git(repo, "rev-parse", "HEAD")
+
+    found = gitlog.commits_between(repo, base, head)
+
+    assert found.commits is not None
+    assert [(c.email, c.committer_email) for c in found.commits] == [
+        ("ada@example.com", "bot@example.com")
+    ]
+
+
 def test_without_a_starting_commit_every_commit_up_to_the_end_is_read(repo: Path) -> None:
     head = commit(repo, "feat: x")
 

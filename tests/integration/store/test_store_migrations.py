@@ -26,6 +26,9 @@ TABLES = {
     "tree_heads",
     "releases",
     "release_artifacts",
+    "promotions",
+    "approvals",
+    "environment_states",
 }
 
 

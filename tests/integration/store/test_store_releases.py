@@ -169,3 +169,24 @@ def test_concurrent_creators_of_one_version_record_it_once(
     assert sorted(created for _, created in results) == [False, False, False, True]
     assert len({release.id for release, _ in results}) == 1
     assert [e.kind for e in event_log.iter_all(db)] == ["release.created"]
+
+
+def test_commits_recorded_before_committers_were_kept_read_back_without_one(
+    db: Database, make_run: MakeRun
+) -> None:
+    run_id, _ = make_run()
+    release, _ = _create(db, _new(run_id))
+    with db.write() as tx:
+        tx.execute(
+            "UPDATE releases SET commits = :c",
+            {
+                "c": '[{"sha": "aa", "author": "A", "email": "a@x", "date": "d", "message": "m", '
+                '"parents": 1}]'
+            },
+        )
+
+    [commit] = release_store.get_release(
+        db, project="shop", service=release.service, version=release.version
+    ).commits
+
+    assert (commit.email, commit.committer_email) == ("a@x", "")

@@ -1,0 +1,1 @@
+"""Promotions as values: gates and their outcomes, approvals and segregation of duties (pure)."""
