@@ -24,6 +24,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from .instances import kill_instances
+
 GIT_IDENTITY = ("-c", "user.email=dev@example.com", "-c", "user.name=Dev Eloper")
 # Variables that would point Conveyor (or git) somewhere other than the test's workspace.
 _STRIPPED_PREFIXES = ("CONVEYOR_", "GIT_", "PYTEST_")
@@ -235,7 +237,8 @@ class Workspace:
     # --- cleanup -------------------------------------------------------------
 
     def cleanup(self) -> None:
-        """Stop whatever a test left behind: its conveyor processes and its jobs' processes."""
+        """Stop whatever a test left behind: its conveyor processes, its jobs' processes and
+        the instances its deployments started (they outlive the processes that started them)."""
         for proc in self._started:
             if proc.poll() is None:
                 proc.kill()
@@ -244,6 +247,12 @@ class Workspace:
             if process_alive(pid):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
+        kill_instances(self.instances_root)
+
+    @property
+    def instances_root(self) -> Path:
+        """Where the local target records the instances of this workspace."""
+        return self.state / "targets" / "local"
 
 
 def jobs_by_name(run: dict[str, Any]) -> dict[str, dict[str, Any]]:

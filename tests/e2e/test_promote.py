@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .instances import server
 from .support import Workspace, WorkspaceFactory, assert_chain_intact, wait_for
 
 SPEC = """
@@ -13,12 +14,12 @@ jobs:
     inputs: ["src/**"]
     run: |
       mkdir -p dist
-      cp src/shop/app.py dist/shop-1.0-py3-none-any.whl
-    outputs: ["dist/*.whl"]
+      cp src/shop/app.py dist/app.py
+    outputs: ["dist/*.py"]
 delivery:
   service: shop
-  artifacts: ["dist/*.whl"]
-  run: python -m shop.app --port $PORT
+  artifacts: ["dist/*.py"]
+  run: python dist/app.py
   environments:
     - name: dev
     - name: prod
@@ -27,7 +28,7 @@ delivery:
         approvals: {count: 1, roles: [approver, release-manager]}
 """
 FILES = {
-    "src/shop/app.py": "VERSION = 1\n",
+    "src/shop/app.py": server(),
     ".gitignore": "dist/\n",
     "conveyor-roles.yaml": (
         "version: 1\n"

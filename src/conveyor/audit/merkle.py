@@ -232,3 +232,73 @@ class Frontier:
         for left in reversed(self._stack[:-1]):
             node = node_hash(left, node)
         return node
+
+
+def path_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges [lo, hi) whose hashes make PATH(index, D[size]), nearest sibling first."""
+    if not 0 <= index < size:
+        raise IndexError(f"leaf {index} is not in a tree of {size}")
+    ranges: list[tuple[int, int]] = []
+    lo, hi = 0, size
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index < lo + k:
+            ranges.append((lo + k, hi))
+            hi = lo + k
+        else:
+            ranges.append((lo, lo + k))
+            lo += k
+    ranges.reverse()
+    return ranges
+
+
+class PathCollector:
+    """Inclusion proofs for chosen leaves, gathered in one pass over a tree of known size.
+
+    Memory is O(log n) for the pass plus the proofs themselves, so proving a
+    few thousand Events of a log of millions never holds the log. Every range
+    a path needs is either a perfect subtree, hashed the moment the pass
+    completes it, or a right edge [lo, n), a suffix of the final frontier.
+    """
+
+    def __init__(self, size: int, indices: Sequence[int]) -> None:
+        self.size = size
+        self._count = 0
+        self._stack: list[tuple[int, int, bytes]] = []  # (lo, width, hash), widest first
+        self._paths: dict[int, list[bytes]] = {}
+        self._wanted: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for index in indices:
+            ranges = path_ranges(index, size)
+            self._paths[index] = [b""] * len(ranges)
+            for position, span in enumerate(ranges):
+                self._wanted.setdefault(span, []).append((index, position))
+
+    def append(self, leaf: bytes) -> None:
+        """Add the next leaf of the tree."""
+        if self._count >= self.size:
+            raise IndexError(f"a tree of {self.size} leaves has no leaf {self._count}")
+        node = (self._count, 1, leaf_hash(leaf))
+        self._count += 1
+        self._found(node)
+        while self._stack and self._stack[-1][1] == node[1]:
+            lo, width, left = self._stack.pop()
+            node = (lo, width * 2, node_hash(left, node[2]))
+            self._found(node)
+        self._stack.append(node)
+
+    def _found(self, node: tuple[int, int, bytes]) -> None:
+        lo, width, digest = node
+        for index, position in self._wanted.get((lo, lo + width), ()):
+            self._paths[index][position] = digest
+
+    def finish(self) -> tuple[bytes, dict[int, list[bytes]]]:
+        """The root and every wanted path; the pass must have seen all `size` leaves."""
+        if self._count != self.size:
+            raise ValueError(f"the pass saw {self._count} of {self.size} leaves")
+        if not self._stack:
+            return EMPTY_ROOT, self._paths
+        node = self._stack[-1][2]
+        for lo, _width, left in reversed(self._stack[:-1]):
+            node = node_hash(left, node)
+            self._found((lo, self.size - lo, node))
+        return node, self._paths

@@ -4,6 +4,10 @@
 an approval the process refuses), 2 bad input (spec, arguments), 3 infrastructure
 fault (store, executor, artifacts).
 
+A Run that failed only because runners were lost (`runner_lost` jobs) is 3:
+the jobs did not fail, the infrastructure did; one job that failed on its own
+makes it 1.
+
 A refused approval (`PolicyViolation`) is 1, not 2: the request was understood
 and is well-formed, and the process said no with a reason, as a blocking gate does.
 """
@@ -24,6 +28,7 @@ from conveyor.core.errors import (
     StoreError,
     UsageError,
 )
+from conveyor.core.records import RunRecord
 
 OK = 0
 WORK_FAILED = 1
@@ -39,6 +44,17 @@ def exit_code_for(error: ConveyorError) -> int:
     if isinstance(error, StoreError | ExecutorError | ArtifactError):
         return INFRASTRUCTURE
     return INFRASTRUCTURE
+
+
+def exit_code_for_run(run: RunRecord) -> int:
+    """0 for a Run that succeeded; 3 when lost runners alone failed it; else 1."""
+    if run.status == "success":
+        return OK
+    statuses = {job.status for job in run.jobs if not job.allow_failure}
+    lost_only = "runner_lost" in statuses and not statuses & {"failed", "timed_out"}
+    if run.status == "failed" and lost_only:
+        return INFRASTRUCTURE
+    return WORK_FAILED
 
 
 def report(error: ConveyorError) -> int:

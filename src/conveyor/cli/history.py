@@ -32,11 +32,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _plane(file: Path | None) -> ControlPlane:
-    from conveyor.control.embedded import EmbeddedControlPlane
-    from conveyor.engine.workspace import discover
-    from conveyor.executors.local import LocalExecutor
+    """The server's control plane when CONVEYOR_SERVER is set, else this workspace's."""
+    from conveyor.control.select import open_control_plane
 
-    return EmbeddedControlPlane(discover(file), executor=LocalExecutor())
+    return open_control_plane(file)
 
 
 def runs(

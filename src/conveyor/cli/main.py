@@ -7,11 +7,19 @@ from typing import NoReturn
 
 import typer
 
-from conveyor.cli import audit, history, pipeline
+from conveyor.cli import agent as agent_commands
+from conveyor.cli import audit, history, pipeline, runs_control
 from conveyor.cli import cache as cache_commands
+from conveyor.cli import deploy as deploy_commands
+from conveyor.cli import evidence as evidence_commands
 from conveyor.cli import policy as policy_commands
+from conveyor.cli import project as project_commands
 from conveyor.cli import promote as promote_commands
 from conveyor.cli import release as release_commands
+from conveyor.cli import secret as secret_commands
+from conveyor.cli import server as server_commands
+from conveyor.cli import token as token_commands
+from conveyor.cli import waiver as waiver_commands
 from conveyor.cli.errors import INFRASTRUCTURE, report
 from conveyor.cli.output import discard_stdout
 from conveyor.core.errors import ConveyorError
@@ -31,14 +39,23 @@ app = typer.Typer(
 )
 
 pipeline.register(app)
+runs_control.register(app)
 history.register(app)
 promote_commands.register(app)
+deploy_commands.register(app)
+evidence_commands.register(app)
+server_commands.register(app)
+agent_commands.register(app)
 app.add_typer(cache_commands.app, name="cache")
 app.add_typer(history.artifacts_app, name="artifacts")
 app.add_typer(cache_commands.db_app, name="db")
 app.add_typer(audit.app, name="audit")
 app.add_typer(policy_commands.app, name="policy")
+app.add_typer(project_commands.app, name="project")
 app.add_typer(release_commands.app, name="release")
+app.add_typer(secret_commands.app, name="secret")
+app.add_typer(token_commands.app, name="token")
+app.add_typer(waiver_commands.app, name="waiver")
 
 
 @app.command()

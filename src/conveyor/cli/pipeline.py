@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from conveyor.cli.errors import OK, WORK_FAILED
+from conveyor.cli.errors import OK, exit_code_for_run
 
 if TYPE_CHECKING:
     from conveyor.control.base import ControlPlane
@@ -94,6 +94,25 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress, only the result.")
     ] = False,
+    no_release: Annotated[
+        bool,
+        typer.Option(
+            "--no-release",
+            help="Do not release this run, even when it succeeds on the default branch.",
+        ),
+    ] = False,
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote",
+            help="Run on the server's runners (CONVEYOR_SERVER, CONVEYOR_TOKEN): upload this "
+            "checkout (git-tracked files with their changes) and follow the run.",
+        ),
+    ] = False,
+    no_wait: Annotated[
+        bool,
+        typer.Option("--no-wait", help="With --remote: print the run id and return at once."),
+    ] = False,
 ) -> None:
     """Run the pipeline: every job, or the named ones and their needs.
 
@@ -102,6 +121,14 @@ def run(
     restored from the cache instead of running. Exit code 0 when every job
     succeeded, 1 when one failed, 2 on a bad pipeline file or argument.
 
+    When the `delivery:` section marks an environment `auto: true`, a run
+    that succeeds on the default branch (origin's HEAD, else main) is
+    released under the next version from its Conventional Commits, and
+    promoted into each environment marked `auto: true` (deployed there
+    before the next one is requested). A run
+    that cannot be released (nothing changed since the last release, say)
+    still succeeds: the reason is printed as a note. --no-release skips it.
+
     Examples:
 
       conveyor run                 # everything
@@ -109,6 +136,8 @@ def run(
       conveyor run test --explain  # `test` and its needs; say why each ran
 
       conveyor run --dry-run       # the plan, nothing runs
+
+      conveyor run --remote        # on the server's runners; same exit codes
     """
     from conveyor.control.embedded import EmbeddedControlPlane
     from conveyor.engine.service import RunRequest
@@ -117,6 +146,13 @@ def run(
     from conveyor.executors.local import LocalExecutor
 
     workspace = discover(file)
+    if remote:
+        from conveyor.cli.runs_control import run_remote
+
+        options: dict[str, object] = {"jobs": list(jobs or ()), "event": event}
+        options |= {"keep_going": keep_going, "branch": branch or _branch(workspace.root)}
+        options |= {"commit": _commit(workspace.root)}
+        run_remote(workspace, options, json_output=json_output, quiet=quiet, wait=not no_wait)
     pipeline = load(_display_path(workspace.spec_path), workspace.state_dir)
     request = RunRequest(
         targets=tuple(jobs or ()),
@@ -134,18 +170,39 @@ def run(
             _print_dry_run(plane, pipeline, request, json_output)
             raise typer.Exit(OK)
         result = _run_with_signals(plane, pipeline, request, json_output=json_output, quiet=quiet)
+        delivered = None if no_release else plane.release_run(pipeline, result.run)
     finally:
         plane.close()
     from conveyor.cli import render
+    from conveyor.cli.delivery_view import auto_release_json, auto_release_text
     from conveyor.cli.output import emit
 
     # Progress and this summary are views: if they cannot be shown, the run's
     # outcome (recorded in the store) still decides the exit code.
     if json_output:
-        emit(render.dumps(render.run_json(result.run, result.explanations)))
-    elif not quiet or result.run.status != "success":
-        emit(render.summary(result.run, result.explanations))
-    raise typer.Exit(OK if result.run.status == "success" else WORK_FAILED)
+        doc = render.run_json(result.run, result.explanations)
+        if delivered is not None:
+            doc["release"] = auto_release_json(delivered)
+        emit(render.dumps(doc))
+    else:
+        if not quiet or result.run.status != "success":
+            emit(render.summary(result.run, result.explanations))
+        if delivered is not None:
+            emit(auto_release_text(delivered))
+    raise typer.Exit(exit_code_for_run(result.run))
+
+
+def _branch(root: Path) -> str | None:
+    from conveyor.engine.service import ci_branch
+    from conveyor.engine.sources import git_facts
+
+    return git_facts(root).branch or ci_branch(os.environ)
+
+
+def _commit(root: Path) -> str | None:
+    from conveyor.engine.sources import git_facts
+
+    return git_facts(root).commit
 
 
 def _run_with_signals(

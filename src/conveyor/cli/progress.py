@@ -24,6 +24,7 @@ SYMBOLS = {
     "timed_out": "⏱",
     "skipped": "○",
     "canceled": "■",
+    "runner_lost": "✗",
 }
 TAIL_LINES = 20
 
@@ -140,13 +141,19 @@ class LiveReporter:
             self._running.pop(job.name, None)
             tail = self._tails.pop(job.name, None)
             self._done += 1
-        style = {"success": "green", "cached": "cyan", "failed": "red", "timed_out": "red"}
+        style = {
+            "success": "green",
+            "cached": "cyan",
+            "failed": "red",
+            "timed_out": "red",
+            "runner_lost": "red",
+        }
         color = style.get(job.status, "dim")
         self._console.print(
             f"[{color}]{SYMBOLS.get(job.status, '?')}[/] {escape(job.name)} "
             f"[dim]{escape(describe(job))}[/]"
         )
-        if tail and job.status in ("failed", "timed_out"):
+        if tail and job.status in ("failed", "timed_out", "runner_lost"):
             for line in tail:
                 self._console.print(f"    [dim]│[/] {escape(line)}", highlight=False)
 

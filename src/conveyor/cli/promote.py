@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from conveyor.control.base import ControlPlane
     from conveyor.engine.workspace import Workspace
     from conveyor.promotion.model import Promotion
+    from conveyor.rollout.deployment import Deployment
 
 POLL_S = 1.0
 
@@ -65,12 +66,16 @@ def promote(
         bool, typer.Option("--no-wait", help="Return once the promotion is recorded.")
     ] = False,
     timeout: Annotated[
-        str, typer.Option("--timeout", help="How long to wait for the gates, like 10m or 1h.")
+        str,
+        typer.Option(
+            "--timeout",
+            help="How long to wait for the gates, then for the deployment, like 10m or 1h.",
+        ),
     ] = "10m",
     file: FileOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Promote a release into an environment: evaluate every gate, then wait for them.
+    """Promote a release into an environment: evaluate every gate, wait for them, deploy.
 
     Gates: `after` (deployed and healthy in the environment before), `soak`,
     `approvals`, `window`, `freeze`, `policies` and `signed`; each is printed
@@ -78,11 +83,15 @@ def promote(
     supersedes an older one still open. Waiting, the gates are re-evaluated
     until they all pass, one blocks for good (a policy denies, a rejection,
     artifacts that do not match), one cannot pass before the timeout (a
-    freeze, a window), or the timeout ends.
+    freeze, a window), or the timeout ends. Once approved, its Deployment is
+    queued and carried out (after any earlier one into the environment):
+    new instances start, and once healthy replace the previous release's.
 
-    Exit codes: 0 approved (ready to deploy); 1 blocked, rejected or still
-    waiting at the timeout; with --no-wait, 0 once recorded unless a gate
-    blocks for good; 2 bad input; 3 the store cannot be used.
+    Exit codes: 0 deployed; 1 blocked, rejected, failed to deploy (the
+    previous release keeps serving), or still waiting at the timeout (the
+    deployment goes on with `conveyor reconcile`); with --no-wait, 0 once
+    recorded unless a gate blocks for good; 2 bad input; 3 the store or the
+    target cannot be used.
 
     Examples:
 
@@ -94,7 +103,7 @@ def promote(
     from conveyor.core.errors import UsageError
     from conveyor.engine.specs import load
     from conveyor.engine.workspace import discover
-    from conveyor.promotion.waiting import SUCCEEDED, can_proceed
+    from conveyor.promotion.waiting import can_proceed
 
     try:
         timeout_s = parse_duration(timeout)
@@ -103,15 +112,18 @@ def promote(
     workspace = discover(file)
     pipeline = load(os.path.relpath(workspace.spec_path), workspace.state_dir)
     plane = _plane(file, workspace)
+    deployment: Deployment | None = None
     try:
         promotion = plane.promote(pipeline, service, version, to)
         ended = "recorded"
         if not no_wait:
             promotion, ended = _wait(plane, promotion, timeout_s, json_output)
+        if not no_wait and promotion.state == "approved":
+            promotion, deployment, ended = _deploy(plane, promotion, timeout_s, json_output)
     finally:
         plane.close()
-    _show(promotion, json_output, ended)
-    ok = promotion.state in SUCCEEDED or (no_wait and can_proceed(promotion))
+    _show(promotion, json_output, ended, deployment)
+    ok = promotion.state == "deployed" or (no_wait and can_proceed(promotion))
     if not ok:
         raise typer.Exit(WORK_FAILED)
 
@@ -141,6 +153,34 @@ def _wait(
         return promotion, "stopped waiting; the promotion stays recorded"
 
 
+def _deploy(
+    plane: ControlPlane, promotion: Promotion, timeout_s: float, quiet: bool
+) -> tuple[Promotion, Deployment | None, str]:
+    """Carry out the approved promotion's Deployment; the outcome, and why waiting ended."""
+    from conveyor.cli.deploy import progress_printer
+
+    try:
+        promotion, deployment = plane.await_deployment(
+            promotion.id, timeout_s=timeout_s, on_progress=progress_printer(quiet=quiet)
+        )
+    except KeyboardInterrupt:
+        return promotion, None, "stopped waiting; `conveyor reconcile` carries the deployment on"
+    if deployment is None:
+        return promotion, None, "approved, but no deployment was queued"
+    if deployment.active:
+        return (
+            promotion,
+            deployment,
+            (
+                f"timed out while deployment {deployment.id} was {deployment.phase}; "
+                "`conveyor reconcile` carries it on"
+            ),
+        )
+    if deployment.phase == "succeeded":
+        return promotion, deployment, "deployed"
+    return promotion, deployment, f"deployment {deployment.id} {deployment.phase}"
+
+
 def _same_gates(a: Promotion, b: Promotion) -> bool:
     return a.report is not None and a.report.same_as(b.report)
 
@@ -158,18 +198,26 @@ def _progress(promotion: Promotion, quiet: bool, *, first: bool = False) -> None
     stream.flush()
 
 
-def _show(promotion: Promotion, json_output: bool, ended: str | None = None) -> None:
+def _show(
+    promotion: Promotion,
+    json_output: bool,
+    ended: str | None = None,
+    deployment: Deployment | None = None,
+) -> None:
+    from conveyor.cli.deployment_view import deployment_json, deployment_line
     from conveyor.cli.promotion_view import promotion_json, promotion_text
-    from conveyor.promotion.waiting import SUCCEEDED
 
     if json_output:
         doc = promotion_json(promotion)
         if ended is not None:
             doc["waited"] = ended
+            doc["deployment"] = None if deployment is None else deployment_json(deployment)
         _print_json(doc)
         return
     typer.echo(promotion_text(promotion))
-    if ended is not None and ended != "recorded" and promotion.state not in SUCCEEDED:
+    if deployment is not None:
+        typer.echo(deployment_line(deployment))
+    if ended is not None and ended != "recorded" and promotion.state != "deployed":
         typer.echo(f"waiting ended: {ended}")
 
 

@@ -6,62 +6,14 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from conveyor.core import record_json
 from conveyor.core.clock import iso
 from conveyor.core.digest import short
 from conveyor.core.durations import format_duration
-from conveyor.core.records import JobRecord, RunRecord
+from conveyor.core.records import RunRecord
 
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
-
-
-def job_json(job: JobRecord, explanation: Sequence[str] | None = None) -> dict[str, object]:
-    out: dict[str, object] = {
-        "name": job.name,
-        "status": job.status,
-        "cached": job.cached,
-        "duration_s": _round(job.duration_s),
-        "exit_code": job.exit_code,
-        "outputs": [{"path": o.path, "digest": o.digest, "size": o.size} for o in job.outputs],
-        "tests": None,
-        "attempts": job.attempts,
-        "allow_failure": job.allow_failure,
-        "reason": job.reason,
-        "needs": list(job.needs),
-        "cache_key": job.cache_key,
-    }
-    if job.tests is not None:
-        out["tests"] = {
-            "passed": job.tests.passed,
-            "failed": job.tests.failed,
-            "skipped": job.tests.skipped,
-            "failures": list(job.tests.failures),
-        }
-    if explanation is not None:
-        out["explain"] = list(explanation)
-    return out
-
-
-def run_json(
-    run: RunRecord, explanations: Mapping[str, Sequence[str]] | None = None
-) -> dict[str, object]:
-    explanations = explanations or {}
-    return {
-        "id": run.id,
-        "status": run.status,
-        "duration_s": _round(run.duration_s),
-        "project": run.project,
-        "pipeline": run.pipeline_path,
-        "branch": run.branch,
-        "commit": run.commit_sha,
-        "event": run.event,
-        "actor": run.actor,
-        "created_at": iso(run.created_at),
-        "finished_at": iso(run.finished_at),
-        "error": run.error,
-        "jobs": [job_json(j, explanations.get(j.name)) for j in run.jobs],
-    }
+# Moved below the interfaces so the API renders a run exactly as `show --json` does.
+run_json = record_json.run_json
 
 
 def dumps(value: object) -> str:
@@ -75,9 +27,11 @@ def counts(run: RunRecord) -> str:
         "cached",
         "failed",
         "timed_out",
+        "runner_lost",
         "skipped",
         "canceled",
         "pending",
+        "queued",
         "running",
     )
     return ", ".join(f"{tally[s]} {s.replace('_', ' ')}" for s in order if tally[s])

@@ -12,15 +12,23 @@ from pathlib import Path
 from typing import Protocol
 
 from conveyor.core.records import RunRecord
+from conveyor.engine.auto_release import AutoRelease
+from conveyor.engine.deployments import Progress
+from conveyor.engine.environments import EnvironmentView
+from conveyor.engine.evidence import EvidenceExport
 from conveyor.engine.history import Explanation
 from conveyor.engine.preview import PlannedJob
 from conveyor.engine.releases import ReleaseOutcome
 from conveyor.engine.reporting import Reporter
 from conveyor.engine.runner import Scheduler
 from conveyor.engine.service import RunRequest, RunResult
+from conveyor.engine.waivers import WaiverStatus
+from conveyor.policy.waiver import WaiverState
 from conveyor.promotion.model import Promotion
+from conveyor.release.change_record import ChangeRecord
 from conveyor.release.model import Release
 from conveyor.release.notes import ReleaseNotes
+from conveyor.rollout.deployment import Deployment
 from conveyor.spec.pipeline import Pipeline
 
 
@@ -89,5 +97,48 @@ class ControlPlane(Protocol):
     def list_promotions(
         self, *, service: str | None = None, environment: str | None = None, limit: int = 50
     ) -> list[Promotion]: ...
+
+    def change_record(self, promotion_id: int) -> ChangeRecord: ...
+
+    def export_evidence(self, service: str, version: str, dest: Path) -> EvidenceExport: ...
+
+    def await_deployment(
+        self, promotion_id: int, *, timeout_s: float, on_progress: Progress | None = None
+    ) -> tuple[Promotion, Deployment | None]: ...
+
+    def reconcile(
+        self, *, timeout_s: float, once: bool = False, on_progress: Progress | None = None
+    ) -> list[Deployment]: ...
+
+    def environment_status(self, pipeline: Pipeline) -> list[EnvironmentView]: ...
+
+    def list_deployments(
+        self, *, service: str | None = None, environment: str | None = None, limit: int = 50
+    ) -> list[Deployment]: ...
+
+    def release_run(self, pipeline: Pipeline, run: RunRecord) -> AutoRelease | None: ...
+
+    # --- waivers: time-boxed exceptions to one policy rule ---------------------
+
+    def create_waiver(
+        self, pipeline: Pipeline, *, rule: str, environment: str, expires_s: float, reason: str
+    ) -> WaiverStatus: ...
+
+    def approve_waiver(self, waiver_id: int, *, comment: str = "") -> WaiverStatus: ...
+
+    def reject_waiver(self, waiver_id: int, *, comment: str = "") -> WaiverStatus: ...
+
+    def revoke_waiver(self, waiver_id: int, *, comment: str = "") -> WaiverStatus: ...
+
+    def get_waiver(self, waiver_id: int) -> WaiverStatus: ...
+
+    def list_waivers(
+        self,
+        *,
+        environment: str | None = None,
+        rule: str | None = None,
+        state: WaiverState | None = None,
+        limit: int = 100,
+    ) -> list[WaiverStatus]: ...
 
     def close(self) -> None: ...

@@ -2,36 +2,58 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from conveyor.core.digest import is_digest
 from conveyor.core.errors import NotFound, UsageError
 from conveyor.core.records import RunRecord
+from conveyor.engine.auto_release import AutoRelease, AutoReleaser
+from conveyor.engine.change_records import ChangeRecords
+from conveyor.engine.deployments import Progress
+from conveyor.engine.environments import EnvironmentView
+from conveyor.engine.evidence import EvidenceExport, EvidenceService
 from conveyor.engine.history import Explanation, History
+from conveyor.engine.local_deployments import LocalDeployments
 from conveyor.engine.preview import PlannedJob
 from conveyor.engine.promotion_facts import ContentCheck, current_actor
-from conveyor.engine.promotions import PromotionService, RecordAsDeployed
+from conveyor.engine.promotions import PromotionService
 from conveyor.engine.releases import ReleaseOutcome, ReleaseService
 from conveyor.engine.reporting import Reporter
 from conveyor.engine.runner import Scheduler
+from conveyor.engine.secrets import StoredSecrets
 from conveyor.engine.service import RunRequest, RunResult, RunService, actor_name, dry_run
+from conveyor.engine.waivers import WaiverService, WaiverStatus
 from conveyor.engine.workspace import Workspace
 from conveyor.executors.base import Executor
+from conveyor.policy.waiver import WaiverState
 from conveyor.promotion.model import Actor, Promotion
+from conveyor.release.change_record import ChangeRecord
 from conveyor.release.model import Release
 from conveyor.release.notes import ReleaseNotes
+from conveyor.rollout.deployment import Deployment
 from conveyor.spec.pipeline import Pipeline
+
+# How long `conveyor run` carries out the Deployment of an automatic promotion.
+AUTO_DEPLOY_TIMEOUT_S = 600.0
 
 
 class EmbeddedControlPlane:
     """Runs and history of one workspace, on its own store."""
 
     def __init__(self, workspace: Workspace, *, executor: Executor) -> None:
-        self._runs = RunService(workspace, executor=executor)
+        # Secrets a job declares and the caller's environment lacks come from the secret store.
+        secrets = StoredSecrets(
+            lambda: self._runs.db, project=workspace.project, environ=os.environ
+        )
+        self._runs = RunService(workspace, executor=executor, secrets=secrets)
         self._history: History | None = None
         self._releases: ReleaseService | None = None
         self._promotions: PromotionService | None = None
+        self._deployments: LocalDeployments | None = None
+        self._change_records: ChangeRecords | None = None
 
     @property
     def history(self) -> History:
@@ -66,10 +88,32 @@ class EmbeddedControlPlane:
                 releases=self.releases,
                 artifacts=ContentCheck(runs.cas),
                 clock=runs.clock,
-                # Until Deployments exist, an approved promotion counts as deployed at once.
-                deployer=RecordAsDeployed(runs.db, runs.clock, "conveyor"),
+                deployer=self.deployments.deployer,
+                observers=(self.change_records,),
             )
         return self._promotions
+
+    @property
+    def change_records(self) -> ChangeRecords:
+        if self._change_records is None:
+            runs = self._runs
+            self._change_records = ChangeRecords(
+                db=runs.db,
+                releases=self.releases,
+                clock=runs.clock,
+                environ=runs.environ,
+                warn=_warn,
+            )
+        return self._change_records
+
+    @property
+    def deployments(self) -> LocalDeployments:
+        if self._deployments is None:
+            runs = self._runs
+            self._deployments = LocalDeployments(
+                runs.workspace, db=runs.db, cas=runs.cas, clock=runs.clock
+            )
+        return self._deployments
 
     def actor(self) -> Actor:
         """Who acts here: CONVEYOR_ACTOR or git's user.email, with roles from the roles map."""
@@ -163,5 +207,122 @@ class EmbeddedControlPlane:
             service=service, environment=environment, limit=limit
         )
 
+    def change_record(self, promotion_id: int) -> ChangeRecord:
+        return self.change_records.get(self.promotions.get(promotion_id))
+
+    def export_evidence(self, service: str, version: str, dest: Path) -> EvidenceExport:
+        runs = self._runs
+        evidence = EvidenceService(
+            runs.workspace,
+            db=runs.db,
+            releases=self.releases,
+            change_records=self.change_records,
+            clock=runs.clock,
+            environ=runs.environ,
+        )
+        actor = actor_name(runs.workspace.root, runs.environ)
+        return evidence.export(service, version, dest, actor=actor)
+
+    def await_deployment(
+        self, promotion_id: int, *, timeout_s: float, on_progress: Progress | None = None
+    ) -> tuple[Promotion, Deployment | None]:
+        # Re-evaluating an approved promotion queues its Deployment if it is not yet queued.
+        self.reevaluate(promotion_id)
+        deployment = self.deployments.drive(
+            promotion_id, timeout_s=timeout_s, on_progress=on_progress
+        )
+        return self.promotions.get(promotion_id), deployment
+
+    def reconcile(
+        self, *, timeout_s: float, once: bool = False, on_progress: Progress | None = None
+    ) -> list[Deployment]:
+        # Each pass first re-evaluates open promotions, so one waiting for a soak or a
+        # window proceeds by itself when its time comes.
+        return self.deployments.reconcile(
+            timeout_s=timeout_s,
+            once=once,
+            on_progress=on_progress,
+            before_pass=self.promotions.reevaluate_open,
+        )
+
+    def environment_status(self, pipeline: Pipeline) -> list[EnvironmentView]:
+        return self.deployments.environments(pipeline)
+
+    def list_deployments(
+        self, *, service: str | None = None, environment: str | None = None, limit: int = 50
+    ) -> list[Deployment]:
+        return self.deployments.list_deployments(
+            service=service, environment=environment, limit=limit
+        )
+
+    def release_run(self, pipeline: Pipeline, run: RunRecord) -> AutoRelease | None:
+        """Release a successful default-branch run; promote it where `auto: true` says."""
+        releaser = AutoReleaser(
+            self._runs.workspace.root,
+            releases=self.releases,
+            promotions=self.promotions,
+            drive=lambda promotion_id: self.deployments.drive(
+                promotion_id, timeout_s=AUTO_DEPLOY_TIMEOUT_S
+            ),
+        )
+        return releaser.after_run(pipeline, run, self.actor)
+
+    # --- waivers: time-boxed exceptions to one policy rule ---------------------
+
+    @property
+    def waivers(self) -> WaiverService:
+        runs = self._runs
+        return WaiverService(runs.workspace, db=runs.db, clock=runs.clock)
+
+    def create_waiver(
+        self, pipeline: Pipeline, *, rule: str, environment: str, expires_s: float, reason: str
+    ) -> WaiverStatus:
+        return self.waivers.create(
+            pipeline,
+            rule=rule,
+            environment=environment,
+            expires_s=expires_s,
+            reason=reason,
+            requester=self.actor(),
+        )
+
+    def approve_waiver(self, waiver_id: int, *, comment: str = "") -> WaiverStatus:
+        approved = self.waivers.approve(waiver_id, self.actor(), comment=comment)
+        # A promotion blocked by the rule it waives proceeds now (and one it excused, on revoke,
+        # is judged again): the gates are re-evaluated when what they read changes.
+        self.promotions.reevaluate_open()
+        return approved
+
+    def reject_waiver(self, waiver_id: int, *, comment: str = "") -> WaiverStatus:
+        return self.waivers.reject(waiver_id, self.actor(), comment=comment)
+
+    def revoke_waiver(self, waiver_id: int, *, comment: str = "") -> WaiverStatus:
+        revoked = self.waivers.revoke(waiver_id, self.actor(), comment=comment)
+        self.promotions.reevaluate_open()
+        return revoked
+
+    def get_waiver(self, waiver_id: int) -> WaiverStatus:
+        return self.waivers.get(waiver_id)
+
+    def list_waivers(
+        self,
+        *,
+        environment: str | None = None,
+        rule: str | None = None,
+        state: WaiverState | None = None,
+        limit: int = 100,
+    ) -> list[WaiverStatus]:
+        return self.waivers.list_waivers(
+            environment=environment, rule=rule, state=state, limit=limit
+        )
+
     def close(self) -> None:
+        if self._deployments is not None:
+            self._deployments.close()
         self._runs.close()
+
+
+def _warn(message: str) -> None:
+    """Warnings reach the person at the terminal; they never stop the work."""
+    sys.stderr.write(f"warning: {message}\n")
+    sys.stderr.flush()

@@ -7,15 +7,26 @@ from typing import ClassVar, Literal, NewType, get_args
 
 RunId = NewType("RunId", int)
 
+# `queued` (its needs are done; a remote runner may claim it) and `runner_lost` (the runner
+# that held it stopped answering, and no retry was left) occur in remote runs only.
 JobState = Literal[
-    "pending", "running", "success", "failed", "timed_out", "skipped", "canceled", "cached"
+    "pending",
+    "running",
+    "success",
+    "failed",
+    "timed_out",
+    "skipped",
+    "canceled",
+    "cached",
+    "queued",
+    "runner_lost",
 ]
 RunStatus = Literal["running", "success", "failed", "canceled", "interrupted"]
 
 JOB_STATES: tuple[JobState, ...] = get_args(JobState)
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 TERMINAL_JOB_STATES: frozenset[JobState] = frozenset(
-    {"success", "failed", "timed_out", "skipped", "canceled", "cached"}
+    {"success", "failed", "timed_out", "skipped", "canceled", "cached", "runner_lost"}
 )
 # States whose outputs downstream jobs can use.
 SATISFIED_JOB_STATES: frozenset[JobState] = frozenset({"success", "cached"})

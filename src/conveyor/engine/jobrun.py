@@ -251,7 +251,7 @@ class JobAttempt:
 
     def _judge(self, result: ExecResult, log: JobLog) -> _Verdict:
         """One attempt's status, taking test reports and declared outputs into account."""
-        status, reason = _status_of(result)
+        status, reason = status_of(result)
         tests: TestCounts | None = None
         if result.outcome == "exited" and (status == "success" or self._job.reports_junit):
             tests, problem = self._reports(log)
@@ -376,7 +376,8 @@ def _stamp(path: Path) -> tuple[int, int, int]:
     return (st.st_ino, st.st_ctime_ns, st.st_size)
 
 
-def _status_of(result: ExecResult) -> tuple[JobState, str | None]:
+def status_of(result: ExecResult) -> tuple[JobState, str | None]:
+    """A job's status after one execution, and why when it did not succeed."""
     if result.outcome == "exited":
         if result.exit_code == 0:
             return "success", None

@@ -44,6 +44,7 @@ from conveyor.release.model import Release
 from conveyor.spec.delivery import Requirements
 from conveyor.store import promotions as promotion_store
 from conveyor.store import runs as run_store
+from conveyor.store import waivers as waiver_store
 from conveyor.store.db import Database
 
 
@@ -149,6 +150,13 @@ def gather(
         if requirements.policies
         else DecisionInput(),
         artifact_problems=artifacts.problems(release) if requirements.signed else (),
+        waivers=tuple(
+            waiver_store.approved_for(
+                db, project=promotion.project, environment=promotion.environment
+            )
+        )
+        if requirements.policies
+        else (),
     )
 
 

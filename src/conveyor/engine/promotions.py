@@ -13,12 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock, SystemClock
 from conveyor.core.errors import NotFound, PolicyViolation, UsageError
 from conveyor.engine import promotion_events as recorded
+from conveyor.engine import waiver_events
 from conveyor.engine.promotion_facts import ArtifactCheck, gather, required_rules
 from conveyor.engine.releases import ReleaseService
 from conveyor.engine.workspace import Workspace
+from conveyor.policy.waiver import Waiver
 from conveyor.promotion.duties import allowed_roles, deciding_role, people_of, refusal
 from conveyor.promotion.gates import evaluate_gates
 from conveyor.promotion.model import (
@@ -32,12 +35,13 @@ from conveyor.promotion.model import (
     Verdict,
 )
 from conveyor.release.model import Release, identity_digest
-from conveyor.spec.delivery import Delivery
+from conveyor.spec.delivery import Delivery, Environment
 from conveyor.spec.pipeline import Pipeline
 from conveyor.spec.suggest import did_you_mean, one_of
 from conveyor.store import events as event_log
 from conveyor.store import promotions as promotion_store
 from conveyor.store import releases as release_store
+from conveyor.store import waivers as waiver_store
 from conveyor.store.db import Database, Transaction
 
 
@@ -49,6 +53,17 @@ class Deployer(Protocol):
     """What carries out an approved Promotion (a Deployment on the environment's Target)."""
 
     def start(self, promotion: Promotion, release: Release) -> None: ...
+
+
+class PromotionObserver(Protocol):
+    """Told of each Promotion once it is recorded, with the Environment it goes into.
+
+    Called after the request is committed and before an approved one is handed
+    to the Deployer (a change record is filed then); what it does cannot undo
+    the request.
+    """
+
+    def recorded(self, promotion: Promotion, environment: Environment) -> None: ...
 
 
 class PromotionService:
@@ -63,6 +78,7 @@ class PromotionService:
         artifacts: ArtifactCheck,
         clock: Clock | None = None,
         deployer: Deployer | None = None,
+        observers: Sequence[PromotionObserver] = (),
     ) -> None:
         self.workspace = workspace
         self.db = db
@@ -70,6 +86,7 @@ class PromotionService:
         self.artifacts = artifacts
         self.clock = clock or SystemClock()
         self.deployer = deployer
+        self.observers = tuple(observers)
 
     # --- requesting ------------------------------------------------------------
 
@@ -94,6 +111,7 @@ class PromotionService:
             basis=basis,
         )
         report = self._evaluate(new, release, (), now)
+        used = self._used(report)
         with self.db.write() as tx:
             promotion_store.lock(tx)
             older = promotion_store.open_into(
@@ -105,8 +123,11 @@ class PromotionService:
                 promotion_store.set_state(tx, promotion_id=stale.id, state="superseded", now=now)
                 events.append(recorded.superseded(stale, promotion_id, requester.name, now))
             events.append(recorded.decided(new, promotion_id, report, requester.name))
+            events.extend(_uses(used, new, promotion_id, report, requester.name))
             event_log.append(tx, events)
             promotion = promotion_store.get(tx, promotion_id)
+        for observer in self.observers:
+            observer.recorded(promotion, delivery.environment(environment))
         return self._hand_over(promotion, release)
 
     # --- re-evaluating ---------------------------------------------------------
@@ -121,6 +142,7 @@ class PromotionService:
         report = self._evaluate(promotion, release, promotion.approvals, now)
         if report.same_as(promotion.report):
             return promotion
+        used = self._used(report)
         with self.db.write() as tx:
             saved = promotion_store.set_state(
                 tx,
@@ -132,7 +154,11 @@ class PromotionService:
             )
             if saved:  # else another process decided meanwhile; its decision stands
                 event_log.append(
-                    tx, [recorded.decided(promotion, promotion.id, report, actor, promotion)]
+                    tx,
+                    [
+                        recorded.decided(promotion, promotion.id, report, actor, promotion),
+                        *_uses(used, promotion, promotion.id, report, actor),
+                    ],
                 )
             current = promotion_store.get(tx, promotion.id)
         return self._hand_over(current, release)
@@ -152,6 +178,11 @@ class PromotionService:
     ) -> GateReport:
         facts = gather(self.db, promotion, release, approvals=approvals, artifacts=self.artifacts)
         return evaluate_gates(facts, promotion.basis.requirements, now)
+
+    def _used(self, report: GateReport) -> list[Waiver]:
+        """The Waivers `report` relied on (read before the write that records it)."""
+        ids = waiver_events.used_ids(report)
+        return waiver_store.by_ids(self.db, ids) if ids else []
 
     def _hand_over(self, promotion: Promotion, release: Release) -> Promotion:
         """Give an approved promotion to the Deployer; the promotion as it is afterwards."""
@@ -237,12 +268,12 @@ class PromotionService:
 
 
 class RecordAsDeployed:
-    """Stands in for Deployments until they exist: an approved promotion is recorded as
-    deployed, and healthy, the moment it is handed over.
+    """A Deployer without a Target: an approved promotion is recorded as deployed, and
+    healthy, the moment it is handed over.
 
-    It lets a Release move through environments whose `after` and `soak`
-    gates read what runs where; the Deployment step replaces it and calls
-    `record_deployed` itself once instances are healthy.
+    For exercising promotion alone (tests of gates that read what runs
+    where); the product queues a Deployment instead (`engine/deployer.py`),
+    whose controller records the outcome once instances are healthy.
     """
 
     def __init__(self, db: Database, clock: Clock, actor: str) -> None:
@@ -300,6 +331,24 @@ def _record(
         )
     event_log.append(tx, events)
     return None
+
+
+def _uses(
+    used: Sequence[Waiver],
+    promotion: NewPromotion,
+    promotion_id: int,
+    report: GateReport,
+    actor: str,
+) -> list[NewEvent]:
+    """A `waiver.used` Event for each Waiver the recorded decision `report` relied on."""
+    return waiver_events.uses(
+        used,
+        service=promotion.service,
+        version=promotion.version,
+        promotion_id=promotion_id,
+        report=report,
+        actor=actor,
+    )
 
 
 def _delivery(pipeline: Pipeline, service: str, environment: str) -> Delivery:

@@ -184,16 +184,13 @@ class Scheduler:
         self._record_final(job, outcome)
         stops = not self._options.keep_going and outcome.status != "skipped"
         if stops and not self._satisfies(job, outcome):
-            self._stop_reason = f"'{name}' {outcome.status.replace('_', ' ')}"
+            self._stop_reason = stop_reason(name, outcome.status)
         for dependent in self._plan.dependents.get(name, ()):
             if self._state[dependent] != "pending" or self.canceled:
                 continue  # after a cancel, what is left pending ends `canceled`
             if not self._satisfies(job, outcome):
-                word = "was skipped" if outcome.status == "skipped" else outcome.status
-                self._settle(
-                    dependent,
-                    JobOutcome(status="skipped", reason=f"need '{name}' {word}".replace("_", " ")),
-                )
+                reason = skip_reason(name, outcome.status)
+                self._settle(dependent, JobOutcome(status="skipped", reason=reason))
                 continue
             self._waiting[dependent].discard(name)
             if not self._waiting[dependent]:
@@ -201,9 +198,7 @@ class Scheduler:
 
     @staticmethod
     def _satisfies(job: Job, outcome: JobOutcome) -> bool:
-        if outcome.status in SATISFIED_JOB_STATES:
-            return True
-        return job.allow_failure and outcome.status in ("failed", "timed_out")
+        return need_satisfied(outcome.status, allow_failure=job.allow_failure)
 
     def _settle_leftovers(self) -> None:
         for job in self._plan.jobs:
@@ -212,10 +207,7 @@ class Scheduler:
             if self.canceled:
                 outcome = JobOutcome(status="canceled", reason="the run was canceled")
             else:
-                outcome = JobOutcome(
-                    status="skipped",
-                    reason=f"not started: {self._stop_reason} (--keep-going runs independent jobs)",
-                )
+                outcome = JobOutcome(status="skipped", reason=not_started(self._stop_reason))
             self._state[job.name] = outcome.status
             self._outcomes[job.name] = outcome
             self._record_final(job, outcome)
@@ -274,6 +266,29 @@ class Scheduler:
             tests=outcome.tests,
             outputs=outcome.outputs,
         )
+
+
+def need_satisfied(status: JobState, *, allow_failure: bool) -> bool:
+    """Whether a need that ended in `status` lets the jobs that need it start."""
+    if status in SATISFIED_JOB_STATES:
+        return True
+    return allow_failure and status in ("failed", "timed_out")
+
+
+def skip_reason(need: str, status: JobState) -> str:
+    """Why a job is skipped when its need `need` ended in `status` without satisfying it."""
+    word = "was skipped" if status == "skipped" else status
+    return f"need '{need}' {word}".replace("_", " ")
+
+
+def stop_reason(name: str, status: JobState) -> str:
+    """What stops a Run without --keep-going: a job that ended in `status`."""
+    return f"'{name}' {status.replace('_', ' ')}"
+
+
+def not_started(reason: str | None) -> str:
+    """Why a job was never started once the Run stopped for `reason`."""
+    return f"not started: {reason} (--keep-going runs independent jobs)"
 
 
 def run_status(plan: Plan, outcomes: Mapping[str, JobOutcome], *, canceled: bool) -> RunStatus:

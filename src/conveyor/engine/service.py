@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +35,10 @@ from conveyor.store.db import Database, SqliteDatabase, open_database
 
 if TYPE_CHECKING:
     from conveyor.engine.preview import PlannedJob
+
+
+# Values of secrets a Pipeline declares, by name, for the names it is given; absent when unknown.
+SecretSource = Callable[[Sequence[str]], Mapping[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +132,14 @@ class RunService:
         clock: Clock | None = None,
         environ: Mapping[str, str] | None = None,
         db: Database | None = None,
+        secrets: SecretSource | None = None,
     ) -> None:
         self.workspace = workspace
         self.executor = executor
         self.clock = clock or SystemClock()
         self.environ = dict(os.environ if environ is None else environ)
         self._db = db
+        self._secrets = secrets
         self.host = os.uname().nodename
         self.cas = ContentStore(workspace.cas_dir)
         self.cache = JobCache(workspace.cache_dir, self.cas)
@@ -149,6 +155,12 @@ class RunService:
             self._db.close()
 
     # --- running ---------------------------------------------------------
+
+    def resolve_secrets(self, pipeline: Pipeline) -> None:
+        """Declared secrets the caller's environment lacks are taken from the secret store."""
+        missing = [name for name in pipeline.secrets if self.environ.get(name) is None]
+        if missing and self._secrets is not None:
+            self.environ = {**self.environ, **self._secrets(missing)}
 
     def sources(self, pipeline: Pipeline, branch: str | None = None) -> Sources:
         excluded = tuple(
@@ -199,6 +211,7 @@ class RunService:
     ) -> RunResult:
         """Execute a Run to its end; returns it as stored."""
         reporter = GuardedReporter(reporter)
+        self.resolve_secrets(pipeline)
         sources = self.sources(pipeline, request.branch)
         plan = self.plan(pipeline, request, sources)
         for warning in sources.warnings:
@@ -400,6 +413,7 @@ def dry_run(service: RunService, pipeline: Pipeline, request: RunRequest) -> lis
     """What `service.run` would do with `request`, predicted from the cache."""
     from conveyor.engine.preview import preview
 
+    service.resolve_secrets(pipeline)
     sources = service.sources(pipeline, request.branch)
     plan = service.plan(pipeline, request, sources)
     return preview(

@@ -128,6 +128,7 @@ def gate_json(gate: GateResult) -> Json:
         "retry_at": gate.retry_at,
         "final": gate.final,
         "notes": list(gate.notes),
+        "waivers": list(gate.waivers),
     }
 
 
@@ -151,6 +152,8 @@ def _gate(doc: Mapping[str, object]) -> GateResult:
         retry_at=None if retry_at is None else float(cast(float, retry_at)),
         final=bool(doc["final"]),
         notes=tuple(cast(list[str], doc["notes"])),
+        # Reports recorded before waivers existed have no `waivers`.
+        waivers=tuple(int(w) for w in cast(list[int], doc.get("waivers", []))),
     )
 
 

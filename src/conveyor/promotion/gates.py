@@ -17,6 +17,7 @@ from conveyor.core.errors import ConveyorError
 from conveyor.policy import decision_input as policy_input
 from conveyor.policy.evaluate import evaluate
 from conveyor.policy.model import Decision
+from conveyor.policy.waiver import Waiver, covering
 from conveyor.promotion.duties import discounted
 from conveyor.promotion.model import Approval, GateReport, GateResult, PromotionFacts
 from conveyor.spec.delivery import Freeze, Requirements
@@ -207,25 +208,58 @@ def policies_gate(facts: PromotionFacts, requirements: Requirements, now: float)
         decision = evaluate(facts.rules, decision_input, names)
     except ConveyorError as exc:  # a rule the environment names is not defined: fail closed
         return GateResult("policies", "blocked", "; ".join(str(exc).splitlines()), final=True)
-    return _policy_result(decision, names)
+    return _policy_result(decision, names, _waived(decision, facts, now), facts.environment)
 
 
-def _policy_result(decision: Decision, names: tuple[str, ...]) -> GateResult:
+def _waived(decision: Decision, facts: PromotionFacts, now: float) -> dict[str, Waiver]:
+    """The active Waiver excusing each rule that denied (a rule that failed is never waived)."""
+    found: dict[str, Waiver] = {}
+    for result in decision.results:
+        if result.outcome == "deny" and result.error is None:
+            waiver = covering(facts.waivers, result.rule, facts.environment, now)
+            if waiver is not None:
+                found[result.rule] = waiver
+    return found
+
+
+def _policy_result(
+    decision: Decision, names: tuple[str, ...], waived: dict[str, Waiver], environment: str
+) -> GateResult:
     rules = ", ".join(f"'{name}'" for name in names)
-    if decision.outcome == "deny":
-        denied = [r for r in decision.results if r.outcome == "deny"]
+    denied = [r for r in decision.results if r.outcome == "deny" and r.rule not in waived]
+    if denied:
         reason = "; ".join(
             r.message or "" if r.error else f"denied by '{r.rule}': {r.message}" for r in denied
         )
-        return GateResult("policies", "blocked", reason, final=True)
-    if decision.outcome == "warn":
-        warnings = tuple(
-            f"'{r.rule}' warns: {r.message}" for r in decision.results if r.outcome == "warn"
+        hint = tuple(
+            f"an exception to '{r.rule}' needs an approved waiver: `conveyor waiver create "
+            f"--rule {r.rule} --env {environment} --expires 48h --reason ...`"
+            for r in denied
+            if r.error is None
         )
+        return GateResult("policies", "blocked", reason, final=True, notes=hint)
+    warnings = tuple(
+        f"'{r.rule}' warns: {r.message}" for r in decision.results if r.outcome == "warn"
+    )
+    if waived:
+        uses = "; ".join(_waiver_use(rule, waiver) for rule, waiver in waived.items())
+        return GateResult(
+            "policies",
+            "passed",
+            f"allowed by {rules}, with {uses}",
+            retry_at=min(waiver.expires_at for waiver in waived.values()),
+            notes=warnings,
+            waivers=tuple(dict.fromkeys(int(waiver.id) for waiver in waived.values())),
+        )
+    if warnings:
         return GateResult(
             "policies", "passed", f"allowed by {rules}, with warnings", notes=warnings
         )
     return GateResult("policies", "passed", f"allowed by {rules}")
+
+
+def _waiver_use(rule: str, waiver: Waiver) -> str:
+    return f"'{rule}' waived by waiver {waiver.id} until {_at(waiver.expires_at)} ({waiver.reason})"
 
 
 def signed_gate(facts: PromotionFacts, requirements: Requirements) -> GateResult:

@@ -19,6 +19,7 @@ from typing import Literal, NewType, get_args
 
 from conveyor.policy.decision_input import DecisionInput
 from conveyor.policy.model import Rule
+from conveyor.policy.waiver import Waiver
 from conveyor.release.model import ReleaseId
 from conveyor.spec.delivery import Requirements
 
@@ -47,7 +48,9 @@ class GateResult:
     a soak ends). `blocked` needs something else to change: a person (an
     approval), another step (a deployment into the previous environment), or
     time when `retry_at` is set (a freeze ends). A `final` block cannot clear
-    while the promotion waits: a new promotion is needed.
+    while the promotion waits: a new promotion is needed. A gate that passed
+    may still set `retry_at` when it will change by itself (a waiver it relied
+    on expires); `waivers` are the ids of the Waivers its outcome relied on.
     """
 
     gate: GateName
@@ -56,6 +59,7 @@ class GateResult:
     retry_at: float | None = None
     final: bool = False
     notes: tuple[str, ...] = ()
+    waivers: tuple[int, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -85,8 +89,9 @@ class GateReport:
 
     @property
     def retry_at(self) -> float | None:
-        """The next moment a gate may change by itself (a window opens, a soak or freeze ends)."""
-        times = [g.retry_at for g in self.gates if not g.passed and g.retry_at is not None]
+        """The next moment a gate may change by itself (a window opens, a soak, a freeze or
+        a waiver a passed gate relied on ends)."""
+        times = [g.retry_at for g in self.gates if g.retry_at is not None]
         return min(times, default=None)
 
     @property
@@ -210,6 +215,8 @@ class PromotionFacts:
     the Release's commits. `previous` is what runs in the environment the
     requirements name as `after`. `artifact_problems` is what the artifact
     check found (empty when the content matches the Release's digests).
+    `waivers` are the environment's approved, unrevoked Waivers; the policies
+    Gate decides which are active at its time.
     """
 
     environment: str
@@ -223,3 +230,4 @@ class PromotionFacts:
     rules: tuple[Rule, ...] = ()
     policy_input: DecisionInput = field(default_factory=DecisionInput)
     artifact_problems: tuple[str, ...] = ()
+    waivers: tuple[Waiver, ...] = ()

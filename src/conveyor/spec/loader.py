@@ -19,9 +19,16 @@ from conveyor.spec import graph
 from conveyor.spec.conditions import check_condition
 from conveyor.spec.delivery_check import DeliveryCheck
 from conveyor.spec.matrix import Expansion, expand, matrix_issues, parse_expansion_name
-from conveyor.spec.model import Checked, JobModel, Violation, check, file_json_schema
+from conveyor.spec.model import (
+    Checked,
+    ConcurrencyModel,
+    JobModel,
+    Violation,
+    check,
+    file_json_schema,
+)
 from conveyor.spec.paths import rooted_glob
-from conveyor.spec.pipeline import Job, Pipeline, RetryPolicy
+from conveyor.spec.pipeline import Concurrency, Job, Pipeline, RetryPolicy
 from conveyor.spec.source import Document, NodePath, read_yaml
 from conveyor.spec.suggest import did_you_mean, one_of
 
@@ -54,6 +61,10 @@ def parse_pipeline(text: str | bytes, path: str = DEFAULT_FILE) -> Pipeline:
 def json_schema() -> dict[str, object]:
     """JSON Schema of `conveyor.yaml` for editors and YAML language servers."""
     return file_json_schema()
+
+
+def _concurrency(model: ConcurrencyModel | None) -> Concurrency | None:
+    return None if model is None else Concurrency(model.group, model.cancel_in_progress)
 
 
 def _mapping(value: object) -> dict[str, object]:
@@ -100,6 +111,7 @@ class _Assembly:
             env=env,
             secrets=tuple(file.secrets),
             delivery=delivery,
+            concurrency=_concurrency(file.concurrency),
         )
 
     def _jobs(self, env: Mapping[str, str], needs: Mapping[str, list[str]]) -> Iterator[Job]:
@@ -128,6 +140,8 @@ class _Assembly:
                         self.positions.value(("jobs", name, "if")) if has_condition else None
                     ),
                     matrix=dict(expansion.values),
+                    runs_on=tuple(job.runs_on),
+                    concurrency=_concurrency(job.concurrency),
                 )
 
     def _expand(self, name: str, job: JobModel) -> list[Expansion]:

@@ -11,6 +11,8 @@ from conveyor.spec.suggest import KEY_SYNONYMS, did_you_mean, one_of
 _VALUE = "text, a number or true/false"
 _GLOBS = "a glob or a list of globs"
 _ENV = "a mapping of variable names to values"
+_CONCURRENCY = "a group name or a mapping like {group: deploy, cancel_in_progress: true}"
+_GROUP = "a group name like 'deploy-prod'"
 
 # What each place in the file holds; `*` is any name, `#` any list index.
 _EXPECTED = {
@@ -48,6 +50,14 @@ _EXPECTED = {
     "jobs.*.matrix.exclude.#": "a mapping of axis names to values",
     "jobs.*.matrix.exclude.#.*": _VALUE,
     "jobs.*.if": "a CEL condition as text, like branch == 'main'",
+    "jobs.*.runs_on": "a label or a list of labels, like [linux, docker]",
+    "jobs.*.runs_on.#": "a label like 'linux'",
+    "jobs.*.concurrency": _CONCURRENCY,
+    "jobs.*.concurrency.group": _GROUP,
+    "jobs.*.concurrency.cancel_in_progress": "true or false",
+    "concurrency": _CONCURRENCY,
+    "concurrency.group": _GROUP,
+    "concurrency.cancel_in_progress": "true or false",
     "delivery": "a mapping with 'service', 'artifacts', 'run' and 'environments'",
     "delivery.service": "a name of lowercase letters, digits and '-'",
     "delivery.artifacts": _GLOBS,
@@ -92,6 +102,8 @@ _MISSING_HINTS = {
     "jobs": "add 'jobs:' with at least one job, like jobs: {build: {run: make}}",
     "jobs.*.run": "add 'run:' with the commands to run",
     "jobs.*.retry.max": "write retry: {max: 2}, or just retry: 2",
+    "jobs.*.concurrency.group": "write concurrency: {group: deploy}, or just concurrency: deploy",
+    "concurrency.group": "write concurrency: {group: deploy}, or just concurrency: deploy",
     "delivery.service": "add 'service:' with the service's name, like payments-api",
     "delivery.artifacts": "add 'artifacts:' with globs over the run's outputs, like dist/*.whl",
     "delivery.run": "add 'run:' with the command that starts an instance on $PORT",
@@ -113,6 +125,10 @@ _TEXTUAL = {
     "jobs.*.reports.junit",
     "jobs.*.reports.junit.#",
     "jobs.*.if",
+    "jobs.*.runs_on",
+    "jobs.*.runs_on.#",
+    "jobs.*.concurrency.group",
+    "concurrency.group",
     "delivery.service",
     "delivery.run",
     "delivery.artifacts.#",

@@ -100,6 +100,32 @@ class RetryModel(_Strict):
     )
 
 
+class ConcurrencyModel(_Strict):
+    """At most one holder of the group runs at a time, across all runs (remote runs)."""
+
+    model_config = ConfigDict(title="Concurrency")
+
+    group: Annotated[str, AfterValidator(rules.check_group)] = Field(
+        description="The group's name, like 'deploy-prod' (letters, digits, '_', '.', ':', "
+        "'/', '-')."
+    )
+    cancel_in_progress: bool = Field(
+        default=False,
+        description="When true, a newer run cancels the older run's holder instead of "
+        "waiting for it.",
+    )
+
+
+Concurrency = Annotated[
+    ConcurrencyModel | None,
+    BeforeValidator(rules.expand_group_shorthand, json_schema_input_type=str | ConcurrencyModel),
+]
+ConcurrencyField = Field(
+    default=None,
+    description="Serialize across runs: a group name, or {group, cancel_in_progress}.",
+)
+
+
 class ReportsModel(_Strict):
     """Test reports the job writes, shown with the run."""
 
@@ -185,8 +211,27 @@ class JobModel(_Strict):
         description="Run only when this CEL expression is true; it can use branch, commit, "
         "event, env.NAME and changed('glob'), like: branch == 'main' && changed('src/**').",
     )
+    runs_on: Annotated[
+        list[Annotated[str, AfterValidator(rules.check_label)]],
+        BeforeValidator(rules.listify, json_schema_input_type=str | list[str]),
+        AfterValidator(rules.check_labels_once),
+    ] = Field(
+        default_factory=list,
+        description="Labels a runner must have to take this job, like [linux, docker]; "
+        "ignored by local runs.",
+    )
+    concurrency: Concurrency = ConcurrencyField
 
-    @field_validator("inputs", "reports", "timeout", "retry", "matrix", "condition", mode="before")
+    @field_validator(
+        "inputs",
+        "reports",
+        "timeout",
+        "retry",
+        "matrix",
+        "condition",
+        "concurrency",
+        mode="before",
+    )
     @classmethod
     def _not_null(cls, value: object) -> object:
         # An empty value is a mistake, not a way to write the default.
@@ -221,8 +266,9 @@ class FileModel(_Strict):
         description="How Releases of this service are made from a run, run, and promoted "
         "through environments.",
     )
+    concurrency: Concurrency = ConcurrencyField
 
-    @field_validator("delivery", mode="before")
+    @field_validator("delivery", "concurrency", mode="before")
     @classmethod
     def _delivery_not_null(cls, value: object) -> object:
         if value is None:
@@ -373,6 +419,8 @@ def _keys_at(path: NodePath) -> list[str]:
         "jobs.*": JobModel,
         "jobs.*.retry": RetryModel,
         "jobs.*.reports": ReportsModel,
+        "jobs.*.concurrency": ConcurrencyModel,
+        "concurrency": ConcurrencyModel,
         "delivery": DeliveryModel,
         "delivery.health": HealthModel,
         "delivery.environments.#": EnvironmentModel,

@@ -28,6 +28,18 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class Concurrency:
+    """At most one holder of `group` runs at a time, across all runs.
+
+    With `cancel_in_progress`, a newer run's holder cancels the older one's
+    instead of waiting for it.
+    """
+
+    group: str
+    cancel_in_progress: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """One node of the DAG, after matrix expansion.
 
@@ -54,6 +66,8 @@ class Job:
     condition: str | None = None
     condition_location: Location | None = None
     matrix: Mapping[str, str] = field(default_factory=dict)
+    runs_on: tuple[str, ...] = ()
+    concurrency: Concurrency | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +81,7 @@ class Pipeline:
     secrets: tuple[str, ...] = ()
     version: int = SPEC_VERSION
     delivery: Delivery | None = None
+    concurrency: Concurrency | None = None
 
     def job(self, name: str) -> Job:
         for job in self.jobs:

@@ -17,7 +17,11 @@ from conveyor.spec.source import NodePath
 
 JOB_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+LABEL = re.compile(r"[a-z0-9][a-z0-9._-]*")
+GROUP = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]*")
 MAX_JOB_NAME = 100
+MAX_LABEL = 63
+MAX_GROUP = 200
 MAX_RETRIES = 10
 
 
@@ -163,6 +167,53 @@ def expand_retry_shorthand(value: object) -> object:
     """`retry: 2` stands for `retry: {max: 2}`."""
     if isinstance(value, int) and not isinstance(value, bool):
         return {"max": value}
+    return value
+
+
+def check_label(value: str) -> str:
+    """A runner label: lowercase letters, digits, '.', '_' and '-'; not starting with a sign."""
+    if len(value) > MAX_LABEL:
+        raise RuleError(f"label '{value[:20]}...' is longer than {MAX_LABEL} characters")
+    if not LABEL.fullmatch(value):
+        fixed = re.sub(r"[^a-z0-9._-]+", "-", value.lower()).strip("-._") or "linux"
+        raise RuleError(
+            f"label '{value}' may only use lowercase letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit",
+            f"try '{fixed}'",
+        )
+    return value
+
+
+def check_labels_once(labels: list[str]) -> list[str]:
+    """Each label once; a repeat is a slip."""
+    seen: set[str] = set()
+    twice: list[RuleError] = []
+    for index, label in enumerate(labels):
+        if label in seen:
+            twice.append(RuleError(f"label '{label}' is listed twice", at=(index,)))
+        seen.add(label)
+    if twice:
+        raise ManyRulesError(twice)
+    return labels
+
+
+def check_group(value: str) -> str:
+    """A concurrency group name."""
+    if len(value) > MAX_GROUP:
+        raise RuleError(f"group '{value[:20]}...' is longer than {MAX_GROUP} characters")
+    if not GROUP.fullmatch(value):
+        fixed = re.sub(r"[^A-Za-z0-9_.:/-]+", "-", value).strip("-") or "deploy"
+        raise RuleError(
+            f"group '{value}' may only use letters, digits, '_', '.', ':', '/' and '-'",
+            f"try '{fixed}'",
+        )
+    return value
+
+
+def expand_group_shorthand(value: object) -> object:
+    """`concurrency: deploy` stands for `concurrency: {group: deploy}`."""
+    if isinstance(value, str):
+        return {"group": value}
     return value
 
 

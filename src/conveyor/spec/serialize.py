@@ -9,6 +9,7 @@ any damage, makes the caller parse the file again).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import cast
 
@@ -21,10 +22,12 @@ from conveyor.spec.delivery import (
     Health,
     Requirements,
 )
-from conveyor.spec.pipeline import Job, Pipeline, RetryPolicy
+from conveyor.spec.pipeline import Concurrency, Job, Pipeline, RetryPolicy
 from conveyor.spec.windows import parse_window
 
-FORMAT = 2
+FORMAT = 3
+# Where the values of a delivery config read back from a Release come from.
+RECORDED = Location("recorded release config", 1, 1)
 
 
 def _location(loc: Location | None) -> list[object] | None:
@@ -48,7 +51,32 @@ def to_dict(pipeline: Pipeline) -> dict[str, object]:
         "secrets": list(pipeline.secrets),
         "jobs": [_job_to_dict(job) for job in pipeline.jobs],
         "delivery": None if pipeline.delivery is None else _delivery_to_dict(pipeline.delivery),
+        "concurrency": _concurrency_to_list(pipeline.concurrency),
     }
+
+
+def _concurrency_to_list(value: Concurrency | None) -> list[object] | None:
+    return None if value is None else [value.group, value.cancel_in_progress]
+
+
+def _concurrency_from_list(value: object) -> Concurrency | None:
+    if value is None:
+        return None
+    group, cancel = cast(list[object], value)
+    return Concurrency(str(group), bool(cancel))
+
+
+def job_to_dict(job: Job) -> dict[str, object]:
+    """One Job as JSON values (what a remote runner is handed)."""
+    return _job_to_dict(job)
+
+
+def job_from_dict(doc: object) -> Job:
+    """The Job `job_to_dict` wrote; ValueError when `doc` is not one."""
+    try:
+        return _job_from_dict(cast(dict[str, object], doc))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"not a stored job: {exc}") from exc
 
 
 def _job_to_dict(job: Job) -> dict[str, object]:
@@ -70,6 +98,8 @@ def _job_to_dict(job: Job) -> dict[str, object]:
         "condition": job.condition,
         "condition_location": _location(job.condition_location),
         "matrix": dict(job.matrix),
+        "runs_on": list(job.runs_on),
+        "concurrency": _concurrency_to_list(job.concurrency),
     }
 
 
@@ -89,6 +119,7 @@ def from_dict(doc: object) -> Pipeline:
             secrets=tuple(cast(list[str], doc["secrets"])),
             version=int(cast(int, doc["version"])),
             delivery=_delivery_from_dict(doc.get("delivery")),
+            concurrency=_concurrency_from_list(doc["concurrency"]),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"not a stored pipeline: {exc}") from exc
@@ -118,6 +149,8 @@ def _job_from_dict(doc: dict[str, object]) -> Job:
         condition=None if doc["condition"] is None else str(doc["condition"]),
         condition_location=_from_location(doc["condition_location"]),
         matrix=cast(dict[str, str], doc["matrix"]),
+        runs_on=tuple(cast(list[str], doc["runs_on"])),
+        concurrency=_concurrency_from_list(doc["concurrency"]),
     )
 
 
@@ -142,6 +175,26 @@ def delivery_config(delivery: Delivery) -> dict[str, object]:
         for env in delivery.environments
     ]
     return doc
+
+
+def delivery_from_config(doc: Mapping[str, object]) -> Delivery:
+    """Read back what `delivery_config` wrote (a Release's record); ValueError when damaged.
+
+    The source positions are gone from a recorded config; every value points
+    at `RECORDED` instead.
+    """
+    where = _location(RECORDED)
+    try:
+        environments = [
+            {**cast(dict[str, object], env), "location": where}
+            for env in cast(list[object], doc["environments"])
+        ]
+        delivery = _delivery_from_dict({**doc, "location": where, "environments": environments})
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise ValueError(f"not a recorded delivery config: {err!r}") from err
+    if delivery is None:
+        raise ValueError("not a recorded delivery config: it is empty")
+    return delivery
 
 
 def _environment_to_dict(env: Environment) -> dict[str, object]:

@@ -46,6 +46,12 @@ KEY_SYNONYMS: Mapping[str, str] = {
     "parallel": "matrix",
     "strategy": "matrix",
     "stages": "jobs",
+    "runs-on": "runs_on",
+    "runson": "runs_on",
+    "tags": "runs_on",
+    "labels": "runs_on",
+    "resource_group": "concurrency",
+    "cancel-in-progress": "cancel_in_progress",
 }
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 
 from conveyor.audit.chain import GENESIS, Event, NewEvent, StoredEvent, encode_data, link
 from conveyor.store.db import Database, Row, Transaction
+from conveyor.store.scoping import project_events_clause
 
 _COLUMNS = "seq, ts, kind, subject, actor, data, prev_hash, hash"
 
@@ -137,3 +138,28 @@ def chain_hashes(db: Database, *, count: int, batch: int = 20000) -> list[tuple[
         out.extend((int(seq), str(digest)) for seq, digest in rows)
         after = out[-1][0]
     return out
+
+
+def page(
+    db: Database, *, prefix: str | None, after: int, limit: int, project: str | None = None
+) -> list[Event]:
+    """Up to `limit` Events after seq `after`, at or below `prefix` when given, in order.
+
+    With `project`, only that project's Events (`store/scoping.py` says which they are).
+    """
+    clauses = ["seq > :after"]
+    params: dict[str, object] = {"after": after, "n": limit}
+    if project is not None:
+        scoped, scope_params = project_events_clause(project)
+        clauses.append(scoped)
+        params.update(scope_params)
+    if prefix:
+        below = prefix + "/"
+        clauses.append("(subject = :s OR substr(subject, 1, :k) = :p)")
+        params.update({"s": prefix, "k": len(below), "p": below})
+    with db.read() as tx:
+        rows = tx.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT :n",
+            params,
+        )
+    return [_stored(row).decode() for row in rows]

@@ -208,26 +208,54 @@ def record_deployed(
     `deployed`. One transaction with `events`.
     """
     with db.write() as tx:
-        tx.execute(
-            "INSERT INTO environment_states (project, service, environment, release_id, version, "
-            "deployed_at, healthy_since) VALUES (:p, :s, :e, :r, :v, :at, :healthy) "
-            "ON CONFLICT (project, service, environment) DO UPDATE SET release_id = :r, "
-            "version = :v, deployed_at = :at, healthy_since = :healthy",
-            {
-                "p": project,
-                "s": service,
-                "e": environment,
-                "r": release_id,
-                "v": version,
-                "at": deployed_at,
-                "healthy": healthy_since,
-            },
+        return mark_deployed(
+            tx,
+            project=project,
+            service=service,
+            environment=environment,
+            release_id=release_id,
+            version=version,
+            deployed_at=deployed_at,
+            healthy_since=healthy_since,
+            events=events,
+            promotion_id=promotion_id,
         )
-        if promotion_id is not None and not set_state(
-            tx, promotion_id=promotion_id, state="deployed", now=deployed_at
-        ):
-            raise NotFound(f"there is no promotion {promotion_id}")
-        event_log.append(tx, events)
+
+
+def mark_deployed(
+    tx: Transaction,
+    *,
+    project: str,
+    service: str,
+    environment: str,
+    release_id: ReleaseId,
+    version: str,
+    deployed_at: float,
+    healthy_since: float | None,
+    events: Sequence[NewEvent],
+    promotion_id: int | None = None,
+) -> EnvironmentState:
+    """`record_deployed` as a step of the caller's write transaction (a Deployment's last save)."""
+    tx.execute(
+        "INSERT INTO environment_states (project, service, environment, release_id, version, "
+        "deployed_at, healthy_since) VALUES (:p, :s, :e, :r, :v, :at, :healthy) "
+        "ON CONFLICT (project, service, environment) DO UPDATE SET release_id = :r, "
+        "version = :v, deployed_at = :at, healthy_since = :healthy",
+        {
+            "p": project,
+            "s": service,
+            "e": environment,
+            "r": release_id,
+            "v": version,
+            "at": deployed_at,
+            "healthy": healthy_since,
+        },
+    )
+    if promotion_id is not None and not set_state(
+        tx, promotion_id=promotion_id, state="deployed", now=deployed_at
+    ):
+        raise NotFound(f"there is no promotion {promotion_id}")
+    event_log.append(tx, events)
     return EnvironmentState(environment, release_id, version, deployed_at, healthy_since)
 
 

@@ -213,3 +213,166 @@ environment_states = Table(
     Column("healthy_since", Float),
     UniqueConstraint("project", "service", "environment", name="uq_environment_states_env"),
 )
+
+# One Promotion carried out on a Target. `status` is the JSON of the rollout's status, all
+# the controller remembers between passes; `phase` is computed from it and kept beside it
+# for queries. `due_at` is when the next pass is due, NULL once the Deployment settled and
+# its outcome was recorded: the Deployments with a `due_at` form each environment's queue,
+# oldest first, and only the oldest is worked on. `claimed_by` and `lease_until` say which
+# controller works on it until when; `revision` counts writes, so a controller whose lease
+# was taken over never overwrites the new owner's status.
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project", String(200), nullable=False),
+    Column("service", String(63), nullable=False),
+    Column("environment", String(63), nullable=False),
+    Column("promotion_id", Integer, ForeignKey("promotions.id"), nullable=False),
+    Column("release_id", Integer, ForeignKey("releases.id"), nullable=False),
+    Column("version", String(255), nullable=False),
+    Column("status", Text, nullable=False),
+    Column("phase", String(20), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("due_at", Float),
+    Column("claimed_by", String(255)),
+    Column("lease_until", Float),
+    UniqueConstraint("promotion_id", name="uq_deployments_promotion"),
+    Index("ix_deployments_queue", "project", "service", "environment", "id"),
+    Index("ix_deployments_due", "project", "due_at"),
+)
+
+# A time-boxed exception to one Policy rule in one Environment. It is requested by one
+# person and becomes active only when a second person approves it; `expires_at` is fixed
+# when it is requested. Every use is an Event (`waiver.used`), not a row here.
+waivers = Table(
+    "waivers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project", String(200), nullable=False),
+    Column("rule", String(200), nullable=False),
+    Column("environment", String(63), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("requested_by", String(255), nullable=False),
+    Column("requested_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("decided_by", String(255)),
+    Column("decided_at", Float),
+    Column("decision", String(10)),
+    Column("comment", Text),
+    Column("revoked_by", String(255)),
+    Column("revoked_at", Float),
+    Index("ix_waivers_rule", "project", "environment", "rule"),
+)
+
+# API tokens. Only the SHA-256 of a token is kept; `prefix` is its first characters, so a
+# person can tell their tokens apart. `kind` is `user` or `runner`; a runner token cannot
+# call user endpoints. `project` limits a token to one project when set.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("role", String(40), nullable=False),
+    Column("project", String(200)),
+    Column("token_hash", String(64), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Column("revoked_at", Float),
+    Column("last_used_at", Float),
+    UniqueConstraint("token_hash", name="uq_api_tokens_hash"),
+)
+
+# Secrets, encrypted at rest; the plaintext is never stored. `project` is '' for a secret
+# every project may use. `key_id` names the key that encrypted it, so keys can rotate.
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project", String(200), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("ciphertext", Text, nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(255), nullable=False),
+    UniqueConstraint("project", "name", name="uq_secrets_project_name"),
+)
+
+# Projects a server knows: a repository and the path of its conveyor.yaml. Webhooks find
+# their project by repository; `webhook_secret` is encrypted like a secret.
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("repository", Text, nullable=False),
+    Column("spec_path", String(255), nullable=False),
+    Column("default_branch", String(255), nullable=False),
+    Column("webhook_secret", Text),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("name", name="uq_projects_name"),
+)
+
+# The work queue of remote runs (revision 0010). A remote JobRun carries what a runner needs:
+# `payload` (the job and where its source is, as JSON), `runs_on` (the JSON list of labels a
+# runner must have), `concurrency_group` (at most one running holder at a time, across runs)
+# and `run_group` (the pipeline's group: a run waits while an older run of the group is
+# unfinished). `queued_at` is when it became claimable (`status = 'queued'`); claims take the
+# oldest first. `cancel_requested` is the intent a running holder learns at its next heartbeat.
+for _column in (
+    Column("runs_on", Text),
+    Column("concurrency_group", String(200)),
+    Column("run_group", String(200)),
+    Column("retry_max", Integer),
+    Column("retry_backoff_s", Float),
+    Column("queued_at", Float),
+    Column("payload", Text),
+    Column("cancel_requested", Boolean),
+):
+    job_runs.append_column(_column)
+Index("ix_job_runs_queue", job_runs.c.status, job_runs.c.queued_at)
+
+# Runners: `labels` is a JSON list; `last_seen_at` moves with every claim and heartbeat.
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    Column("labels", Text, nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    Column("token_id", Integer, ForeignKey("api_tokens.id")),
+    Column("registered_at", Float, nullable=False),
+    Column("last_seen_at", Float, nullable=False),
+    UniqueConstraint("name", name="uq_agents_name"),
+)
+
+# One claim of a JobRun by a runner. `lease_until` is when it is given up unless a heartbeat
+# extends it; `queued_s` is how long the JobRun waited, claimable, before this claim. Its
+# status is `running` while held, then the job's outcome, or `runner_lost`, `handed_back`,
+# `canceled`.
+job_attempts = Table(
+    "job_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_run_id", Integer, ForeignKey("job_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("run_id", Integer, nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("agent_id", Integer, ForeignKey("agents.id")),
+    Column("status", String(20), nullable=False),
+    Column("claimed_at", Float, nullable=False),
+    Column("queued_s", Float, nullable=False),
+    Column("lease_until", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("reason", Text),
+    Index("ix_job_attempts_lease", "status", "lease_until"),
+    Index("ix_job_attempts_job_run", "job_run_id"),
+    Index("ix_job_attempts_agent", "agent_id", "status"),
+)

@@ -29,6 +29,13 @@ TABLES = {
     "promotions",
     "approvals",
     "environment_states",
+    "deployments",
+    "waivers",
+    "api_tokens",
+    "secrets",
+    "projects",
+    "agents",
+    "job_attempts",
 }
 
 

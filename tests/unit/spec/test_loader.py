@@ -137,7 +137,7 @@ def test_the_json_schema_describes_the_format() -> None:
     assert job["additionalProperties"] is False
     assert set(job["properties"]) == {
         "run", "needs", "env", "workdir", "inputs", "outputs", "reports",
-        "timeout", "retry", "allow_failure", "cache", "matrix", "if",
+        "timeout", "retry", "allow_failure", "cache", "matrix", "if", "runs_on", "concurrency",
     }  # fmt: skip
     for name, field in job["properties"].items():
         assert "description" in field or "$ref" in field, name

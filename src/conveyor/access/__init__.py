@@ -1,0 +1,1 @@
+"""Who may do what: roles, permissions and API tokens as values (pure)."""

@@ -1,0 +1,94 @@
+"""What the agent endpoints carry: a Claim and an AttemptResult as JSON values, both ways.
+
+The server writes a Claim and reads an AttemptResult; an agent does the
+opposite. Both sides use these functions, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import cast
+
+from conveyor.core.records import JobState, OutputRecord, RunId
+from conveyor.engine.dispatch_rules import AttemptResult, Claim, Source
+from conveyor.spec.serialize import job_from_dict, job_to_dict
+
+# The statuses an agent may report for an attempt it ran.
+REPORTABLE: tuple[JobState, ...] = ("success", "failed", "timed_out", "canceled")
+
+
+def claim_to_json(claim: Claim) -> dict[str, object]:
+    return {
+        "attempt_id": claim.attempt_id,
+        "number": claim.number,
+        "run_id": claim.run_id,
+        "job_run_id": claim.job_run_id,
+        "job": job_to_dict(claim.job),
+        "source": {"path": claim.source.path, "bundle": claim.source.bundle},
+        "env": dict(claim.env),
+        "upstream": [_output_json(o) for o in claim.upstream],
+        "lease_until": claim.lease_until,
+        "queued_s": claim.queued_s,
+    }
+
+
+def claim_from_json(doc: Mapping[str, object]) -> Claim:
+    """The Claim `claim_to_json` wrote; ValueError when `doc` is not one."""
+    try:
+        source = cast(dict[str, str | None], doc["source"])
+        env = cast(dict[str, str], doc["env"])
+        return Claim(
+            attempt_id=_int(doc["attempt_id"]),
+            number=_int(doc["number"]),
+            run_id=RunId(_int(doc["run_id"])),
+            job_run_id=_int(doc["job_run_id"]),
+            job=job_from_dict(doc["job"]),
+            source=Source(path=source.get("path"), bundle=source.get("bundle")),
+            env={str(k): str(v) for k, v in env.items()},
+            upstream=tuple(_output(o) for o in cast(list[object], doc["upstream"])),
+            lease_until=float(cast(float, doc["lease_until"])),
+            queued_s=float(cast(float, doc["queued_s"])),
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"the server sent a claim this agent cannot read: {exc}") from None
+
+
+def result_to_json(result: AttemptResult) -> dict[str, object]:
+    tests = result.tests
+    return {
+        "status": result.status,
+        "exit_code": result.exit_code,
+        "duration_s": result.duration_s,
+        "reason": result.reason,
+        "log_digest": result.log_digest,
+        "tests": None
+        if tests is None
+        else {
+            "passed": tests.passed,
+            "failed": tests.failed,
+            "skipped": tests.skipped,
+            "failures": list(tests.failures),
+        },
+        "outputs": [_output_json(o) for o in result.outputs],
+    }
+
+
+def digests_of(result: AttemptResult) -> list[str]:
+    """Every blob a result names: its log and its outputs."""
+    found = [result.log_digest] if result.log_digest else []
+    return found + [o.digest for o in result.outputs]
+
+
+def _output_json(output: OutputRecord) -> dict[str, object]:
+    return {"path": output.path, "digest": output.digest, "size": output.size}
+
+
+def _output(doc: object) -> OutputRecord:
+    values = cast(dict[str, object], doc)
+    return OutputRecord(str(values["path"]), str(values["digest"]), _int(values["size"]))
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected a whole number, found {value!r}")
+    return value

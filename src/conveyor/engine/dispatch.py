@@ -1,0 +1,453 @@
+"""The dispatch service: remote runs handed to runners through the work queue.
+
+A submitted Run is planned as for `conveyor run` and stored with its JobRuns
+`pending`. A JobRun whose needs all finished well becomes `queued`; a runner
+claims the oldest queued JobRun its labels satisfy, under a lease that its
+heartbeats extend, and completes it with the outcome. Each call is one
+transaction that changes state and appends the Events recording it; what
+moves on is decided by `dispatch_rules`, with the local Scheduler's rules.
+
+A held JobRun whose lease runs out is found by `sweep_expired` (any number of
+server processes may sweep at once): the attempt is `runner_lost`, and the
+JobRun is queued again while its retry policy allows, else it ends
+`runner_lost`. A failed attempt is retried the same way, after its backoff.
+A runner that stops hands its JobRuns back: they are queued again at once.
+
+Secret values are never stored: a claim reads the secrets its Pipeline
+declares from the secret store (the project's, then the global one) and
+hands them to the runner in the Claim alone. `retry` starts a new Run of a
+finished one, carrying over what succeeded as cached and queuing the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+
+from conveyor.audit.chain import NewEvent
+from conveyor.core.clock import Clock
+from conveyor.core.errors import ConveyorError
+from conveyor.core.records import JobState, OutputRecord, RunId
+from conveyor.engine.dispatch_rules import (
+    AttemptResult,
+    Beat,
+    Claim,
+    Submission,
+    advance,
+    carried_event,
+    carried_update,
+    claim_of,
+    final_event,
+    job_event,
+    outcome_of,
+    queued_jobs,
+    retry_delay,
+    retry_events,
+    retry_plan,
+    secret_names,
+    started_event,
+    upstream_names,
+)
+from conveyor.engine.secrets import StoredSecrets
+from conveyor.store import agents, attempts, queue
+from conveyor.store import events as event_log
+from conveyor.store.agents import AgentRecord
+from conveyor.store.attempts import AttemptRecord
+from conveyor.store.db import Database, Transaction
+from conveyor.store.queue import Candidate, QueueJob, Taken
+from conveyor.store.runs import JobUpdate, apply_job_update, get_run
+
+DEFAULT_LEASE_S = 30.0
+DEFAULT_HEARTBEAT_S = 5.0
+
+# The values of the secrets `names` stored for `project` (or globally); absent when stored nowhere.
+SecretResolver = Callable[[str, Sequence[str]], Mapping[str, str]]
+
+
+def stored_secrets(db: Database, environ: Mapping[str, str]) -> SecretResolver:
+    """A SecretResolver reading the secret store, with the key from `environ`."""
+    return lambda project, names: StoredSecrets(lambda: db, project=project, environ=environ)(names)
+
+
+class DispatchService:
+    """Hands out the JobRuns of remote Runs to runners; records every change as an Event."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        lease_s: float = DEFAULT_LEASE_S,
+        actor: str = "conveyor",
+        secrets: SecretResolver | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.lease_s = lease_s
+        self.actor = actor
+        self.secrets = secrets
+
+    # --- runs --------------------------------------------------------------------
+
+    def submit(self, submission: Submission) -> RunId:
+        """Store a planned Run; its first JobRuns become claimable at once."""
+        now = self.clock.now()
+        with self.db.write() as tx:
+            options = {**submission.run.options, "keep_going": submission.keep_going}
+            run_id = queue.insert_run(tx, replace(submission.run, options=options))
+            queue.insert_jobs(tx, run_id, queued_jobs(submission))
+            events = [started_event(run_id, submission, now)]
+            jobs = {job.name: job for job in queue.run_jobs(tx, run_id)}
+            for name, reason in submission.plan.skipped.items():
+                queue.set_status(tx, jobs[name].id, "skipped", reason=reason, finished_at=now)
+                events.append(self._event(jobs[name], "skipped", now, reason=reason))
+            events += self._supersede(tx, run_id, submission, now)
+            events += self._progress(tx, run_id, now, keep_going=submission.keep_going)
+            event_log.append(tx, events)
+        return run_id
+
+    def _supersede(
+        self, tx: Transaction, run_id: RunId, submission: Submission, now: float
+    ) -> list[NewEvent]:
+        """With `cancel_in_progress`, cancel what older runs hold of the same groups."""
+        reason = f"superseded by run {run_id}"
+        groups = [(job.concurrency, False) for job in submission.plan.jobs if job.concurrency]
+        if submission.concurrency is not None:
+            groups.append((submission.concurrency, True))
+        events: list[NewEvent] = []
+        for concurrency, run_level in groups:
+            if not concurrency.cancel_in_progress:
+                continue
+            holders = queue.unfinished_holders(tx, group=concurrency.group, run_level=run_level)
+            for older in sorted({h.run_id for h in holders if h.run_id < run_id}):
+                mine = [h for h in holders if h.run_id == older]
+                events += self._cancel_jobs(tx, older, mine, reason, now)
+        return events
+
+    def cancel(self, run_id: RunId, *, actor: str, reason: str = "the run was canceled") -> bool:
+        """Cancel a Run's JobRuns; running ones stop at their runner's next heartbeat.
+
+        False when the Run had already finished.
+        """
+        now = self.clock.now()
+        with self.db.write() as tx:
+            status, _, _ = queue.lock_run(tx, run_id)
+            if status != "running":
+                return False
+            events = [NewEvent("run.cancel_requested", f"run/{run_id}", actor, now, {})]
+            events += self._cancel_jobs(tx, run_id, queue.run_jobs(tx, run_id), reason, now)
+            event_log.append(tx, events)
+        return True
+
+    def _cancel_jobs(
+        self, tx: Transaction, run_id: RunId, jobs: Sequence[QueueJob], reason: str, now: float
+    ) -> list[NewEvent]:
+        queue.lock_run(tx, run_id)
+        unstarted = set(queue.lock_unstarted(tx, [job.id for job in jobs]))
+        events = []
+        for job in jobs:
+            if job.id in unstarted:
+                queue.set_status(tx, job.id, "canceled", reason=reason, finished_at=now)
+                events.append(self._event(job, "canceled", now, reason=reason))
+        # Claims in flight have committed once the rows above were locked: those are running.
+        queue.request_cancel(tx, [job.id for job in jobs if job.id not in unstarted])
+        return events + self._progress(tx, run_id, now, keep_going=True)
+
+    def _progress(
+        self, tx: Transaction, run_id: RunId, now: float, *, keep_going: bool
+    ) -> list[NewEvent]:
+        """Queue or skip what can move on; finish the Run when nothing is left."""
+        jobs = {job.id: job for job in queue.run_jobs(tx, run_id)}
+        events = []
+        for step in advance(list(jobs.values()), keep_going=keep_going):
+            queued_at = now if step.status == "queued" else None
+            finished_at = None if step.status == "queued" else now
+            queue.set_status(
+                tx,
+                step.job.id,
+                step.status,
+                reason=step.reason,
+                queued_at=queued_at,
+                finished_at=finished_at,
+            )
+            jobs[step.job.id] = replace(step.job, status=step.status)
+            events.append(self._event(step.job, step.status, now, reason=step.reason))
+        status = outcome_of(list(jobs.values()))
+        if status is not None:
+            run_status, started, _ = queue.lock_run(tx, run_id)
+            if run_status == "running":
+                queue.finish_run(tx, run_id, status, now, started)
+                data = {"status": status}
+                events.append(NewEvent(f"run.{status}", f"run/{run_id}", self.actor, now, data))
+        return events
+
+    def retry(self, run_id: RunId, *, actor: str) -> RunId:
+        """A new Run of a finished one: its successful jobs carried over as cached, the rest queued.
+
+        Conflict when the Run is still running or nothing in it failed.
+        """
+        old = get_run(self.db, run_id=run_id)  # a finished Run's jobs no longer change
+        now = self.clock.now()
+        with self.db.write() as tx:
+            status, _, keep_going = queue.lock_run(tx, run_id)
+            plan = retry_plan(old, status, queue.planned_skips(tx, run_id))
+            new = queue.copy_run(tx, run_id, actor=actor, now=now)
+            jobs = {job.name: job for job in queue.run_jobs(tx, new)}
+            events = retry_events(old, new, plan, actor, now)
+            for record in plan.carried:
+                apply_job_update(tx, carried_update(jobs[record.name].id, record, run_id, now))
+                events.append(carried_event(jobs[record.name], record, run_id, self.actor, now))
+            for name, reason in plan.skipped.items():
+                queue.set_status(tx, jobs[name].id, "skipped", reason=reason, finished_at=now)
+                events.append(self._event(jobs[name], "skipped", now, reason=reason))
+            events += self._progress(tx, new, now, keep_going=keep_going)
+            event_log.append(tx, events)
+        return new
+
+    def _event(self, job: QueueJob, status: str, now: float, **data: object) -> NewEvent:
+        return job_event(job, status, self.actor, now, status=status, **data)
+
+    # --- agents ------------------------------------------------------------------
+
+    def register_agent(
+        self, *, name: str, labels: Sequence[str], concurrency: int = 1, token_id: int | None = None
+    ) -> AgentRecord:
+        """Record a runner (again, after a restart); recorded as an Event."""
+        now = self.clock.now()
+        with self.db.write() as tx:
+            agent = agents.register_agent(
+                tx, name=name, labels=labels, concurrency=concurrency, token_id=token_id, now=now
+            )
+            data = {"labels": list(agent.labels), "concurrency": agent.concurrency}
+            event = NewEvent("agent.registered", f"agent/{agent.name}", name, now, data)
+            event_log.append(tx, [event])
+        return agent
+
+    def connected_agents(self, *, within_s: float) -> list[AgentRecord]:
+        """Runners heard from in the last `within_s` seconds."""
+        with self.db.read() as tx:
+            return agents.agents_seen_since(tx, self.clock.now() - within_s)
+
+    # --- claims and leases -------------------------------------------------------
+
+    def claim(self, agent_id: int) -> Claim | None:
+        """The oldest claimable JobRun this runner may take, under a new lease; None if none."""
+        now = self.clock.now()
+        with self.db.write() as tx:
+            agent, held = agents.touch_agent(tx, agent_id, now)
+            if held >= agent.concurrency:
+                return None
+            taken = self._take(tx, frozenset(agent.labels), now)
+            if taken is None:
+                return None
+            lease_until = now + self.lease_s
+            attempt_id = attempts.insert_attempt(
+                tx, taken, agent_id=agent_id, now=now, lease_until=lease_until
+            )
+            queued_s = max(0.0, now - taken.queued_at)
+            upstream = self._upstream(tx, taken)
+            names = secret_names(taken)
+            project = queue.run_project(tx, taken.run_id) if names else ""
+            data = {"agent": agent.name, "attempt": taken.attempts, "queued_s": queued_s}
+            subject = f"run/{taken.run_id}/job/{taken.name}"
+            event_log.append(tx, [NewEvent("job.running", subject, agent.name, now, data)])
+        claim = claim_of(
+            taken,
+            attempt_id=attempt_id,
+            upstream=upstream,
+            lease_until=lease_until,
+            queued_s=queued_s,
+        )
+        return self._with_secrets(claim, agent_id, project, names) if names else claim
+
+    def _with_secrets(
+        self, claim: Claim, agent_id: int, project: str, names: tuple[str, ...]
+    ) -> Claim | None:
+        """The claim with its secrets' values; None (the attempt failed) if they cannot be read.
+
+        Read after the claim is committed, so a store that cannot open them
+        fails this one job instead of leaving it at the head of the queue.
+        """
+        try:
+            found = dict(self.secrets(project, names)) if self.secrets is not None else {}
+        except ConveyorError as exc:  # the message names the secret and key, never a value
+            result = AttemptResult("failed", reason=f"its secrets could not be read: {exc}")
+            self.complete(claim.attempt_id, agent_id=agent_id, result=result)
+            return None
+        values = {name: found[name] for name in names if name in found}
+        unset = tuple(name for name in names if name not in found)
+        return replace(claim, secrets=values, unset_secrets=unset)
+
+    def _take(self, tx: Transaction, labels: frozenset[str], now: float) -> Taken | None:
+        """Take a locked batch's first fitting row; failing that, try the others one by one."""
+        for candidate in queue.locked_batch(tx, now):
+            if self._fits(tx, candidate, labels) and (taken := queue.take(tx, candidate.id, now)):
+                return taken
+        for candidate in queue.scan(tx, now):
+            if not candidate.runs_on <= labels or not queue.lock_one(tx, candidate.id):
+                continue
+            if self._fits(tx, candidate, labels) and (taken := queue.take(tx, candidate.id, now)):
+                return taken
+        return None
+
+    @staticmethod
+    def _fits(tx: Transaction, candidate: Candidate, labels: frozenset[str]) -> bool:
+        """Labels satisfied, and no other holder of its concurrency groups is at work."""
+        if not candidate.runs_on <= labels:
+            return False
+        group = candidate.concurrency_group
+        if group is not None and (
+            not queue.try_group_lock(tx, group) or queue.group_busy(tx, group)
+        ):
+            return False
+        run_group = candidate.run_group
+        if run_group is None:
+            return True
+        if not queue.try_group_lock(tx, f"run:{run_group}"):
+            return False
+        return not queue.older_run_unfinished(tx, run_group, candidate.run_id)
+
+    @staticmethod
+    def _upstream(tx: Transaction, taken: Taken) -> tuple[OutputRecord, ...]:
+        job = taken.payload.get("job")
+        if not isinstance(job, dict) or not job.get("needs"):
+            return ()  # spares reading the whole run for the many jobs that need nothing
+        jobs = queue.run_jobs(tx, taken.run_id)
+        wanted = set(upstream_names(jobs, taken.name))
+        ids = [job.id for job in jobs if job.name in wanted]
+        found = queue.outputs_of(tx, ids)
+        return tuple(output for job_id in ids for output in found.get(job_id, ()))
+
+    def heartbeat(self, attempt_id: int, *, agent_id: int) -> Beat:
+        """Extend a lease: `ok`, `cancel` (stop the job), or `lost` (no longer held; stop)."""
+        now = self.clock.now()
+        with self.db.write() as tx:
+            cancel = attempts.extend_lease(tx, attempt_id, agent_id, now, now + self.lease_s)
+            if cancel is None:
+                return "lost"
+            agents.touch_agent(tx, agent_id, now)
+        return "cancel" if cancel else "ok"
+
+    # --- ends of attempts --------------------------------------------------------
+
+    def complete(self, attempt_id: int, *, agent_id: int, result: AttemptResult) -> bool:
+        """Record an attempt's outcome; False (and recorded) when its lease was lost."""
+        now = self.clock.now()
+        with self.db.write() as tx:
+            attempt = attempts.lock_attempt(tx, attempt_id)
+            if attempt.status != "running" or attempt.agent_id != agent_id:
+                event_log.append(tx, [self._refused(tx, attempt, result, now)])
+                return False
+            job, keep_going = self._job_of(tx, attempt)
+            attempts.end_attempt(tx, attempt.id, result.status, now, result.reason)
+            events = self._settle(tx, job, result, now, keep_going=keep_going)
+            event_log.append(tx, events)
+        return True
+
+    def _refused(
+        self, tx: Transaction, attempt: AttemptRecord, result: AttemptResult, now: float
+    ) -> NewEvent:
+        job, _ = self._job_of(tx, attempt)
+        return job_event(
+            job,
+            "result_refused",
+            self.actor,
+            now,
+            attempt=attempt.number,
+            attempt_status=attempt.status,
+            reported=result.status,
+            reason="the attempt no longer holds the job; its result is ignored",
+        )
+
+    def _job_of(self, tx: Transaction, attempt: AttemptRecord) -> tuple[QueueJob, bool]:
+        """The attempt's JobRun, with its Run locked, and whether the Run keeps going."""
+        _, _, keep_going = queue.lock_run(tx, attempt.run_id)
+        return queue.job_run(tx, attempt.job_run_id), keep_going
+
+    def _settle(
+        self,
+        tx: Transaction,
+        job: QueueJob,
+        result: AttemptResult,
+        now: float,
+        *,
+        keep_going: bool,
+    ) -> list[NewEvent]:
+        """Retry a failed attempt if its policy allows, else record the JobRun's end."""
+        if result.status in ("failed", "timed_out", "runner_lost"):
+            delay = retry_delay(job, attempts.failures(tx, job.id), result.status)
+            if delay is not None:
+                queue.set_status(tx, job.id, "queued", reason=result.reason, queued_at=now + delay)
+                return [self._event(job, "retrying", now, after=result.status, delay_s=delay)]
+        apply_job_update(
+            tx,
+            JobUpdate(
+                job_id=job.id,
+                status=result.status,
+                exit_code=result.exit_code,
+                reason=result.reason,
+                finished_at=now,
+                duration_s=result.duration_s,
+                log_digest=result.log_digest,
+                tests=result.tests,
+                outputs=result.outputs,
+            ),
+        )
+        events = [final_event(job, result, self.actor, now)]
+        return events + self._progress(tx, job.run_id, now, keep_going=keep_going)
+
+    def hand_back(self, attempt_id: int, *, agent_id: int) -> bool:
+        """A stopping runner gives a JobRun back: it is queued again at once."""
+        now = self.clock.now()
+        with self.db.write() as tx:
+            attempt = attempts.lock_attempt(tx, attempt_id)
+            if attempt.status != "running" or attempt.agent_id != agent_id:
+                return False
+            job, keep_going = self._job_of(tx, attempt)
+            attempts.end_attempt(tx, attempt.id, "handed_back", now, "the runner stopped")
+            if job.cancel_requested:
+                result = AttemptResult("canceled", reason="the run was canceled")
+                events = self._settle(tx, job, result, now, keep_going=keep_going)
+            else:
+                queue.set_status(tx, job.id, "queued", queued_at=now)
+                events = [self._event(job, "handed_back", now, attempt=attempt.number)]
+            event_log.append(tx, events)
+        return True
+
+    def sweep_expired(self, *, limit: int = 100) -> int:
+        """Give up attempts whose lease ran out; how many were found."""
+        now = self.clock.now()
+        with self.db.write() as tx:
+            lost = attempts.expired(tx, now, limit)
+            events: list[NewEvent] = []
+            for attempt in lost:
+                job, keep_going = self._job_of(tx, attempt)
+                reason = "runner lost: its lease ran out without a heartbeat"
+                attempts.end_attempt(tx, attempt.id, "runner_lost", now, reason)
+                events.append(
+                    self._event(job, "runner_lost", now, attempt=attempt.number, reason=reason)
+                )
+                status: JobState = "canceled" if job.cancel_requested else "runner_lost"
+                settled = self._settle(
+                    tx, job, AttemptResult(status, reason=reason), now, keep_going=keep_going
+                )
+                if settled and settled[0].kind == "job.runner_lost":
+                    events.pop()  # the JobRun's end says it, with every detail
+                events += settled
+            event_log.append(tx, events)
+        return len(lost)
+
+
+class LeaseSweeper:
+    """The loop service that returns expired leases to the queue; `run_once` is one pass."""
+
+    def __init__(self, *, dispatch: DispatchService, batch: int = 100) -> None:
+        self._dispatch = dispatch
+        self._batch = batch
+
+    def run_once(self) -> int:
+        """Sweep until no expired lease is left; how many were given up."""
+        total = 0
+        while (found := self._dispatch.sweep_expired(limit=self._batch)) > 0:
+            total += found
+        return total

@@ -1,0 +1,1 @@
+"""API v1: thin handlers (parse, call a service, render), all behind one authorization."""

@@ -1,0 +1,1 @@
+"""What starts a Run from outside: signatures, payloads, projects' repositories (pure)."""

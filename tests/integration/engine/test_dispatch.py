@@ -1,0 +1,358 @@
+"""The dispatch service on SQLite and on the real PostgreSQL: claims, DAG progress, groups,
+leases, retries and cancels, each recorded as Events."""
+
+from __future__ import annotations
+
+import pytest
+
+from conveyor.core.errors import NotFound
+from conveyor.core.records import OutputRecord, TestCounts
+from conveyor.engine.dispatch import LeaseSweeper
+from conveyor.store.db import Database
+from integration.store.conftest import (  # noqa: F401 - fixtures
+    database_url,
+    db,
+    empty_db,
+    postgres_schema_url,
+    postgres_url,
+)
+
+from .queue_world import QueueWorld
+
+CHAIN = """\
+version: 1
+jobs:
+  build: {run: make, outputs: [dist/app]}
+  test: {run: make test, needs: build}
+  deploy: {run: ./deploy, needs: test}
+"""
+
+
+@pytest.fixture
+def world(db: Database) -> QueueWorld:  # noqa: F811 - the fixture above
+    return QueueWorld(db)
+
+
+def test_a_runner_takes_only_jobs_whose_labels_it_has(world: QueueWorld) -> None:
+    run = world.submit(
+        "version: 1\njobs:\n  gpu: {run: train, runs_on: [linux, cuda]}\n"
+        "  any: {run: lint}\n  linux: {run: make, runs_on: linux}\n"
+    )
+    plain = world.agent("plain")
+    linux = world.agent("linux-1", ("linux",), concurrency=5)
+    cuda = world.agent("cuda-1", ("linux", "cuda", "big"))
+
+    assert world.claim(plain).job.name == "any"
+    assert world.dispatch.claim(plain) is None  # one slot, and it is taken
+    assert world.claim(linux).job.name == "linux"
+    assert world.dispatch.claim(linux) is None  # 'gpu' needs cuda too
+    assert world.claim(cuda).job.name == "gpu"
+    assert world.statuses(run) == {"gpu": "running", "any": "running", "linux": "running"}
+
+
+def test_a_dag_progresses_as_jobs_complete_and_the_run_succeeds(world: QueueWorld) -> None:
+    run = world.submit(CHAIN)
+    agent = world.agent("a", concurrency=3)
+
+    build = world.claim(agent)
+    assert (build.job.name, build.job.run, build.number) == ("build", "make", 1)
+    assert build.source.path == "/srv/shop" and build.env == {"CONVEYOR_RUN": "remote"}
+    assert world.dispatch.claim(agent) is None  # 'test' waits for 'build'
+    world.clock.advance(2)
+    output = OutputRecord("dist/app", "sha256:" + "1" * 64, 3)
+    assert world.finish(build, agent, exit_code=0, duration_s=2.0, outputs=(output,))
+
+    test = world.claim(agent)
+    assert test.job.name == "test" and test.upstream == (output,)
+    world.finish(test, agent, tests=TestCounts(passed=3))
+    deploy = world.claim(agent)
+    assert deploy.upstream == (output,)  # ancestors' outputs reach every job below them
+    world.finish(deploy, agent, log_digest="sha256:" + "2" * 64)
+
+    record = world.run(run)
+    assert record.status == "success"
+    jobs = {job.name: job for job in record.jobs}
+    assert jobs["build"].outputs == (output,) and jobs["build"].exit_code == 0
+    assert jobs["test"].tests == TestCounts(passed=3)
+    assert jobs["deploy"].log_digest == "sha256:" + "2" * 64
+    assert world.kinds(run, "test") == ["job.queued", "job.running", "job.success"]
+    assert world.kinds(run)[0] == "run.started" and world.kinds(run)[-1] == "run.success"
+    assert [a.queued_s for a in world.attempts(run)] == [0.0, 0.0, 0.0]
+
+
+def test_queue_time_is_recorded_from_when_a_job_became_claimable(world: QueueWorld) -> None:
+    run = world.submit("version: 1\njobs:\n  a: {run: x}\n")
+    world.clock.advance(1.5)
+    world.claim(world.agent("a"))
+
+    assert [a.queued_s for a in world.attempts(run)] == [1.5]
+
+
+def test_a_failed_need_skips_its_dependents_like_a_local_run(world: QueueWorld) -> None:
+    run = world.submit(CHAIN + "  lint: {run: ruff}\n")
+    agent = world.agent("a", concurrency=2)
+    build, lint = world.claim(agent), world.claim(agent)
+    assert lint.job.name == "lint"
+
+    world.finish(build, agent, "failed", exit_code=2, reason="exited with code 2")
+    world.finish(lint, agent)
+
+    assert world.statuses(run) == {
+        "build": "failed",
+        "test": "skipped",
+        "deploy": "skipped",
+        "lint": "success",
+    }
+    assert world.reasons(run)["test"] == "need 'build' failed"
+    assert world.reasons(run)["deploy"] == "need 'test' was skipped"
+    assert world.run(run).status == "failed"
+
+
+def test_without_keep_going_a_failure_stops_jobs_not_yet_started(world: QueueWorld) -> None:
+    run = world.submit(CHAIN + "  lint: {run: ruff}\n")
+    agent = world.agent("a")
+
+    world.finish(world.claim(agent), agent, "failed", exit_code=1)
+
+    assert world.statuses(run)["lint"] == "skipped"
+    assert world.reasons(run)["lint"] == (
+        "not started: 'build' failed (--keep-going runs independent jobs)"
+    )
+    assert world.run(run).status == "failed"
+
+
+def test_with_keep_going_independent_jobs_still_run(world: QueueWorld) -> None:
+    run = world.submit(CHAIN + "  lint: {run: ruff}\n", keep_going=True)
+    agent = world.agent("a")
+
+    world.finish(world.claim(agent), agent, "failed", exit_code=1)
+    lint = world.claim(agent)
+
+    assert lint.job.name == "lint"
+    world.finish(lint, agent)
+    assert world.statuses(run)["lint"] == "success"
+    assert world.run(run).status == "failed"
+
+
+def test_a_job_allowed_to_fail_lets_its_dependents_run(world: QueueWorld) -> None:
+    run = world.submit(
+        "version: 1\njobs:\n  flaky: {run: x, allow_failure: true}\n"
+        "  next: {run: y, needs: flaky}\n"
+    )
+    agent = world.agent("a")
+
+    world.finish(world.claim(agent), agent, "failed", exit_code=1)
+    world.finish(world.claim(agent), agent)
+
+    assert world.statuses(run) == {"flaky": "failed", "next": "success"}
+    assert world.run(run).status == "success"
+
+
+def test_a_job_skipped_by_its_condition_skips_its_dependents(world: QueueWorld) -> None:
+    run = world.submit(CHAIN, skipped={"build": "'if' is false: branch == 'main'"})
+
+    assert world.statuses(run) == {"build": "skipped", "test": "skipped", "deploy": "skipped"}
+    assert world.reasons(run)["test"] == "need 'build' was skipped"
+    assert world.run(run).status == "success"
+    assert world.dispatch.claim(world.agent("a")) is None
+
+
+GROUPED = "version: 1\njobs:\n  deploy: {run: ./deploy, concurrency: prod}\n"
+
+
+def test_a_concurrency_group_runs_one_holder_at_a_time_across_runs(world: QueueWorld) -> None:
+    first, second = world.submit(GROUPED), world.submit(GROUPED)
+    agent = world.agent("a", concurrency=4)
+
+    held = world.claim(agent)
+    assert held.run_id == first
+    assert world.dispatch.claim(agent) is None  # the second run's deploy waits
+    world.finish(held, agent)
+    assert world.claim(agent).run_id == second
+
+
+def test_cancel_in_progress_cancels_the_older_runs_holder(world: QueueWorld) -> None:
+    text = (
+        "version: 1\njobs:\n"
+        "  deploy: {run: x, concurrency: {group: prod, cancel_in_progress: true}}\n"
+    )
+    first = world.submit(text)
+    agent = world.agent("a", concurrency=4)
+    held = world.claim(agent)
+    waiting = world.submit(text)
+    assert world.dispatch.claim(agent) is None  # the older holder has not stopped yet
+
+    newest = world.submit(text)
+
+    assert world.statuses(waiting) == {"deploy": "canceled"}
+    assert world.reasons(waiting)["deploy"] == f"superseded by run {newest}"
+    assert world.run(waiting).status == "canceled"
+    assert world.dispatch.heartbeat(held.attempt_id, agent_id=agent) == "cancel"
+    world.finish(held, agent, "canceled", reason="canceled")
+    assert world.run(first).status == "canceled"
+    assert world.kinds(first, "deploy")[-1] == "job.canceled"
+    assert world.claim(agent).run_id == newest
+
+
+def test_a_pipeline_group_makes_a_newer_run_wait_for_the_older(world: QueueWorld) -> None:
+    text = "version: 1\nconcurrency: shop\njobs:\n  a: {run: x}\n  b: {run: y, needs: a}\n"
+    first, second = world.submit(text), world.submit(text)
+    agent = world.agent("a", concurrency=4)
+
+    world.finish(world.claim(agent), agent)
+    b = world.claim(agent)
+    assert (b.run_id, b.job.name) == (first, "b")
+    assert world.dispatch.claim(agent) is None
+    world.finish(b, agent)
+    assert world.claim(agent).run_id == second
+
+
+def test_a_pipeline_group_with_cancel_in_progress_cancels_the_older_run(
+    world: QueueWorld,
+) -> None:
+    text = (
+        "version: 1\nconcurrency: {group: shop, cancel_in_progress: true}\n"
+        "jobs:\n  a: {run: x}\n  b: {run: y, needs: a}\n"
+    )
+    first = world.submit(text)
+    second = world.submit(text)
+
+    assert world.statuses(first) == {"a": "canceled", "b": "canceled"}
+    assert world.run(first).status == "canceled"
+    assert world.claim(world.agent("a")).run_id == second
+
+
+def test_an_expired_lease_is_runner_lost_and_the_job_is_retried_on_another_runner(
+    world: QueueWorld,
+) -> None:
+    run = world.submit("version: 1\njobs:\n  a: {run: x, retry: 1}\n")
+    gone, other = world.agent("gone"), world.agent("other")
+    first = world.claim(gone)
+    world.clock.advance(20)
+    assert world.dispatch.heartbeat(first.attempt_id, agent_id=gone) == "ok"
+    world.clock.advance(29)
+    assert LeaseSweeper(dispatch=world.dispatch).run_once() == 0  # the heartbeat extended it
+
+    world.clock.advance(2)
+    assert LeaseSweeper(dispatch=world.dispatch).run_once() == 1
+
+    second = world.claim(other)
+    assert (second.job.name, second.number) == ("a", 2)
+    world.finish(second, other)
+    attempts = world.attempts(run)
+    assert [(a.agent_id, a.status) for a in attempts] == [(gone, "runner_lost"), (other, "success")]
+    assert world.statuses(run) == {"a": "success"}
+    assert world.kinds(run, "a") == [
+        "job.queued",
+        "job.running",
+        "job.runner_lost",
+        "job.retrying",
+        "job.running",
+        "job.success",
+    ]
+
+
+def test_without_retries_a_lost_runner_ends_the_job_runner_lost(world: QueueWorld) -> None:
+    run = world.submit(CHAIN)
+    agent = world.agent("a")
+    world.claim(agent)
+    world.clock.advance(31)
+
+    LeaseSweeper(dispatch=world.dispatch).run_once()
+
+    assert world.statuses(run) == {"build": "runner_lost", "test": "skipped", "deploy": "skipped"}
+    assert (world.reasons(run)["build"] or "").startswith("runner lost")
+    assert world.reasons(run)["test"] == "need 'build' runner lost"
+    assert world.run(run).status == "failed"
+
+
+def test_heartbeat_and_complete_after_the_lease_was_lost_are_refused_and_recorded(
+    world: QueueWorld,
+) -> None:
+    run = world.submit("version: 1\njobs:\n  a: {run: x, retry: 1}\n")
+    slow = world.agent("slow")
+    held = world.claim(slow)
+    world.clock.advance(31)
+    LeaseSweeper(dispatch=world.dispatch).run_once()
+
+    assert world.dispatch.heartbeat(held.attempt_id, agent_id=slow) == "lost"
+    assert world.finish(held, slow) is False
+
+    assert world.statuses(run) == {"a": "queued"}
+    assert world.kinds(run, "a")[-1] == "job.result_refused"
+
+
+def test_a_runner_cannot_extend_or_complete_anothers_attempt(world: QueueWorld) -> None:
+    world.submit("version: 1\njobs:\n  a: {run: x}\n")
+    owner, intruder = world.agent("owner"), world.agent("intruder")
+    held = world.claim(owner)
+
+    assert world.dispatch.heartbeat(held.attempt_id, agent_id=intruder) == "lost"
+    assert world.finish(held, intruder) is False
+    assert world.finish(held, owner) is True
+
+
+def test_a_failed_attempt_is_retried_after_its_backoff(world: QueueWorld) -> None:
+    run = world.submit("version: 1\njobs:\n  a: {run: x, retry: {max: 1, backoff: 10s}}\n")
+    agent = world.agent("a")
+    world.finish(world.claim(agent), agent, "failed", exit_code=1)
+
+    assert world.dispatch.claim(agent) is None
+    world.clock.advance(10)
+    again = world.claim(agent)
+    world.finish(again, agent, "failed", exit_code=1)
+
+    assert again.number == 2
+    assert world.statuses(run) == {"a": "failed"}
+    assert world.run(run).jobs[0].attempts == 2
+
+
+def test_canceling_a_run_cancels_waiting_jobs_and_tells_running_ones(world: QueueWorld) -> None:
+    run = world.submit(CHAIN + "  lint: {run: ruff}\n")
+    agent = world.agent("a")
+    held = world.claim(agent)
+
+    assert world.dispatch.cancel(run, actor="ada") is True
+
+    assert world.statuses(run) == {
+        "build": "running",
+        "test": "canceled",
+        "deploy": "canceled",
+        "lint": "canceled",
+    }
+    assert world.run(run).status == "running"
+    assert world.dispatch.heartbeat(held.attempt_id, agent_id=agent) == "cancel"
+    world.finish(held, agent, "canceled", reason="canceled")
+    assert world.run(run).status == "canceled"
+    assert world.dispatch.cancel(run, actor="ada") is False
+    assert "run.cancel_requested" in world.kinds(run)
+
+
+def test_handing_back_queues_the_job_again_at_once(world: QueueWorld) -> None:
+    run = world.submit("version: 1\njobs:\n  a: {run: x}\n")
+    leaving, staying = world.agent("leaving"), world.agent("staying")
+    held = world.claim(leaving)
+
+    assert world.dispatch.hand_back(held.attempt_id, agent_id=leaving) is True
+
+    again = world.claim(staying)
+    assert again.number == 2
+    assert [a.status for a in world.attempts(run)] == ["handed_back", "running"]
+    assert "job.handed_back" in world.kinds(run, "a")
+
+
+def test_a_runner_that_never_registered_cannot_claim(world: QueueWorld) -> None:
+    with pytest.raises(NotFound, match="no agent 42; register it first"):
+        world.dispatch.claim(42)
+
+
+def test_registering_again_under_a_name_updates_the_runner(world: QueueWorld) -> None:
+    first = world.dispatch.register_agent(name="r1", labels=["linux"], concurrency=1)
+    world.clock.advance(60)
+    again = world.dispatch.register_agent(name="r1", labels=["linux", "docker"], concurrency=4)
+
+    assert again.id == first.id
+    assert (again.labels, again.concurrency) == (("docker", "linux"), 4)
+    assert [a.name for a in world.dispatch.connected_agents(within_s=30)] == ["r1"]
+    world.clock.advance(31)
+    assert world.dispatch.connected_agents(within_s=30) == []
