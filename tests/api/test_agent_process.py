@@ -21,17 +21,23 @@ import pytest
 
 from conveyor.core.clock import SystemClock
 from conveyor.core.records import RunId
+from conveyor.core.secrets import format_key
 from conveyor.engine.dispatch import DispatchService
 from conveyor.engine.dispatch_rules import Source, Submission
 from conveyor.engine.plan import make_plan
+from conveyor.engine.projects import ProjectService
+from conveyor.engine.secrets import SecretService
 from conveyor.spec.loader import parse_pipeline
 from conveyor.store import attempts
 from conveyor.store import events as event_log
 from conveyor.store import runs as run_store
 from conveyor.store.db import Database, open_database
+from conveyor.triggers.signature import github_signature
 from integration.engine.queue_world import new_run
+from integration.engine.test_remote_secrets import stored_anywhere
 
 from .conftest import BACKENDS, free_port
+from .test_commit_runs import FIXTURES, HOOK_SECRET, Repository
 from .test_server_process import _env, cli
 
 
@@ -154,6 +160,8 @@ def any_plant(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Plant]
     finally:
         made.stop_all()
 
+
+SECRET = "s3cr3t-for-a-real-agent"
 
 # Runs long the first time (MARK absent), at once when tried again.
 ONCE_SLOW = """\
@@ -310,3 +318,59 @@ def test_a_server_given_a_lease_that_is_not_a_duration_exits_2(plant: Plant) -> 
     done = cli(plant.root, "server", "--port", str(free_port()), CONVEYOR_LEASE="soon")
     assert done.returncode == 2
     assert "CONVEYOR_LEASE: 'soon' is not a duration" in done.stderr
+
+
+# --- a push starts a Run of its commit; a real agent fetches it with git -------------
+
+
+def test_a_signed_push_starts_a_run_that_a_real_agent_fetches_with_git_and_masks_its_secret(
+    plant: Plant, tmp_path: Path
+) -> None:
+    key = format_key(bytes(range(32)))
+    plant.env["CONVEYOR_SECRET_KEY"] = key
+    environ = {"CONVEYOR_SECRET_KEY": key}
+    repo = Repository(tmp_path / "shop")
+    spec = (
+        "version: 1\nsecrets: [DEPLOY_TOKEN]\njobs:\n"
+        "  deploy: {run: 'cat VERSION; echo \"token is $DEPLOY_TOKEN\"'}\n"
+    )
+    sha = repo.commit({"conveyor.yaml": spec, "VERSION": "pushed\n"})
+    clock = SystemClock()
+    ProjectService(db=plant.db, clock=clock, environ=environ).create(
+        "shop", repo.url, actor="root", webhook_secret=HOOK_SECRET
+    )
+    SecretService(db=plant.db, clock=clock, environ=environ).set(
+        "DEPLOY_TOKEN", SECRET, actor="root", project="shop"
+    )
+    plant.server()
+    plant.agent("one")
+
+    answer = _signed_push(plant.url, repo, sha)
+
+    assert answer.status_code == 202, answer.text
+    run = RunId(answer.json()["run"])
+    assert plant.finished(run) == "success"
+    record = run_store.get_run(plant.db, run_id=run)
+    assert (record.commit_sha, record.branch) == (sha, "main")
+    viewer = json.loads(plant.cli("token", "create", "--role", "viewer", "--json").stdout)
+    log = httpx.get(
+        f"{plant.url}/api/v1/runs/{run}/jobs/deploy/log",
+        headers={"Authorization": f"Bearer {viewer['token']}"},
+    )
+    assert log.text == "pushed\ntoken is ***\n"
+    assert stored_anywhere(plant.db, SECRET) == []
+    assert SECRET not in (plant.root / "server-0.log").read_text() + plant.agent_log("one")
+
+
+def _signed_push(url: str, repo: Repository, commit: str) -> httpx.Response:
+    data = json.loads((FIXTURES / "github_push.json").read_text())
+    data["after"] = commit
+    data["repository"]["html_url"] = repo.url
+    body = json.dumps(data).encode()
+    headers = {
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": "delivery-1",
+        "X-Hub-Signature-256": github_signature(HOOK_SECRET, body),
+        "Content-Type": "application/json",
+    }
+    return httpx.post(f"{url}/api/v1/webhooks/github", content=body, headers=headers, timeout=30)

@@ -251,7 +251,7 @@ def test_a_result_with_a_status_an_agent_cannot_report_is_422(
     world.submit(ONE_JOB)
     attempt = claim(client, runner, register(client, runner)).json()["attempt_id"]
     answer = client.post(
-        f"/api/v1/attempts/{attempt}/complete", json={"status": "cached"}, headers=bearer(runner)
+        f"/api/v1/attempts/{attempt}/complete", json={"status": "skipped"}, headers=bearer(runner)
     )
     assert answer.status_code == 422
 

@@ -200,30 +200,6 @@ def test_a_body_over_the_upload_limit_is_413_and_starts_nothing(
     assert starter.started == []
 
 
-def test_without_a_run_starter_a_delivery_is_503_and_accepted_when_sent_again(
-    settings: Settings, clock: FrozenClock
-) -> None:
-    server = create_app(settings, clock=clock, environ=ENV)
-    with serving(server) as url, Client(base_url=url) as client:
-        from conveyor.engine.tokens import TokenService
-
-        admin = TokenService(db=server.state.conveyor.db, clock=clock).create(
-            role="admin", actor="root"
-        )
-        body = {
-            "name": "payments",
-            "repository": "https://github.com/octo-org/payments-api",
-            "webhook_secret": HOOK_SECRET,
-        }
-        client.post("/api/v1/projects", json=body, headers=bearer(admin.token))
-        first = github(client, payload("github_push.json"))
-        again = github(client, payload("github_push.json"))
-        kinds = webhook_kinds(server)
-    assert first.status_code == again.status_code == 503
-    assert "fetch the commit with git" in first.json()["detail"]
-    assert kinds == ["webhook.received", "webhook.failed"] * 2
-
-
 def test_a_server_without_the_secret_key_answers_409_naming_the_variable(
     settings: Settings, clock: FrozenClock
 ) -> None:

@@ -36,11 +36,24 @@ _READ = (
     "releases.read",
     "promotions.read",
     "deployments.read",
+    "waivers.read",
     "projects.read",
+    "cache.read",
 )
-_DEVELOP = ("runs.create", "runs.cancel", "runs.retry", "artifacts.write")
-_RELEASE = ("releases.create", "promotions.request", "deployments.rollback")
-_APPROVE = ("promotions.approve",)
+# Developers ask for a promotion or a waiver; whether it may proceed is for the gates and
+# for someone else's decision (segregation of duties is the promotion service's to enforce).
+_DEVELOP = (
+    "runs.create",
+    "runs.cancel",
+    "runs.retry",
+    "artifacts.write",
+    "promotions.request",
+    "promotions.reject",
+    "waivers.request",
+)
+_RELEASE = ("releases.create", "deployments.rollback")
+# Rejecting is open to requesters (to withdraw their own) and approvers; the service decides.
+_APPROVE = ("promotions.approve", "promotions.reject", "waivers.decide")
 # Release managers see which secrets exist (names, never values); only admins set or
 # delete one, since a stored secret reaches every job that declares it, deploys included.
 _SEE_SECRETS = ("secrets.read",)
@@ -51,8 +64,16 @@ _ADMINISTER = (
     "secrets.write",
     "projects.write",
 )
-# Agents fetch sources and the outputs of needed jobs, and upload outputs and logs.
-_AGENT = ("self.read", "agent.work", "artifacts.read", "artifacts.write")
+# Agents fetch sources and the outputs of needed jobs, upload outputs and logs, and share
+# the job cache; only they record cache entries, for only they run jobs.
+_AGENT = (
+    "self.read",
+    "agent.work",
+    "artifacts.read",
+    "artifacts.write",
+    "cache.read",
+    "cache.write",
+)
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     VIEWER: frozenset(_READ),

@@ -15,6 +15,7 @@ from conveyor.cli.pipeline import JsonOption
 
 if TYPE_CHECKING:
     from conveyor.artifacts.cas import ContentStore
+    from conveyor.control.agent_cache_client import HttpCache
     from conveyor.control.agent_client import HttpWorkSource
 
 
@@ -54,9 +55,15 @@ def agent(
 
     The agent long-polls the server for jobs whose `runs_on` labels it has, keeps
     each job's lease by heartbeat, streams its log, uploads its log and outputs by
-    digest, and reports the result. If the server goes away the agent keeps
-    retrying and goes on when it is back. SIGTERM or Ctrl-C hands running jobs back
-    at once (another agent takes them without waiting for the lease), then exits 0.
+    digest, and reports the result. A job whose cache key the server's shared cache
+    holds is not run: its recorded outputs, log and test counts are reported as
+    `cached`, and a job that succeeds is recorded there for every runner. If the
+    server goes away the agent keeps retrying and goes on when it is back. SIGTERM or
+    Ctrl-C hands running jobs back at once (another agent takes them without waiting
+    for the lease), then exits 0.
+    A job of a project's commit (as webhooks start them) is fetched with git into the
+    job's directory, so git must be installed here and reach the repository; the
+    secrets a job declares arrive with it and are masked as *** in its log.
     Progress lines go to stderr (JSON objects with --json).
 
     Example: conveyor agent --server http://ci:8080 --token cvy_... --labels linux --concurrency 4
@@ -67,6 +74,7 @@ def agent(
     import tempfile
 
     from conveyor.artifacts.cas import ContentStore
+    from conveyor.control.agent_cache_client import HttpCache
     from conveyor.control.agent_client import HttpWorkSource
     from conveyor.core.errors import UsageError
 
@@ -77,6 +85,7 @@ def agent(
     work_dir = Path(tempfile.mkdtemp(prefix="conveyor-agent-"))
     cas = ContentStore(work_dir / "cas")
     source = HttpWorkSource(server=server, token=token, cas=cas, work_dir=work_dir, progress=say)
+    cache = HttpCache(server=server, token=token, progress=say)
     try:
         wanted = [label.strip() for label in labels.split(",") if label.strip()]
         found = source.register(name=agent_name, labels=wanted, concurrency=concurrency)
@@ -84,14 +93,16 @@ def agent(
             f"registered as agent {found.agent_id} at {server} "
             f"(labels: {', '.join(wanted) or 'none'}; concurrency {concurrency})"
         )
-        _serve(source, cas, work_dir, concurrency=concurrency, heartbeat_s=found.heartbeat_s)
+        _serve(source, cache, cas, work_dir, concurrency=concurrency, heartbeat_s=found.heartbeat_s)
     finally:
         source.close()
+        cache.close()
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def _serve(
     source: HttpWorkSource,
+    cache: HttpCache,
     cas: ContentStore,
     work_dir: Path,
     *,
@@ -114,6 +125,7 @@ def _serve(
         concurrency=concurrency,
         heartbeat_s=heartbeat_s,
         poll_s=0.05,
+        cache=cache,
     )
 
     def stop() -> None:

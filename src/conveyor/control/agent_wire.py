@@ -2,6 +2,8 @@
 
 The server writes a Claim and reads an AttemptResult; an agent does the
 opposite. Both sides use these functions, so the two cannot drift apart.
+A claim carries the values of the job's secrets (only runner tokens ever
+receive one); the agent masks them in the job's log.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from conveyor.engine.dispatch_rules import AttemptResult, Claim, Source
 from conveyor.spec.serialize import job_from_dict, job_to_dict
 
 # The statuses an agent may report for an attempt it ran.
-REPORTABLE: tuple[JobState, ...] = ("success", "failed", "timed_out", "canceled")
+REPORTABLE: tuple[JobState, ...] = ("success", "cached", "failed", "timed_out", "canceled")
 
 
 def claim_to_json(claim: Claim) -> dict[str, object]:
@@ -24,8 +26,10 @@ def claim_to_json(claim: Claim) -> dict[str, object]:
         "run_id": claim.run_id,
         "job_run_id": claim.job_run_id,
         "job": job_to_dict(claim.job),
-        "source": {"path": claim.source.path, "bundle": claim.source.bundle},
+        "source": claim.source.to_json(),
         "env": dict(claim.env),
+        "secrets": dict(claim.secrets),
+        "unset_secrets": list(claim.unset_secrets),
         "upstream": [_output_json(o) for o in claim.upstream],
         "lease_until": claim.lease_until,
         "queued_s": claim.queued_s,
@@ -35,16 +39,20 @@ def claim_to_json(claim: Claim) -> dict[str, object]:
 def claim_from_json(doc: Mapping[str, object]) -> Claim:
     """The Claim `claim_to_json` wrote; ValueError when `doc` is not one."""
     try:
-        source = cast(dict[str, str | None], doc["source"])
+        source = cast(dict[str, object], doc["source"])
         env = cast(dict[str, str], doc["env"])
+        secrets = cast(dict[str, str], doc.get("secrets") or {})
+        unset = cast(list[str], doc.get("unset_secrets") or [])
         return Claim(
             attempt_id=_int(doc["attempt_id"]),
             number=_int(doc["number"]),
             run_id=RunId(_int(doc["run_id"])),
             job_run_id=_int(doc["job_run_id"]),
             job=job_from_dict(doc["job"]),
-            source=Source(path=source.get("path"), bundle=source.get("bundle")),
+            source=Source.from_json(source),
             env={str(k): str(v) for k, v in env.items()},
+            secrets={str(k): str(v) for k, v in secrets.items()},
+            unset_secrets=tuple(str(name) for name in unset),
             upstream=tuple(_output(o) for o in cast(list[object], doc["upstream"])),
             lease_until=float(cast(float, doc["lease_until"])),
             queued_s=float(cast(float, doc["queued_s"])),

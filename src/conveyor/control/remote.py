@@ -3,7 +3,9 @@
 Reads (runs, one run, job logs, artifacts) go to the server and come back as
 the same records the embedded control plane returns, rebuilt from the JSON
 both sides share (`core/record_json.py`). Remote Runs are submitted as a
-source bundle, followed by polling the run, canceled and retried. What the API cannot do yet is
+source bundle, followed by polling the run, canceled and retried. Releases,
+promotions, waivers and environments go through the delivery endpoints
+(`delivery_client.py`), with the token's owner as who acts. What the API cannot do yet is
 refused with a UsageError naming the command: a command run against a server
 never quietly reads or writes the local store instead.
 
@@ -27,6 +29,7 @@ import httpx
 
 from conveyor import __version__
 from conveyor.access.errors import Forbidden, Unauthenticated
+from conveyor.control.delivery_client import DeliveryCalls
 from conveyor.core.digest import is_digest
 from conveyor.core.errors import (
     ArtifactError,
@@ -48,30 +51,12 @@ _COMMANDS: Mapping[str, str] = {
     "run": "run",
     "dry_run": "run --dry-run",
     "explain": "explain",
-    "create_release": "release create",
-    "list_releases": "release list",
-    "get_release": "release show",
     "release_notes": "release notes",
     "changelog": "release notes",
-    "promote": "promote",
-    "reevaluate": "promote",
-    "approve": "approve",
-    "reject": "reject",
-    "why": "why",
-    "list_promotions": "promotions",
     "change_record": "change-record",
     "export_evidence": "evidence export",
-    "await_deployment": "promote",
     "reconcile": "reconcile",
-    "environment_status": "status",
-    "list_deployments": "deployments",
     "release_run": "run (automatic releases)",
-    "create_waiver": "waiver create",
-    "approve_waiver": "waiver approve",
-    "reject_waiver": "waiver reject",
-    "revoke_waiver": "waiver revoke",
-    "get_waiver": "waiver show",
-    "list_waivers": "waiver list",
 }
 
 
@@ -79,7 +64,7 @@ class ServerUnavailable(StoreError):
     """The server cannot be reached or failed: the shared store is out of reach."""
 
 
-class RemoteControlPlane:
+class RemoteControlPlane(DeliveryCalls):
     """Runs and their history on a `conveyor server`, as one token's holder sees them."""
 
     def __init__(
@@ -244,6 +229,25 @@ class RemoteControlPlane:
         """A JSON answer to a request with a body; anything else as a Conveyor error."""
         try:
             answer = self._client.request(method, path, files=files, data=data)
+        except httpx.HTTPError as exc:
+            raise ServerUnavailable(
+                f"cannot reach the server at {self.base_url} ({type(exc).__name__}: {exc}); "
+                "check CONVEYOR_SERVER and that the server is running"
+            ) from None
+        if not answer.is_success:
+            raise error_for(answer, self.base_url)
+        try:
+            doc = answer.json()
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            raise ServerUnavailable(f"the server at {self.base_url} answered {path} with no JSON")
+        return doc
+
+    def _post_json(self, path: str, body: Mapping[str, object]) -> dict[str, object]:
+        """A JSON answer to a POST of the JSON `body`; anything else as a Conveyor error."""
+        try:
+            answer = self._client.post(path, json=dict(body))
         except httpx.HTTPError as exc:
             raise ServerUnavailable(
                 f"cannot reach the server at {self.base_url} ({type(exc).__name__}: {exc}); "

@@ -2,13 +2,14 @@
 
 An `AgentLoop` claims JobRuns from a `WorkSource` while it has free slots,
 and runs each one on a thread of its own: it checks the source out into a
-fresh directory (a copy of a local directory, or a source bundle from the
-CAS), restores the outputs of the jobs it needs from the CAS, runs the script
-with the Executor, stores the log and the outputs in the CAS by digest, and
-completes the attempt. A heartbeat thread extends the lease meanwhile and
-stops the job when the server answers `cancel` or `lost`. The secrets a claim
-carries reach the job's environment only, and are masked as `***` in its log
-and in whatever it reports, as in a local run.
+fresh directory (a copy of a local directory, a source bundle from the CAS,
+or a commit fetched with git; a source that cannot be checked out fails the
+job with the reason), restores the outputs of the jobs it needs from the
+CAS, runs the script with the Executor, stores the log and the outputs in
+the CAS by digest, and completes the attempt. A heartbeat thread extends the
+lease meanwhile and stops the job when the server answers `cancel` or `lost`.
+The secrets a claim carries reach the job's environment only, and are masked
+as `***` in its log and in whatever it reports, as in a local run.
 
 `stop()` is what SIGTERM does: claim nothing more, and hand running jobs back
 so another runner takes them at once (or, with `hand_back=False`, let them
@@ -28,10 +29,13 @@ from pathlib import Path
 from typing import Protocol
 
 from conveyor.artifacts.cas import ContentStore
+from conveyor.core.errors import ConveyorError
 from conveyor.core.masking import Masker
 from conveyor.core.records import OutputRecord, TestCounts
+from conveyor.engine import agent_cache
 from conveyor.engine.dispatch import DEFAULT_HEARTBEAT_S, DispatchService
 from conveyor.engine.dispatch_rules import AttemptResult, Beat, Claim
+from conveyor.engine.git_fetch import checkout_commit
 from conveyor.engine.jobrun import status_of
 from conveyor.engine.logs import JobLog
 from conveyor.engine.outputs import expand
@@ -107,8 +111,10 @@ class AgentLoop:
         heartbeat_s: float = DEFAULT_HEARTBEAT_S,
         poll_s: float = 0.5,
         environ: Mapping[str, str] | None = None,
+        cache: agent_cache.CachePort | None = None,
     ) -> None:
         self._source = source
+        self._cache = cache  # the server's shared job cache; None: every job runs
         self._executor = executor
         self._cas = cas
         self._work_dir = work_dir
@@ -202,7 +208,12 @@ class AgentLoop:
         beats = threading.Thread(target=self._beat, args=(held,), daemon=True)
         beats.start()
         try:
-            self._checkout(claim, root)
+            try:
+                self._checkout(claim, root)
+            except ConveyorError as exc:
+                reason = f"its source could not be checked out: {exc}"
+                self._source.complete(claim.attempt_id, AttemptResult("failed", reason=reason))
+                return
             masker = Masker(claim.secrets.values())
             log = JobLog(root.parent / f"attempt-{claim.attempt_id}.log", masker)
             for name in claim.unset_secrets:
@@ -210,6 +221,9 @@ class AgentLoop:
                     f"--- warning: secret {name} is stored neither for this project nor for "
                     f"every project; the job sees it unset (`conveyor secret set {name}`) ---"
                 )
+            found = self._restore(claim, root, log)
+            if found.hit is not None:
+                return
             result = self._execute(held, root, log)
             if held.why == "kill":
                 return
@@ -218,10 +232,28 @@ class AgentLoop:
                 return
             outcome = _masked(self._judge(claim, root, result, log, masker), masker)
             self._source.complete(claim.attempt_id, outcome)
+            if self._cache is not None:
+                agent_cache.save(self._cache, found, claim, outcome, root=root, cas=self._cas)
         finally:
             held.stopped.set()
             beats.join()
             shutil.rmtree(root, ignore_errors=True)
+
+    def _restore(self, claim: Claim, root: Path, log: JobLog) -> agent_cache.Lookup:
+        """Report the job from the shared cache when it has it (a hit); else how to save it."""
+        if self._cache is None:
+            return agent_cache.MISS
+        found = agent_cache.try_restore(self._cache, claim, root, self._cas, log.note)
+        if found.hit is None:
+            return found
+        try:
+            self._source.complete(claim.attempt_id, found.hit)
+        except ConveyorError as exc:  # a server that does not take `cached` yet: run the job
+            log.note(f"--- warning: the server refused the cached result ({exc}); running ---")
+            return agent_cache.Lookup(None, found.keyed)
+        log.close()
+        log.discard()
+        return found
 
     def _beat(self, held: _Held) -> None:
         while not held.stopped.wait(self._heartbeat_s):
@@ -237,6 +269,8 @@ class AgentLoop:
         source = claim.source
         if source.path is not None:
             shutil.copytree(source.path, root, ignore=shutil.ignore_patterns(".conveyor"))
+        elif source.git is not None and source.commit is not None:
+            checkout_commit(source.git, source.commit, root)
         else:
             root.mkdir(parents=True)
             if source.bundle is not None:

@@ -14,59 +14,48 @@ JobRun is queued again while its retry policy allows, else it ends
 A runner that stops hands its JobRuns back: they are queued again at once.
 
 Secret values are never stored: a claim reads the secrets its Pipeline
-declares from the secret store (the project's, then the global one) and
-hands them to the runner in the Claim alone. `retry` starts a new Run of a
-finished one, carrying over what succeeded as cached and queuing the rest.
+declares through `dispatch_secrets` and hands them to the runner in the Claim
+alone. `retry` (`dispatch_retry`) starts a new Run of a finished one,
+carrying over what succeeded as cached and queuing the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock
 from conveyor.core.errors import ConveyorError
 from conveyor.core.records import JobState, OutputRecord, RunId
+from conveyor.engine.dispatch_retry import retry_run
 from conveyor.engine.dispatch_rules import (
     AttemptResult,
     Beat,
     Claim,
     Submission,
     advance,
-    carried_event,
-    carried_update,
     claim_of,
     final_event,
     job_event,
     outcome_of,
     queued_jobs,
     retry_delay,
-    retry_events,
-    retry_plan,
     secret_names,
     started_event,
     upstream_names,
 )
-from conveyor.engine.secrets import StoredSecrets
+from conveyor.engine.dispatch_secrets import SecretResolver, with_secrets
 from conveyor.store import agents, attempts, queue
 from conveyor.store import events as event_log
 from conveyor.store.agents import AgentRecord
 from conveyor.store.attempts import AttemptRecord
 from conveyor.store.db import Database, Transaction
 from conveyor.store.queue import Candidate, QueueJob, Taken
-from conveyor.store.runs import JobUpdate, apply_job_update, get_run
+from conveyor.store.runs import JobUpdate, apply_job_update
 
 DEFAULT_LEASE_S = 30.0
 DEFAULT_HEARTBEAT_S = 5.0
-
-# The values of the secrets `names` stored for `project` (or globally); absent when stored nowhere.
-SecretResolver = Callable[[str, Sequence[str]], Mapping[str, str]]
-
-
-def stored_secrets(db: Database, environ: Mapping[str, str]) -> SecretResolver:
-    """A SecretResolver reading the secret store, with the key from `environ`."""
-    return lambda project, names: StoredSecrets(lambda: db, project=project, environ=environ)(names)
 
 
 class DispatchService:
@@ -186,23 +175,10 @@ class DispatchService:
 
         Conflict when the Run is still running or nothing in it failed.
         """
-        old = get_run(self.db, run_id=run_id)  # a finished Run's jobs no longer change
         now = self.clock.now()
-        with self.db.write() as tx:
-            status, _, keep_going = queue.lock_run(tx, run_id)
-            plan = retry_plan(old, status, queue.planned_skips(tx, run_id))
-            new = queue.copy_run(tx, run_id, actor=actor, now=now)
-            jobs = {job.name: job for job in queue.run_jobs(tx, new)}
-            events = retry_events(old, new, plan, actor, now)
-            for record in plan.carried:
-                apply_job_update(tx, carried_update(jobs[record.name].id, record, run_id, now))
-                events.append(carried_event(jobs[record.name], record, run_id, self.actor, now))
-            for name, reason in plan.skipped.items():
-                queue.set_status(tx, jobs[name].id, "skipped", reason=reason, finished_at=now)
-                events.append(self._event(jobs[name], "skipped", now, reason=reason))
-            events += self._progress(tx, new, now, keep_going=keep_going)
-            event_log.append(tx, events)
-        return new
+        return retry_run(
+            self.db, run_id, actor=actor, system=self.actor, now=now, progress=self._progress
+        )
 
     def _event(self, job: QueueJob, status: str, now: float, **data: object) -> NewEvent:
         return job_event(job, status, self.actor, now, status=status, **data)
@@ -269,14 +245,11 @@ class DispatchService:
         fails this one job instead of leaving it at the head of the queue.
         """
         try:
-            found = dict(self.secrets(project, names)) if self.secrets is not None else {}
+            return with_secrets(claim, self.secrets, project, names)
         except ConveyorError as exc:  # the message names the secret and key, never a value
             result = AttemptResult("failed", reason=f"its secrets could not be read: {exc}")
             self.complete(claim.attempt_id, agent_id=agent_id, result=result)
             return None
-        values = {name: found[name] for name in names if name in found}
-        unset = tuple(name for name in names if name not in found)
-        return replace(claim, secrets=values, unset_secrets=unset)
 
     def _take(self, tx: Transaction, labels: frozenset[str], now: float) -> Taken | None:
         """Take a locked batch's first fitting row; failing that, try the others one by one."""
@@ -384,6 +357,7 @@ class DispatchService:
             JobUpdate(
                 job_id=job.id,
                 status=result.status,
+                cached=result.status == "cached",
                 exit_code=result.exit_code,
                 reason=result.reason,
                 finished_at=now,

@@ -37,10 +37,26 @@ Beat = Literal["ok", "cancel", "lost"]
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Where a runner finds a Run's files: a directory, or a source bundle in the CAS."""
+    """Where a runner finds a Run's files: a directory, a source bundle in the CAS, or a
+    commit of a git repository (`git` is its URL, `commit` the full commit id)."""
 
     path: str | None = None
     bundle: str | None = None
+    git: str | None = None
+    commit: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"path": self.path, "bundle": self.bundle, "git": self.git, "commit": self.commit}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, object]) -> Source:
+        """The Source `to_json` wrote (keys it lacks are None, as older rows lack `git`)."""
+
+        def text(key: str) -> str | None:
+            value = doc.get(key)
+            return None if value is None else str(value)
+
+        return cls(path=text("path"), bundle=text("bundle"), git=text("git"), commit=text("commit"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +213,7 @@ def queued_jobs(submission: Submission) -> list[QueuedJob]:
             retry_backoff_s=job.retry.backoff_s,
             payload={
                 "job": job_to_dict(job),
-                "source": {"path": source.path, "bundle": source.bundle},
+                "source": source.to_json(),
                 "env": env,
                 "secrets": list(secrets),
                 "skip": submission.plan.skipped.get(job.name),
@@ -227,7 +243,7 @@ def claim_of(
         run_id=taken.run_id,
         job_run_id=taken.id,
         job=job_from_dict(payload["job"]),
-        source=Source(path=source.get("path"), bundle=source.get("bundle")),
+        source=Source.from_json(source),
         env={str(k): str(v) for k, v in env.items()},
         upstream=upstream,
         lease_until=lease_until,
@@ -265,7 +281,7 @@ def final_event(job: QueueJob, result: AttemptResult, actor: str, now: float) ->
     """The Event of a JobRun's end, with the fields a local run records."""
     data: dict[str, object] = {
         "status": result.status,
-        "cached": False,
+        "cached": result.status == "cached",
         "exit_code": result.exit_code,
         "duration_s": result.duration_s,
         "reason": result.reason,

@@ -1,58 +1,58 @@
-"""Remote Runs: a checkout uploaded as a source bundle, planned like `conveyor run`, dispatched.
+"""Remote Runs: a checkout uploaded as a source bundle, or a project's commit fetched with git.
 
-The server loads `conveyor.yaml` from the bundle (spec errors keep their
-`conveyor.yaml:LINE:COL` messages), plans the Run with the branch, commit and
-event the caller names, stores the bundle in the CAS by digest, and submits
-the Run to the dispatch service; runners unpack the bundle. Nothing is stored
-unless the bundle and its pipeline file are sound.
+For a bundle, the server loads `conveyor.yaml` from it and stores the bundle
+in the CAS by digest; runners unpack it. For a commit (`submit_commit`, what
+webhooks and `POST /api/v1/runs` with JSON start), the server reads the
+project's pipeline file at that commit from its own git mirror of the
+repository; runners fetch the commit with git. Either way the Run is planned
+with the branch, commit and event the caller names (spec errors keep their
+`FILE:LINE:COL` messages) and submitted to the dispatch service. Nothing is
+stored unless the source and its pipeline file are sound.
 
 A remote Run is recorded with `host` REMOTE_HOST, so no server process
 takes it for a local Run whose process died, and `workspace` naming its
-bundle, so a retry finds its files again.
+bundle or its repository.
 
-Secrets never enter a Submission: dispatch stores its `env` with every
-JobRun, so only the pipeline's own `env:` goes there.
-
-Retrying a finished Run makes a new Run of the same bundle and plan: jobs that
-succeeded before are carried over (marked `cached`, with their outputs and
-logs), and only the rest are queued.
+A Submission carries the names of the Pipeline's `secrets:`, never values:
+runners get those when they claim a job. Retrying a finished Run is
+`DispatchService.retry`: what succeeded is carried over as cached.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from conveyor.artifacts.cas import ContentStore
-from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock
 from conveyor.core.errors import Conflict, Location, SpecError, SpecIssue
-from conveyor.core.records import JobRecord, RunId, RunRecord
+from conveyor.core.records import RunId, RunRecord
 from conveyor.engine.bundles import check_bundle, read_member
 from conveyor.engine.conditions import ConditionChecker
 from conveyor.engine.dispatch import DispatchService
-from conveyor.engine.dispatch_rules import (
-    Source,
-    Submission,
-    advance,
-    job_event,
-    outcome_of,
-    queued_jobs,
-    started_event,
-)
+from conveyor.engine.dispatch_rules import Source, Submission
+from conveyor.engine.git_fetch import GitMirror, check_commit, display_url
 from conveyor.engine.plan import Plan, make_plan
+from conveyor.engine.projects import ProjectService
 from conveyor.engine.sources import GitFacts, Sources
 from conveyor.spec.pipeline import Pipeline
-from conveyor.store import events as event_log
-from conveyor.store import queue
 from conveyor.store import runs as run_store
-from conveyor.store.db import Database, Transaction
+from conveyor.store.db import Database
 
 REMOTE_HOST = "runners"
 BUNDLE_PREFIX = "bundle:"
+GIT_PREFIX = "git:"
 PIPELINE_FILE = "conveyor.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Where a remote Run's files come from, as the Run records it and runners find them."""
+
+    pipeline_path: str
+    workspace: str
+    source: Source
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +77,16 @@ class RemoteRunService:
         clock: Clock,
         cas: ContentStore,
         dispatch: DispatchService,
+        projects: ProjectService,
+        mirror: GitMirror,
         scratch_dir: Path,
     ) -> None:
         self.db = db
         self.clock = clock
         self.cas = cas
         self.dispatch = dispatch
+        self.projects = projects
+        self.mirror = mirror
         self.scratch_dir = scratch_dir
 
     def submit_bundle(self, bundle: Path, request: RemoteRunRequest, *, actor: str) -> RunId:
@@ -91,8 +95,58 @@ class RemoteRunService:
             pipeline = load_pipeline(blob)
         plan = self.plan(pipeline, request)
         digest = self.cas.put_file(bundle).digest
-        submission = self._submission(pipeline, plan, request, digest, actor)
-        return self.dispatch.submit(submission)
+        where = Where(PIPELINE_FILE, BUNDLE_PREFIX + digest, Source(bundle=digest))
+        return self.dispatch.submit(self._submission(pipeline, plan, request, where, actor))
+
+    def submit_commit(
+        self,
+        project: str,
+        commit: str,
+        *,
+        branch: str | None = None,
+        event: str = "push",
+        actor: str,
+        targets: tuple[str, ...] = (),
+        keep_going: bool = False,
+    ) -> RunId:
+        """Read, check, plan and dispatch the Run of a project's commit; its id.
+
+        The branch defaults to the project's default branch. NotFound for an
+        unknown project, UsageError for a commit the repository lacks,
+        SpecError for a bad pipeline file at that commit, ExecutorError when
+        the repository cannot be reached.
+        """
+        found = self.projects.get(project)
+        commit = check_commit(commit)
+        request = RemoteRunRequest(
+            project=found.name,
+            targets=targets,
+            branch=branch or found.default_branch,
+            commit=commit,
+            event=event,
+            keep_going=keep_going,
+        )
+        pipeline = self._pipeline_at(found.repository, commit, found.spec_path)
+        plan = self.plan(pipeline, request)
+        where = Where(
+            found.spec_path,
+            f"{GIT_PREFIX}{display_url(found.repository)}",
+            Source(git=found.repository, commit=commit),
+        )
+        return self.dispatch.submit(self._submission(pipeline, plan, request, where, actor))
+
+    def _pipeline_at(self, repository: str, commit: str, spec_path: str) -> Pipeline:
+        from conveyor.spec.loader import parse_pipeline  # YAML and pydantic only on this path
+
+        data = self.mirror.read(repository, commit, spec_path)
+        if data is None:
+            issue = SpecIssue(
+                Location(spec_path, 1, 1),
+                f"commit {commit[:12]} of {display_url(repository)} has no {spec_path}; "
+                "commit one, or set the project's spec path to where it is",
+            )
+            raise SpecError([issue])
+        return parse_pipeline(data, spec_path)
 
     def plan(self, pipeline: Pipeline, request: RemoteRunRequest) -> Plan:
         """The jobs to run, as `conveyor run` would choose them with the request's facts."""
@@ -103,13 +157,13 @@ class RemoteRunService:
         return make_plan(pipeline, request.targets, check)
 
     def _submission(
-        self, pipeline: Pipeline, plan: Plan, request: RemoteRunRequest, digest: str, actor: str
+        self, pipeline: Pipeline, plan: Plan, request: RemoteRunRequest, where: Where, actor: str
     ) -> Submission:
         run = run_store.NewRun(
             project=request.project,
-            pipeline_path=PIPELINE_FILE,
+            pipeline_path=where.pipeline_path,
             spec_digest=pipeline.digest,
-            workspace=BUNDLE_PREFIX + digest,
+            workspace=where.workspace,
             branch=request.branch,
             commit_sha=request.commit,
             event=request.event,
@@ -128,10 +182,11 @@ class RemoteRunService:
         return Submission(
             run=run,
             plan=plan,
-            source=Source(bundle=digest),
+            source=where.source,
             concurrency=pipeline.concurrency,
             keep_going=request.keep_going,
             env=env,
+            secrets=pipeline.secrets,
         )
 
     # --- cancel and retry ----------------------------------------------------
@@ -143,61 +198,21 @@ class RemoteRunService:
             raise Conflict(f"run {run_id} has already finished ({run.status}); nothing to cancel")
 
     def retry(self, run_id: RunId, *, actor: str) -> RunId:
-        """A new Run of a finished Run's bundle: jobs that succeeded carried over, the rest run."""
-        old = self._remote(run_id, "retry")
-        if old.status in ("running", "success"):
-            raise Conflict(
-                f"run {run_id} is {old.status}; only a failed, canceled or interrupted run "
-                "can be retried"
-            )
-        digest = old.workspace.removeprefix(BUNDLE_PREFIX)
-        with self.cas.open(digest) as blob:
-            pipeline = load_pipeline(blob)
-        request = RemoteRunRequest(
-            project=old.project,
-            targets=old.targets,
-            branch=old.branch,
-            commit=old.commit_sha,
-            event=old.event,
-            keep_going=False,
-        )
-        plan = self.plan(pipeline, request)
-        carried = {j.name: j for j in old.jobs if j.status == "success" and j.name in plan.names}
-        submission = self._submission(pipeline, plan, request, digest, actor)
-        return self._submit_carrying(submission, carried, retry_of=run_id)
+        """A new Run of a finished remote Run: what succeeded carried over as cached, the rest run.
+
+        Conflict when the Run ran on a workstation, is still running, or has no failed job.
+        """
+        self._remote(run_id, "retry")
+        return self.dispatch.retry(run_id, actor=actor)
 
     def _remote(self, run_id: RunId, verb: str) -> RunRecord:
         run = run_store.get_run(self.db, run_id=run_id)
-        if run.host != REMOTE_HOST or not run.workspace.startswith(BUNDLE_PREFIX):
+        if run.host != REMOTE_HOST:
             raise Conflict(
                 f"run {run_id} ran on a workstation, not on this server's runners; "
                 f"{verb} it where it ran"
             )
         return run
-
-    def _submit_carrying(
-        self, submission: Submission, carried: dict[str, JobRecord], *, retry_of: RunId
-    ) -> RunId:
-        """Store the Run with the carried jobs finished, then queue what can start."""
-        now = self.clock.now()
-        with self.db.write() as tx:
-            run_id = queue.insert_run(tx, submission.run)
-            queue.insert_jobs(tx, run_id, queued_jobs(submission))
-            start = started_event(run_id, submission, now)
-            events = [replace(start, data={**start.data, "retry_of": retry_of})]
-            jobs = {job.name: job for job in queue.run_jobs(tx, run_id)}
-            for name, reason in submission.plan.skipped.items():
-                queue.set_status(tx, jobs[name].id, "skipped", reason=reason, finished_at=now)
-                events.append(
-                    job_event(jobs[name], "skipped", submission.run.actor, now, reason=reason)
-                )
-            for name, record in carried.items():
-                _carry(tx, jobs[name].id, record, now)
-                data = {"status": "success", "cached": True, "carried_from": retry_of}
-                events.append(job_event(jobs[name], "success", submission.run.actor, now, **data))
-            events += _progress(tx, run_id, now, actor=submission.run.actor)
-            event_log.append(tx, events)
-        return run_id
 
 
 def load_pipeline(blob: BinaryIO) -> Pipeline:
@@ -213,47 +228,3 @@ def load_pipeline(blob: BinaryIO) -> Pipeline:
         )
         raise SpecError([issue])
     return parse_pipeline(data, PIPELINE_FILE)
-
-
-def _carry(tx: Transaction, job_id: int, record: JobRecord, now: float) -> None:
-    run_store.apply_job_update(
-        tx,
-        run_store.JobUpdate(
-            job_id=job_id,
-            status="success",
-            cached=True,
-            exit_code=record.exit_code,
-            reason=record.reason,
-            finished_at=now,
-            duration_s=0.0,
-            log_digest=record.log_digest,
-            tests=record.tests,
-            outputs=record.outputs,
-        ),
-    )
-
-
-def _progress(tx: Transaction, run_id: RunId, now: float, *, actor: str) -> Sequence[NewEvent]:
-    """Queue or skip what can move on, by the dispatch rules; finish the Run if nothing is left."""
-    jobs = {job.id: job for job in queue.run_jobs(tx, run_id)}
-    events: list[NewEvent] = []
-    for step in advance(list(jobs.values()), keep_going=False):
-        queued = step.status == "queued"
-        queue.set_status(
-            tx,
-            step.job.id,
-            step.status,
-            reason=step.reason,
-            queued_at=now if queued else None,
-            finished_at=None if queued else now,
-        )
-        jobs[step.job.id] = queue.job_run(tx, step.job.id)
-        events.append(
-            job_event(step.job, step.status, actor, now, status=step.status, reason=step.reason)
-        )
-    status = outcome_of(list(jobs.values()))
-    if status is not None:
-        _, started, _ = queue.lock_run(tx, run_id)
-        queue.finish_run(tx, run_id, status, now, started)
-        events.append(NewEvent(f"run.{status}", f"run/{run_id}", actor, now, {"status": status}))
-    return events

@@ -16,6 +16,7 @@ from conveyor import __version__
 from conveyor.core.clock import Clock
 from conveyor.server import errors, routes
 from conveyor.server.agent_work import WorkSignal, sweep_leases
+from conveyor.server.delivery_loop import reconcile_deliveries
 from conveyor.server.metrics import create_metrics
 from conveyor.server.middleware import RequestContext
 from conveyor.server.settings import Settings
@@ -51,7 +52,11 @@ def create_app(
         app.state.conveyor = state
         signal = WorkSignal(state)
         app.state.work_signal = signal
-        tasks = [asyncio.create_task(signal.run()), asyncio.create_task(sweep_leases(state))]
+        tasks = [
+            asyncio.create_task(signal.run()),
+            asyncio.create_task(sweep_leases(state)),
+            asyncio.create_task(reconcile_deliveries(state)),
+        ]
         try:
             yield
         finally:

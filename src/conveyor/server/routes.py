@@ -12,9 +12,12 @@ from conveyor.server import health
 from conveyor.server.api import (
     agents,
     artifacts,
+    cache,
+    delivery,
     events,
     me,
     projects,
+    promotions,
     runs,
     secrets,
     tokens,
@@ -29,7 +32,7 @@ def api_v1() -> APIRouter:
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)])
     for module in (me, tokens, runs, artifacts, events, projects, secrets, webhooks):
         api.include_router(module.router)
-    for module in (agents, uploads):
+    for module in (agents, uploads, cache, delivery, promotions):
         api.include_router(module.router)
     return api
 

@@ -14,17 +14,21 @@ from typing import Protocol
 
 from conveyor.artifacts.cas import ContentStore
 from conveyor.core.clock import Clock, SystemClock
-from conveyor.core.errors import Conflict, ExecutorError, StoreError
+from conveyor.core.errors import Conflict, StoreError
 from conveyor.core.secrets import KEY_VARIABLE
 from conveyor.engine.dispatch import DispatchService
+from conveyor.engine.dispatch_secrets import stored_secrets
+from conveyor.engine.git_fetch import GitMirror
 from conveyor.engine.history import History
 from conveyor.engine.projects import ProjectService
 from conveyor.engine.remote_runs import RemoteRunService
 from conveyor.engine.secrets import SecretService
 from conveyor.engine.tokens import TokenService
+from conveyor.engine.webhooks import ACTOR as WEBHOOK_ACTOR
 from conveyor.engine.webhooks import WebhookService
 from conveyor.engine.workspace import SPEC_FILE, Workspace
 from conveyor.executors.local import LocalExecutor
+from conveyor.server.delivery import ServerDelivery, open_delivery
 from conveyor.server.metrics import Metrics
 from conveyor.server.settings import Settings
 from conveyor.store import migrate
@@ -37,22 +41,28 @@ class RunStarter(Protocol):
     """Starts a Run of a project's repository at the commit a webhook names."""
 
     def start(self, trigger: Trigger) -> int:
-        """The id of the Run started for `trigger`; ExecutorError when none can start."""
+        """The id of the Run started for `trigger`; a ConveyorError saying why none could start."""
         ...
 
 
-class NoRemoteRuns:
-    """The starter until remote Runs of a commit fetched with git can be dispatched.
+@dataclass(frozen=True, slots=True)
+class CommitRuns:
+    """The server's RunStarter: a Run of the trigger's commit, fetched with git by runners.
 
-    It starts nothing and says so; the webhook service records the delivery as
-    failed, so the same delivery is accepted when it is sent again later.
+    When it cannot start one (the commit is not in the repository, its
+    pipeline file is bad, the repository cannot be reached), the webhook
+    service records the delivery as failed, so it is accepted when sent again.
     """
 
+    remote_runs: RemoteRunService
+
     def start(self, trigger: Trigger) -> int:
-        raise ExecutorError(
-            f"this server cannot start a Run of {trigger.repository} at {trigger.commit[:12]} "
-            "yet: Runs from webhooks need runners that fetch the commit with git; the "
-            "delivery is recorded and may be redelivered later"
+        return self.remote_runs.submit_commit(
+            trigger.project,
+            trigger.commit,
+            branch=trigger.branch,
+            event=trigger.event,
+            actor=WEBHOOK_ACTOR,
         )
 
 
@@ -73,6 +83,7 @@ class ServerState:
     remote_runs: RemoteRunService
     environ: Mapping[str, str]
     dispatch: DispatchService
+    delivery: ServerDelivery
 
     def require_secret_key(self, what: str) -> None:
         """Conflict (409) naming CONVEYOR_SECRET_KEY unless the server was started with it.
@@ -90,6 +101,7 @@ class ServerState:
     def close(self) -> None:
         self.metrics.status_counts.attach(None)
         self.metrics.agents_connected.set_function(lambda: 0)
+        self.delivery.close()
         self.db.close()
 
 
@@ -123,13 +135,24 @@ def open_state(
         raise
     clock = clock or SystemClock()
     environ = os.environ if environ is None else environ
-    starter = run_starter or NoRemoteRuns()
     workspace = _workspace(settings)
     cas = ContentStore(workspace.cas_dir)
     history = History(workspace, db=db, cas=cas, executor=LocalExecutor(), clock=clock)
     projects = ProjectService(db=db, clock=clock, environ=environ)
     metrics.status_counts.attach(lambda: status_counts(db))
-    dispatch = DispatchService(db=db, clock=clock, lease_s=settings.lease_s)
+    dispatch = DispatchService(
+        db=db, clock=clock, lease_s=settings.lease_s, secrets=stored_secrets(db, environ)
+    )
+    remote_runs = RemoteRunService(
+        db=db,
+        clock=clock,
+        cas=cas,
+        dispatch=dispatch,
+        projects=projects,
+        mirror=GitMirror(settings.state_dir / "git"),
+        scratch_dir=settings.state_dir,
+    )
+    starter = run_starter or CommitRuns(remote_runs)
     # An agent is connected while it calls at least once per lease (long polls, heartbeats).
     metrics.agents_connected.set_function(
         lambda: len(dispatch.connected_agents(within_s=max(settings.lease_s, 30.0)))
@@ -153,8 +176,9 @@ def open_state(
         ),
         environ=environ,
         dispatch=dispatch,
-        remote_runs=RemoteRunService(
-            db=db, clock=clock, cas=cas, dispatch=dispatch, scratch_dir=settings.state_dir
+        remote_runs=remote_runs,
+        delivery=open_delivery(
+            workspace, db=db, cas=cas, history=history, clock=clock, environ=environ
         ),
     )
 

@@ -47,8 +47,12 @@ def canonical_repository(url: str) -> str:
     `https://github.com/o/r(.git)`, `git@github.com:o/r.git` and
     `ssh://git@github.com:22/o/r.git` all give `github.com/o/r`; GitLab's
     nested groups keep every level. Case is folded, as both hosts ignore it.
+    A repository on the server's own disk, `file:///srv/git/shop.git`, gives
+    `file:///srv/git/shop` (case kept, as file systems keep it).
     """
     text = url.strip()
+    if text.lower().startswith("file://"):
+        return _file_repository(url, urlsplit(text).path)
     if "://" in text:
         parts = urlsplit(text)
         host, path = parts.hostname or "", parts.path
@@ -64,3 +68,13 @@ def canonical_repository(url: str) -> str:
             "git@HOST:OWNER/REPO.git or ssh://git@HOST/OWNER/REPO.git"
         )
     return "/".join([host.lower(), *segments]).lower()
+
+
+def _file_repository(url: str, path: str) -> str:
+    segments = [s for s in path.strip("/").removesuffix(".git").split("/") if s]
+    if not segments or any(s in {".", ".."} for s in segments):
+        raise UsageError(
+            f"'{url}' is not a repository URL: write file:///PATH/TO/REPO for a repository "
+            "on the server's disk"
+        )
+    return "file:///" + "/".join(segments)

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 
 from conveyor.core.clock import FrozenClock
 from conveyor.core.records import JobState, RunId, RunRecord
-from conveyor.engine.dispatch import DispatchService, SecretResolver
+from conveyor.engine.dispatch import DispatchService
 from conveyor.engine.dispatch_rules import AttemptResult, Claim, Source, Submission
+from conveyor.engine.dispatch_secrets import SecretResolver
 from conveyor.engine.plan import make_plan
 from conveyor.spec.loader import parse_pipeline
 from conveyor.store import attempts

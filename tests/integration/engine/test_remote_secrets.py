@@ -12,7 +12,7 @@ import pytest
 from conveyor.artifacts.cas import ContentStore
 from conveyor.core.records import RunId
 from conveyor.core.secrets import format_key
-from conveyor.engine.dispatch import stored_secrets
+from conveyor.engine.dispatch_secrets import stored_secrets
 from conveyor.engine.secrets import SecretService
 from conveyor.store.db import Database
 from conveyor.store.schema import metadata

@@ -25,14 +25,18 @@ def test_only_approvers_release_managers_and_admins_approve_promotions() -> None
 def test_only_runner_tokens_do_agent_work_and_nothing_else() -> None:
     runner = Principal("agent", "runner", "runner")
     assert allowed(runner, "agent.work").allowed
-    # Agents also fetch sources and needed outputs, and upload outputs and logs, by digest.
+    # Agents also fetch sources and needed outputs, upload outputs and logs, by digest,
+    # and share the job cache.
     assert sorted(a for a in ACTIONS if allowed(runner, a).allowed) == [
         "agent.work",
         "artifacts.read",
         "artifacts.write",
+        "cache.read",
+        "cache.write",
         "self.read",
     ]
     assert not allowed(Principal("root", "user", "admin"), "agent.work").allowed
+    assert not allowed(Principal("root", "user", "admin"), "cache.write").allowed
 
 
 def test_a_project_token_acts_only_on_its_project() -> None:

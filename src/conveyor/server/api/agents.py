@@ -83,7 +83,7 @@ class ResultIn(BaseModel):
     """How an attempt ended, as `conveyor agent` reports it."""
 
     model_config = ConfigDict(extra="forbid")
-    status: Literal["success", "failed", "timed_out", "canceled"]
+    status: Literal["success", "cached", "failed", "timed_out", "canceled"]
     exit_code: int | None = None
     duration_s: float = Field(default=0.0, ge=0)
     reason: str | None = Field(default=None, max_length=4000)

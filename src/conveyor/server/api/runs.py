@@ -1,7 +1,8 @@
 """`/api/v1/runs`: list, get, job logs (complete and live); create, cancel and retry Runs.
 
-A Run is created from an uploaded source bundle (`conveyor run --remote`) and
-handed to runners by the dispatch service; a retry is a new Run whose jobs
+A Run is created from an uploaded source bundle (`conveyor run --remote`) or
+from a project's commit (JSON; runners fetch it with git) and handed to
+runners by the dispatch service; a retry is a new Run whose jobs
 that succeeded before are carried over. Live logs are Server-Sent Events made
 by polling the stored log, so any server process can serve any stream.
 """
@@ -22,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.types import Message
 
-from conveyor.core.errors import ExecutorError, NotFound, UsageError
+from conveyor.core.errors import NotFound, UsageError
 from conveyor.core.record_json import run_json
 from conveyor.core.records import RUN_STATUSES, TERMINAL_JOB_STATES, RunId, RunRecord
 from conveyor.engine.history import find_job
@@ -33,6 +34,7 @@ from conveyor.store import runs as run_store
 router = APIRouter(prefix="/runs", tags=["runs"])
 _DEFAULT_PROJECT = "default"
 _POLL_S = 0.25
+_MAX_JSON = 64 << 10
 
 
 def parse_cursor(cursor: str | None) -> int | None:
@@ -126,8 +128,11 @@ _CREATE = {
                     "required": ["project", "commit"],
                     "properties": {
                         "project": {"type": "string"},
-                        "commit": {"type": "string"},
+                        "commit": {"type": "string", "description": "The full commit id."},
                         "branch": {"type": "string"},
+                        "event": {"type": "string", "default": "push"},
+                        "jobs": {"type": "array", "items": {"type": "string"}},
+                        "keep_going": {"type": "boolean", "default": False},
                     },
                 }
             },
@@ -155,20 +160,18 @@ class RunOptions(BaseModel):
     "",
     name="create_run",
     status_code=201,
-    summary="Start a Run of an uploaded source bundle (multipart: `bundle`, `options`).",
+    summary="Start a Run of an uploaded source bundle (multipart: `bundle`, `options`) or "
+    "of a project's commit (JSON: `project`, `commit`, `branch`), which runners fetch with git.",
     openapi_extra=_CREATE,
 )
 async def create_run(request: Request, caller: Caller, state: State) -> JSONResponse:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
-        raise ExecutorError(
-            "this server cannot start a Run of a project's commit yet: runners cannot fetch "
-            "a commit with git; upload the checkout instead (`conveyor run --remote`)"
-        )
+        return await _create_from_commit(request, caller, state)
     if kind != "multipart/form-data":
         raise UsageError(
             f"Content-Type: '{kind[:100]}' is not accepted; send multipart/form-data with a "
-            "`bundle` file (`conveyor run --remote` does)"
+            "`bundle` file (`conveyor run --remote` does), or JSON naming a project's commit"
         )
     limit = state.settings.max_upload_bytes
     with tempfile.TemporaryDirectory(dir=_uploads(state)) as scratch:
@@ -187,6 +190,53 @@ async def create_run(request: Request, caller: Caller, state: State) -> JSONResp
         service = state.remote_runs
         run_id = await run_in_threadpool(service.submit_bundle, bundle, ask, actor=caller.name)
     return JSONResponse(run_json(state.history.get_run(run_id)), status_code=201)
+
+
+class CommitRun(BaseModel):
+    """A Run of a project's commit, which runners fetch with git."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    commit: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    branch: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    event: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "push"
+    jobs: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=1000
+    )
+    keep_going: bool = False
+
+
+async def _create_from_commit(request: Request, caller: Caller, state: State) -> JSONResponse:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_JSON:
+            raise HTTPException(413, f"a JSON run request may hold at most {_MAX_JSON} bytes")
+    try:
+        ask = CommitRun.model_validate_json(body)
+    except ValidationError as exc:
+        raise UsageError(_fields(exc, "")) from None
+    require_project(caller, ask.project)
+    run_id = await run_in_threadpool(
+        state.remote_runs.submit_commit,
+        ask.project,
+        ask.commit,
+        branch=ask.branch,
+        event=ask.event,
+        actor=caller.name,
+        targets=tuple(ask.jobs),
+        keep_going=ask.keep_going,
+    )
+    return JSONResponse(run_json(state.history.get_run(run_id)), status_code=201)
+
+
+def _fields(exc: ValidationError, prefix: str) -> str:
+    """Each problem pydantic found, named by its field."""
+    return "; ".join(
+        f"{prefix}{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+        for e in exc.errors()
+    )
 
 
 def _uploads(state: State) -> Path:
@@ -225,11 +275,7 @@ async def _receive(request: Request, limit: int, dest: Path) -> RunOptions:
     try:
         return RunOptions.model_validate_json(raw)
     except ValidationError as exc:
-        found = "; ".join(
-            f"options.{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise UsageError(found) from None
+        raise UsageError(_fields(exc, "options.")) from None
 
 
 @router.post(

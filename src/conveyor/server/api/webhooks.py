@@ -8,7 +8,11 @@ the server's upload limit, because the signature covers its exact bytes.
 Answers: 202 `{"run": id}` when a Run started; 200 with the reason when the
 delivery starts nothing (a tag, a ping) or was accepted before; 401 when
 the signature or token does not match (or the project has no secret); 404
-when no project has the repository; 400 for a malformed payload.
+when no project has the repository; 400 for a malformed payload. When the
+Run of the commit cannot start, the error's own answer: 400 for a commit the
+repository lacks, 422 for a bad `conveyor.yaml` at it, 503 for a repository
+the server cannot reach; the delivery is then recorded as failed, so the
+same delivery is accepted when it is sent again.
 """
 
 from __future__ import annotations
