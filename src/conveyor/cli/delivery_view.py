@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from conveyor.engine.auto_release import AutoRelease
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # `conveyor run` loads this module; the delivery services only if it released
+    from conveyor.engine.auto_release import AutoRelease
 
 
 def auto_release_json(outcome: AutoRelease) -> dict[str, object]:

@@ -6,35 +6,40 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.core.digest import is_digest
 from conveyor.core.errors import NotFound, UsageError
 from conveyor.core.records import RunRecord
-from conveyor.engine.auto_release import AutoRelease, AutoReleaser
-from conveyor.engine.change_records import ChangeRecords
-from conveyor.engine.deployments import Progress
-from conveyor.engine.environments import EnvironmentView
-from conveyor.engine.evidence import EvidenceExport, EvidenceService
 from conveyor.engine.history import Explanation, History
-from conveyor.engine.local_deployments import LocalDeployments
 from conveyor.engine.preview import PlannedJob
-from conveyor.engine.promotion_facts import ContentCheck, current_actor
-from conveyor.engine.promotions import PromotionService
-from conveyor.engine.releases import ReleaseOutcome, ReleaseService
 from conveyor.engine.reporting import Reporter
 from conveyor.engine.runner import Scheduler
 from conveyor.engine.secrets import StoredSecrets
 from conveyor.engine.service import RunRequest, RunResult, RunService, actor_name, dry_run
-from conveyor.engine.waivers import WaiverService, WaiverStatus
 from conveyor.engine.workspace import Workspace
 from conveyor.executors.base import Executor
-from conveyor.policy.waiver import WaiverState
-from conveyor.promotion.model import Actor, Promotion
-from conveyor.release.change_record import ChangeRecord
-from conveyor.release.model import Release
-from conveyor.release.notes import ReleaseNotes
-from conveyor.rollout.deployment import Deployment
 from conveyor.spec.pipeline import Pipeline
+
+# The delivery services (releases, promotions, Deployments, evidence) import policy, CEL,
+# YAML and more: they are loaded when a command first needs them, so `conveyor run` and
+# the history commands start as fast as they did before delivery existed.
+if TYPE_CHECKING:
+    from conveyor.engine.auto_release import AutoRelease
+    from conveyor.engine.change_records import ChangeRecords
+    from conveyor.engine.deployments import Progress
+    from conveyor.engine.environments import EnvironmentView
+    from conveyor.engine.evidence import EvidenceExport
+    from conveyor.engine.local_deployments import LocalDeployments
+    from conveyor.engine.promotions import PromotionService
+    from conveyor.engine.releases import ReleaseOutcome, ReleaseService
+    from conveyor.engine.waivers import WaiverService, WaiverStatus
+    from conveyor.policy.waiver import WaiverState
+    from conveyor.promotion.model import Actor, Promotion
+    from conveyor.release.change_record import ChangeRecord
+    from conveyor.release.model import Release
+    from conveyor.release.notes import ReleaseNotes
+    from conveyor.rollout.deployment import Deployment
 
 # How long `conveyor run` carries out the Deployment of an automatic promotion.
 AUTO_DEPLOY_TIMEOUT_S = 600.0
@@ -66,6 +71,8 @@ class EmbeddedControlPlane:
 
     @property
     def releases(self) -> ReleaseService:
+        from conveyor.engine.releases import ReleaseService
+
         if self._releases is None:
             runs = self._runs
             self._releases = ReleaseService(
@@ -80,6 +87,9 @@ class EmbeddedControlPlane:
 
     @property
     def promotions(self) -> PromotionService:
+        from conveyor.engine.promotion_facts import ContentCheck
+        from conveyor.engine.promotions import PromotionService
+
         if self._promotions is None:
             runs = self._runs
             self._promotions = PromotionService(
@@ -95,6 +105,8 @@ class EmbeddedControlPlane:
 
     @property
     def change_records(self) -> ChangeRecords:
+        from conveyor.engine.change_records import ChangeRecords
+
         if self._change_records is None:
             runs = self._runs
             self._change_records = ChangeRecords(
@@ -108,6 +120,8 @@ class EmbeddedControlPlane:
 
     @property
     def deployments(self) -> LocalDeployments:
+        from conveyor.engine.local_deployments import LocalDeployments
+
         if self._deployments is None:
             runs = self._runs
             self._deployments = LocalDeployments(
@@ -117,6 +131,8 @@ class EmbeddedControlPlane:
 
     def actor(self) -> Actor:
         """Who acts here: CONVEYOR_ACTOR or git's user.email, with roles from the roles map."""
+        from conveyor.engine.promotion_facts import current_actor
+
         return current_actor(self._runs.workspace.root, self._runs.environ)
 
     def run(
@@ -211,6 +227,8 @@ class EmbeddedControlPlane:
         return self.change_records.get(self.promotions.get(promotion_id))
 
     def export_evidence(self, service: str, version: str, dest: Path) -> EvidenceExport:
+        from conveyor.engine.evidence import EvidenceService
+
         runs = self._runs
         evidence = EvidenceService(
             runs.workspace,
@@ -257,6 +275,13 @@ class EmbeddedControlPlane:
 
     def release_run(self, pipeline: Pipeline, run: RunRecord) -> AutoRelease | None:
         """Release a successful default-branch run; promote it where `auto: true` says."""
+        delivery = pipeline.delivery
+        if run.status != "success" or delivery is None:
+            return None
+        if not any(env.auto for env in delivery.environments):
+            return None
+        from conveyor.engine.auto_release import AutoReleaser
+
         releaser = AutoReleaser(
             self._runs.workspace.root,
             releases=self.releases,
@@ -271,6 +296,8 @@ class EmbeddedControlPlane:
 
     @property
     def waivers(self) -> WaiverService:
+        from conveyor.engine.waivers import WaiverService
+
         runs = self._runs
         return WaiverService(runs.workspace, db=runs.db, clock=runs.clock)
 

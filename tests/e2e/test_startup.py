@@ -1,0 +1,64 @@
+"""What a command loads decides how fast it starts: the run path stays free of delivery."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from .support import WorkspaceFactory
+
+SPEC = """
+version: 1
+jobs:
+  build:
+    run: echo built
+delivery:
+  service: shop
+  artifacts: ["dist/*"]
+  run: python -m http.server $PORT
+  environments:
+    - name: dev
+"""
+# Loaded only by commands about releases, promotions, Deployments, policy or the server.
+HEAVY = (
+    "conveyor.engine.promotions",
+    "conveyor.engine.releases",
+    "conveyor.engine.local_deployments",
+    "conveyor.engine.evidence",
+    "celpy",
+    "sqlalchemy",
+    "httpx",
+    "fastapi",
+)
+PROBE = """\
+import sys
+from conveyor.cli.main import main
+sys.argv = ["conveyor", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as done:
+    loaded = sorted(name for name in {heavy!r} if name in sys.modules)
+    sys.stderr.write(f"\\nexit {{done.code}} loaded {{loaded}}")
+"""
+
+
+@pytest.mark.parametrize("command", [["run", "-q"], ["runs", "--json"], ["show", "latest"]])
+def test_running_and_reading_history_load_no_delivery_or_server_module(
+    workspace: WorkspaceFactory, command: list[str]
+) -> None:
+    ws = workspace(SPEC)
+    assert ws.run().code == 0
+
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *command],
+        cwd=ws.root,
+        env=ws.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.stderr.rstrip().endswith("exit 0 loaded []"), done.stderr
