@@ -65,9 +65,9 @@ def local_workspace(tmp_path: Path) -> Iterator[Path]:
     yield from _workspace(tmp_path / "ws", {})
 
 
-def _workspace(ws: Path, database: dict[str, str]) -> Iterator[Path]:
+def _workspace(ws: Path, database: dict[str, str], spec: str = SPEC) -> Iterator[Path]:
     (ws / "app").mkdir(parents=True)
-    (ws / "conveyor.yaml").write_text(SPEC)
+    (ws / "conveyor.yaml").write_text(spec)
     (ws / "app" / "server.py").write_text(service_source())
     (ws / ".gitignore").write_text("dist/\n.conveyor/\n")
     identity = ["-c", f"user.email={AUTHOR}", "-c", "user.name=An Author"]

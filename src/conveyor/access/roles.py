@@ -40,6 +40,9 @@ _READ = (
     "projects.read",
     "cache.read",
 )
+# Exporting evidence records an Event and signs a tree head, but shows nothing a viewer
+# cannot already read (releases, promotions, events); auditors, who only read, need it.
+_AUDIT = ("evidence.export",)
 # Developers ask for a promotion or a waiver; whether it may proceed is for the gates and
 # for someone else's decision (segregation of duties is the promotion service's to enforce).
 _DEVELOP = (
@@ -76,11 +79,11 @@ _AGENT = (
 )
 
 PERMISSIONS: dict[str, frozenset[str]] = {
-    VIEWER: frozenset(_READ),
-    DEVELOPER: frozenset(_READ + _DEVELOP),
-    APPROVER: frozenset(_READ + _APPROVE),
-    RELEASE_MANAGER: frozenset(_READ + _DEVELOP + _RELEASE + _APPROVE + _SEE_SECRETS),
-    ADMIN: frozenset(_READ + _DEVELOP + _RELEASE + _APPROVE + _SEE_SECRETS + _ADMINISTER),
+    VIEWER: frozenset(_READ + _AUDIT),
+    DEVELOPER: frozenset(_READ + _AUDIT + _DEVELOP),
+    APPROVER: frozenset(_READ + _AUDIT + _APPROVE),
+    RELEASE_MANAGER: frozenset(_READ + _AUDIT + _DEVELOP + _RELEASE + _APPROVE + _SEE_SECRETS),
+    ADMIN: frozenset(_READ + _AUDIT + _DEVELOP + _RELEASE + _APPROVE + _SEE_SECRETS + _ADMINISTER),
     RUNNER: frozenset(_AGENT),
 }
 # Actions taken without a token: a webhook's sender proves itself by the signature (GitHub)

@@ -35,11 +35,10 @@ def register(main: typer.Typer) -> None:
 
 
 def _plane(file: Path | None) -> ControlPlane:
-    from conveyor.control.embedded import EmbeddedControlPlane
-    from conveyor.engine.workspace import discover
-    from conveyor.executors.local import LocalExecutor
+    # Against a server (CONVEYOR_SERVER), its store is read and the token's owner exports.
+    from conveyor.control.select import open_control_plane
 
-    return EmbeddedControlPlane(discover(file), executor=LocalExecutor())
+    return open_control_plane(file)
 
 
 def _print_json(doc: object) -> None:

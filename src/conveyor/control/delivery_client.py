@@ -4,25 +4,39 @@ Against a server, its workspace's `delivery:` section decides, so the
 pipeline the CLI read locally is not sent. Who acts is the token's owner.
 The server's reconcile loop re-evaluates promotions and carries out their
 Deployments, so waiting here is polling: `reevaluate` reads the promotion
-again, `await_deployment` reads it until its Deployment settled.
+again, `await_deployment` reads it until its Deployment settled. An evidence
+bundle is built by the server and downloaded under a temporary name, renamed
+into place only when complete, so `evidence verify` checks it offline.
 """
 
 from __future__ import annotations
 
+import json
+import secrets
 import time
-from collections.abc import Callable, Mapping
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from functools import partial
+from pathlib import Path
 from typing import NoReturn, TypeVar
 from urllib.parse import quote
 
+import httpx
+
+from conveyor.audit.evidence import MANIFEST
 from conveyor.control import delivery_wire as wire
 from conveyor.core.errors import StoreError, UsageError
 from conveyor.engine.deployments import Progress
 from conveyor.engine.environments import EnvironmentView
+from conveyor.engine.evidence import EvidenceExport
 from conveyor.engine.releases import ReleaseOutcome
 from conveyor.engine.waivers import WaiverStatus
 from conveyor.policy.waiver import WaiverState
 from conveyor.promotion.model import Promotion
+from conveyor.release.change_record import ChangeRecord
 from conveyor.release.model import Release
+from conveyor.release.notes import ReleaseNotes
 from conveyor.rollout.deployment import Deployment
 from conveyor.spec.pipeline import Pipeline
 
@@ -42,6 +56,11 @@ class DeliveryCalls:
     def _post_json(self, path: str, body: Mapping[str, object]) -> dict[str, object]:
         raise NotImplementedError
 
+    def _request(
+        self, method: str, path: str, params: Params | None = None
+    ) -> AbstractContextManager[httpx.Response]:
+        raise NotImplementedError
+
     # --- releases ----------------------------------------------------------------
 
     def create_release(
@@ -55,11 +74,43 @@ class DeliveryCalls:
         return self._many(wire.release_from_json, page, "releases")
 
     def get_release(self, version: str, *, service: str | None = None) -> Release:
-        if service is None:
-            found = self.list_releases()
-            service = _only_service(found, self.base_url)
-        path = f"/api/v1/releases/{quote(service, safe='')}/{quote(version, safe='')}"
+        path = _release(self._service(service), version)
         return self._read(wire.release_from_json, self._json(path))
+
+    def release_notes(self, version: str, *, service: str | None = None) -> ReleaseNotes:
+        path = f"{_release(self._service(service), version)}/notes"
+        return self._read(wire.notes_from_json, self._json(path))
+
+    def changelog(self, version: str, *, service: str | None = None) -> list[ReleaseNotes]:
+        path = f"{_release(self._service(service), version)}/changelog"
+        return self._many(wire.notes_from_json, self._json(path), "releases")
+
+    def _service(self, service: str | None) -> str:
+        if service is not None:
+            return service
+        return _only_service(self.list_releases(), self.base_url)
+
+    # --- evidence ----------------------------------------------------------------
+
+    def change_record(self, promotion_id: int) -> ChangeRecord:
+        doc = self._json(f"{_promotion(promotion_id)}/change-record")
+        return self._read(wire.change_record_from_json, doc)
+
+    def export_evidence(self, service: str, version: str, dest: Path) -> EvidenceExport:
+        """Have the server build the bundle (recording the export), and download it to `dest`."""
+        # Refused before the server records an export nobody receives.
+        if not dest.parent.is_dir():
+            raise UsageError(f"cannot write {dest}: {dest.parent} is not a directory")
+        with self._request("POST", f"{_release(service, version)}/evidence") as got:
+            summary = self._read(_summary, got.headers.get(wire.EVIDENCE_HEADER, ""))
+            _download(got.iter_bytes(), dest)
+        try:
+            manifest = _manifest(dest)
+        except ValueError as err:
+            self._unreadable(err)
+        release = self.get_release(str(self._read(_version, summary)), service=service)
+        read = partial(wire.export_from_json, path=dest, release=release, manifest=manifest)
+        return self._read(read, summary)
 
     # --- promotions --------------------------------------------------------------
 
@@ -186,6 +237,43 @@ class DeliveryCalls:
 
 def _params(**values: str | int | None) -> dict[str, str | int]:
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _release(service: str, version: str) -> str:
+    return f"/api/v1/releases/{quote(service, safe='')}/{quote(version, safe='')}"
+
+
+def _summary(header: object) -> object:
+    return json.loads(str(header))
+
+
+def _version(summary: object) -> object:
+    if not isinstance(summary, dict):
+        raise ValueError("the export's summary is not an object")  # noqa: TRY004
+    return summary["version"]
+
+
+def _download(chunks: Iterator[bytes], dest: Path) -> None:
+    """Write `chunks` under a temporary name beside `dest`, renamed there only when complete."""
+    partial = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
+    try:
+        with partial.open("wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        partial.replace(dest)
+    except OSError as err:
+        raise UsageError(f"cannot write {dest}: {err.strerror or err}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _manifest(path: Path) -> object:
+    """The manifest of the bundle at `path`; ValueError when it is no bundle."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read(MANIFEST))
+    except (zipfile.BadZipFile, KeyError) as err:
+        raise ValueError(f"the bundle it sent has no readable {MANIFEST}: {err}") from None
 
 
 def _promotion(promotion_id: int) -> str:

@@ -11,15 +11,32 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from conveyor.audit.evidence import FileEntry
+from conveyor.audit.evidence_verify import head_from_json
+from conveyor.core.records import TestCounts
 from conveyor.engine.environments import EnvironmentView, InstanceView
+from conveyor.engine.evidence import EvidenceExport
 from conveyor.engine.releases import ReleaseOutcome
 from conveyor.engine.waivers import WaiverStatus
 from conveyor.policy.waiver import Waiver, WaiverState
 from conveyor.promotion.codec import basis_from_json, basis_json, report_from_json, report_json
 from conveyor.promotion.model import Approval, EnvironmentState, Promotion, PromotionState
+from conveyor.release import notes as release_notes
+from conveyor.release.change_record import (
+    ApprovalLine,
+    ChangeRecord,
+    ChangeSize,
+    GateLine,
+    Risk,
+    RiskFacts,
+    RiskLevel,
+)
 from conveyor.release.model import Commit, Release, ReleaseArtifact
+from conveyor.release.notes import Entry, ReleaseNotes, Section
 from conveyor.rollout import status as rollout_status
 from conveyor.rollout.deployment import Deployment, DeploymentId
 
@@ -156,3 +173,167 @@ def waiver_from_json(doc: object) -> WaiverStatus:
         raise ValueError(f"not a waiver state: {state!r}")
     at = float(cast(float, data["at"]))
     return WaiverStatus(_flat(Waiver, data.get("waiver")), cast(WaiverState, state), at)
+
+
+# --- release notes ---------------------------------------------------------------
+
+
+def notes_to_json(notes: ReleaseNotes) -> Doc:
+    """The notes as `release notes --json` prints them, with the commit's link and Markdown."""
+    doc = release_notes.to_json(notes)
+    return {**doc, "commit_url": notes.commit_url, "markdown": release_notes.to_markdown(notes)}
+
+
+def notes_from_json(doc: object) -> ReleaseNotes:
+    data = _mapping(doc)
+    return ReleaseNotes(
+        service=str(data["service"]),
+        version=str(data["version"]),
+        previous_version=_text(data.get("previous_version")),
+        date=str(data["date"]),
+        commit=_text(data.get("commit")),
+        run_id=int(cast(int, data["run"])),
+        compare_url=_text(data.get("compare_url")),
+        commit_url=_text(data.get("commit_url")),
+        sections=tuple(_section(s) for s in _list(data.get("sections", []))),
+        authors=tuple(str(a) for a in _list(data.get("authors", []))),
+    )
+
+
+def _section(doc: object) -> Section:
+    data = _mapping(doc)
+    changes = tuple(_entry(e) for e in _list(data.get("changes", [])))
+    return Section(str(data["key"]), str(data["title"]), changes)
+
+
+def _entry(doc: object) -> Entry:
+    data = _mapping(doc)
+    return Entry(
+        sha=str(data["sha"]),
+        type=_text(data.get("type")),
+        scope=_text(data.get("scope")),
+        description=str(data["description"]),
+        breaking_note=_text(data.get("breaking")),
+        author=str(data["author"]),
+        email=str(data["email"]),
+        url=_text(data.get("url")),
+    )
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+# --- change records ----------------------------------------------------------------
+# The API answers a change record in its own format (`release/change_record.to_json`,
+# what `change-record --json` prints and its webhook receives); this reads it back.
+
+
+def change_record_from_json(doc: object) -> ChangeRecord:
+    data = _mapping(doc)
+    summary, risk = _mapping(data["summary"]), _mapping(data["risk"])
+    links = _mapping(data.get("links", {}))
+    notes = dict(_mapping(data["release_notes"]))
+    notes.setdefault("commit_url", links.get("commit"))
+    return ChangeRecord(
+        promotion=int(cast(int, summary["promotion"])),
+        project=str(summary["project"]),
+        service=str(summary["service"]),
+        version=str(summary["version"]),
+        environment=str(summary["environment"]),
+        state=str(summary["state"]),
+        requested_by=str(summary["requested_by"]),
+        requested_at=_time(summary["requested_at"]),
+        release_digest=str(summary["release_digest"]),
+        run_id=int(cast(int, summary["run"])),
+        risk=_risk(risk),
+        facts=_facts(risk),
+        notes=notes_from_json(notes),
+        gates=tuple(_gate(g) for g in _list(data.get("gates", []))),
+        evaluated_at=None if data.get("evaluated_at") is None else _time(data["evaluated_at"]),
+        approvals=tuple(_approval(a) for a in _list(data.get("approvals", []))),
+        generated_at=_time(data["generated_at"]),
+    )
+
+
+def _time(value: object) -> float:
+    """An epoch time from the ISO 8601 UTC text records carry (to the second)."""
+    return datetime.fromisoformat(str(value)).timestamp()
+
+
+def _risk(risk: Mapping[str, object]) -> Risk:
+    level = str(risk["level"])
+    if level not in ("low", "medium", "high"):
+        raise ValueError(f"not a risk level: {level!r}")
+    return Risk(cast(RiskLevel, level), tuple(str(r) for r in _list(risk.get("reasons", []))))
+
+
+def _facts(risk: Mapping[str, object]) -> RiskFacts:
+    factors = _mapping(risk["factors"])
+    size = ChangeSize(
+        commits=int(cast(int, factors["commits"])),
+        breaking=int(cast(int, factors.get("breaking_changes", 0))),
+        files=cast(int | None, factors.get("files")),
+        lines_added=cast(int | None, factors.get("lines_added")),
+        lines_removed=cast(int | None, factors.get("lines_removed")),
+    )
+    tests = factors.get("tests")
+    previous = factors.get("previous_failed_version")
+    return RiskFacts(
+        size=size,
+        tests=None if tests is None else _flat(TestCounts, tests),
+        previous_failure=None if previous is None else str(previous),
+        warnings=tuple(str(w) for w in _list(factors.get("policy_warnings", []))),
+    )
+
+
+def _gate(doc: object) -> GateLine:
+    data = _mapping(doc)
+    notes = tuple(str(n) for n in _list(data.get("notes", [])))
+    return GateLine(str(data["gate"]), str(data["outcome"]), str(data["reason"]), notes)
+
+
+def _approval(doc: object) -> ApprovalLine:
+    data = _mapping(doc)
+    return ApprovalLine(
+        by=str(data["by"]),
+        role=str(data["role"]),
+        decision=str(data["decision"]),
+        at=_time(data["at"]),
+        comment=str(data.get("comment", "")),
+    )
+
+
+# --- evidence export -------------------------------------------------------------------
+# The bundle itself is the answer's body; what the export says about it travels in a
+# header, and the list of its files in the bundle's own manifest.
+
+EVIDENCE_HEADER = "X-Conveyor-Evidence"
+
+
+def export_summary_to_json(done: EvidenceExport) -> Doc:
+    return {
+        "service": done.release.service,
+        "version": done.release.version,
+        "events": done.events,
+        "promotions": done.promotions,
+        "change_records": done.change_records,
+        "tree_head": done.head.to_json(),
+    }
+
+
+def export_from_json(
+    summary: object, *, path: Path, release: Release, manifest: object
+) -> EvidenceExport:
+    """The export as the embedded control plane returns it, from its summary and manifest."""
+    data = _mapping(summary)
+    files = tuple(_flat(FileEntry, f) for f in _list(_mapping(manifest).get("files")))
+    return EvidenceExport(
+        path=path,
+        release=release,
+        events=int(cast(int, data["events"])),
+        promotions=int(cast(int, data["promotions"])),
+        change_records=int(cast(int, data["change_records"])),
+        head=head_from_json(data["tree_head"]),
+        files=files,
+    )

@@ -4,8 +4,9 @@ Reads (runs, one run, job logs, artifacts) go to the server and come back as
 the same records the embedded control plane returns, rebuilt from the JSON
 both sides share (`core/record_json.py`). Remote Runs are submitted as a
 source bundle, followed by polling the run, canceled and retried. Releases,
-promotions, waivers and environments go through the delivery endpoints
-(`delivery_client.py`), with the token's owner as who acts. What the API cannot do yet is
+promotions, waivers, environments, release notes, change records and
+evidence bundles go through the delivery endpoints (`delivery_client.py`),
+with the token's owner as who acts. What the API cannot do yet is
 refused with a UsageError naming the command: a command run against a server
 never quietly reads or writes the local store instead.
 
@@ -51,10 +52,6 @@ _COMMANDS: Mapping[str, str] = {
     "run": "run",
     "dry_run": "run --dry-run",
     "explain": "explain",
-    "release_notes": "release notes",
-    "changelog": "release notes",
-    "change_record": "change-record",
-    "export_evidence": "evidence export",
     "reconcile": "reconcile",
     "release_run": "run (automatic releases)",
 }

@@ -240,6 +240,7 @@ def _risk_json(risk: Risk, facts: RiskFacts) -> dict[str, object]:
             if tests is None
             else {"passed": tests.passed, "failed": tests.failed, "skipped": tests.skipped},
             "previous_deployment_failed": facts.previous_failure is not None,
+            "previous_failed_version": facts.previous_failure,
             "policy_warnings": list(facts.warnings),
         },
     }

@@ -219,5 +219,5 @@ def test_commands_the_api_does_not_serve_yet_are_refused_by_name() -> None:
     error = _raised(problem(500, "unused"), lambda p: p.explain("1", "build"))
     assert isinstance(error, UsageError)
     assert str(error).startswith("`conveyor explain` is not available against a server yet")
-    error = _raised(problem(500, "unused"), lambda p: p.release_notes("1.0.0"))
-    assert "`conveyor release notes`" in str(error)
+    error = _raised(problem(500, "unused"), lambda p: p.reconcile(timeout_s=1.0))
+    assert "`conveyor reconcile`" in str(error)

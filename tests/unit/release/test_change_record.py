@@ -181,6 +181,7 @@ def test_the_json_of_a_record_holds_summary_risk_notes_gates_approvals_and_links
             "lines_removed": None,
             "tests": {"passed": 12, "failed": 0, "skipped": 0},
             "previous_deployment_failed": False,
+            "previous_failed_version": None,
             "policy_warnings": [],
         },
     }

@@ -4,27 +4,41 @@ The server delivers the workspace it runs in (`conveyor.yaml` beside its
 state directory). A release is made from a successful Run recorded there,
 with the token's owner recorded as who made it. Values travel as
 `control/delivery_wire.py` writes them, so the CLI reads back exactly the
-records it prints on its own workspace.
+records it prints on its own workspace. A release's evidence bundle is built
+here, with the token's owner as who exported it, and sent as the zip itself.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
 
 from conveyor.control.delivery_wire import (
+    EVIDENCE_HEADER,
     deployment_to_json,
     environment_to_json,
+    export_summary_to_json,
+    notes_to_json,
     outcome_to_json,
     release_to_json,
 )
-from conveyor.release.notes import to_json as notes_json
-from conveyor.release.notes import to_markdown as notes_markdown
+from conveyor.engine.change_records import ChangeRecords
+from conveyor.engine.evidence import EvidenceService
 from conveyor.server.auth import Caller, State, require_project
+from conveyor.server.delivery import ServerDelivery
+from conveyor.server.logs import LOGGER
 
 router = APIRouter(tags=["delivery"])
+log = logging.getLogger(LOGGER)
 
 Doc = dict[str, object]
 
@@ -85,8 +99,69 @@ def get_release(service: str, version: str, caller: Caller, state: State) -> Doc
 )
 def release_notes(service: str, version: str, caller: Caller, state: State) -> Doc:
     require_project(caller, state.delivery.project)
-    notes = state.delivery.releases.notes(version, service=service)
-    return {**notes_json(notes), "markdown": notes_markdown(notes)}
+    return notes_to_json(state.delivery.releases.notes(version, service=service))
+
+
+@router.get(
+    "/releases/{service}/{version}/changelog",
+    name="release_changelog",
+    summary="The notes of every release of the service up to this one, highest first.",
+)
+def release_changelog(service: str, version: str, caller: Caller, state: State) -> Doc:
+    require_project(caller, state.delivery.project)
+    found = state.delivery.releases.changelog(version, service=service)
+    return {"service": service, "releases": [notes_to_json(n) for n in found]}
+
+
+@router.post(
+    "/releases/{service}/{version}/evidence",
+    name="export_evidence",
+    summary="Export a release's evidence bundle (a zip), recorded as exported by the caller.",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/zip": {}}}},
+)
+def export_evidence(service: str, version: str, caller: Caller, state: State) -> FileResponse:
+    delivery = state.delivery
+    require_project(caller, delivery.project)
+    # Built in a directory of its own, sent from there, and removed once sent (or not).
+    where = Path(tempfile.mkdtemp(prefix="conveyor-evidence-"))
+    try:
+        done = _evidence(delivery).export(
+            service, version, where / "evidence.zip", actor=caller.name
+        )
+    except BaseException:
+        shutil.rmtree(where, ignore_errors=True)
+        raise
+    name = f"{done.release.service}-{done.release.version}-evidence.zip"
+    return FileResponse(
+        done.path,
+        media_type="application/zip",
+        filename=name,
+        headers={EVIDENCE_HEADER: json.dumps(export_summary_to_json(done))},
+        background=BackgroundTask(shutil.rmtree, where, ignore_errors=True),
+    )
+
+
+def change_records_of(delivery: ServerDelivery) -> ChangeRecords:
+    """The change records of the server's promotions, read as the promotion service files them."""
+    return ChangeRecords(
+        db=delivery.db,
+        releases=delivery.releases,
+        clock=delivery.clock,
+        environ=delivery.environ,
+        warn=log.warning,
+    )
+
+
+def _evidence(delivery: ServerDelivery) -> EvidenceService:
+    return EvidenceService(
+        delivery.workspace,
+        db=delivery.db,
+        releases=delivery.releases,
+        change_records=change_records_of(delivery),
+        clock=delivery.clock,
+        environ=delivery.environ,
+    )
 
 
 @router.get(

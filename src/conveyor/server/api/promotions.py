@@ -9,13 +9,17 @@ open promotions and carries out approved ones, so nobody has to wait here.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from conveyor.control.delivery_wire import promotion_to_json, waiver_to_json
 from conveyor.policy.waiver import WaiverState
+from conveyor.release.change_record import to_json as record_json
+from conveyor.release.change_record import to_markdown as record_markdown
+from conveyor.server.api.delivery import change_records_of
 from conveyor.server.auth import Caller, State, require_project
 from conveyor.server.delivery import actor_of
 
@@ -86,6 +90,27 @@ def list_promotions(
 def get_promotion(promotion_id: int, caller: Caller, state: State) -> Doc:
     require_project(caller, state.delivery.project)
     return promotion_to_json(state.delivery.promotions.get(promotion_id))
+
+
+@router.get(
+    "/promotions/{promotion_id}/change-record",
+    name="get_change_record",
+    summary="A promotion's change record as it stands now: JSON (as its webhook gets) or Markdown.",
+    responses={200: {"content": {"text/markdown": {}}}},
+)
+def get_change_record(
+    promotion_id: int,
+    caller: Caller,
+    state: State,
+    as_: Annotated[Literal["json", "markdown"], Query(alias="format")] = "json",
+) -> Response:
+    delivery = state.delivery
+    require_project(caller, delivery.project)
+    # 404 when the promotion's environment keeps no change record, as `change-record` exits 2.
+    record = change_records_of(delivery).get(delivery.promotions.get(promotion_id))
+    if as_ == "markdown":
+        return PlainTextResponse(record_markdown(record), media_type="text/markdown")
+    return JSONResponse(record_json(record))
 
 
 @router.post(
