@@ -49,15 +49,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _plane(file: Path | None, workspace: Workspace | None = None) -> ControlPlane:
-    from conveyor.control.embedded import EmbeddedControlPlane
     from conveyor.control.select import open_control_plane
-    from conveyor.engine.workspace import discover
-    from conveyor.executors.local import LocalExecutor
 
-    if os.environ.get("CONVEYOR_SERVER", "").strip():
-        # Against a server, its workspace's delivery decides and the token's owner acts.
-        return open_control_plane(file)
-    return EmbeddedControlPlane(workspace or discover(file), executor=LocalExecutor())
+    return open_control_plane(file, workspace=workspace)
 
 
 def promote(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -42,15 +42,9 @@ CommentOption = Annotated[
 
 
 def _plane(file: Path | None, workspace: Workspace | None = None) -> ControlPlane:
-    from conveyor.control.embedded import EmbeddedControlPlane
     from conveyor.control.select import open_control_plane
-    from conveyor.engine.workspace import discover
-    from conveyor.executors.local import LocalExecutor
 
-    if os.environ.get("CONVEYOR_SERVER", "").strip():
-        # Against a server, its workspace's delivery decides and the token's owner acts.
-        return open_control_plane(file)
-    return EmbeddedControlPlane(workspace or discover(file), executor=LocalExecutor())
+    return open_control_plane(file, workspace=workspace)
 
 
 @app.command()
@@ -130,12 +124,7 @@ def approve(
     (expired, rejected, revoked, approved). Open promotions are evaluated
     again afterwards, so one the rule blocked proceeds.
     """
-    plane = _plane(file)
-    try:
-        status = plane.approve_waiver(waiver, comment=comment)
-    finally:
-        plane.close()
-    _show(status, json_output)
+    _decide("approve", waiver, comment, file, json_output)
 
 
 @app.command()
@@ -146,12 +135,7 @@ def reject(
     json_output: JsonOption = False,
 ) -> None:
     """Reject a pending waiver: it never takes effect. Its requester may withdraw it this way."""
-    plane = _plane(file)
-    try:
-        status = plane.reject_waiver(waiver, comment=comment)
-    finally:
-        plane.close()
-    _show(status, json_output)
+    _decide("reject", waiver, comment, file, json_output)
 
 
 @app.command()
@@ -162,9 +146,25 @@ def revoke(
     json_output: JsonOption = False,
 ) -> None:
     """End a pending or active waiver now; the rule blocks promotions evaluated from now on."""
+    _decide("revoke", waiver, comment, file, json_output)
+
+
+def _decide(
+    verb: Literal["approve", "reject", "revoke"],
+    waiver: int,
+    comment: str,
+    file: Path | None,
+    json_output: bool,
+) -> None:
+    """One person's decision on a waiver, through the control plane; the waiver afterwards."""
     plane = _plane(file)
     try:
-        status = plane.revoke_waiver(waiver, comment=comment)
+        decide = {
+            "approve": plane.approve_waiver,
+            "reject": plane.reject_waiver,
+            "revoke": plane.revoke_waiver,
+        }[verb]
+        status = decide(waiver, comment=comment)
     finally:
         plane.close()
     _show(status, json_output)

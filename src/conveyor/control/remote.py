@@ -222,10 +222,12 @@ class RemoteControlPlane(DeliveryCalls):
         *,
         files: Mapping[str, tuple[str, BinaryIO, str]] | None = None,
         data: Mapping[str, str] | None = None,
+        json: Mapping[str, object] | None = None,
     ) -> dict[str, object]:
         """A JSON answer to a request with a body; anything else as a Conveyor error."""
+        body = None if json is None else dict(json)
         try:
-            answer = self._client.request(method, path, files=files, data=data)
+            answer = self._client.request(method, path, files=files, data=data, json=body)
         except httpx.HTTPError as exc:
             raise ServerUnavailable(
                 f"cannot reach the server at {self.base_url} ({type(exc).__name__}: {exc}); "
@@ -233,25 +235,14 @@ class RemoteControlPlane(DeliveryCalls):
             ) from None
         if not answer.is_success:
             raise error_for(answer, self.base_url)
-        try:
-            doc = answer.json()
-        except ValueError:
-            doc = None
-        if not isinstance(doc, dict):
-            raise ServerUnavailable(f"the server at {self.base_url} answered {path} with no JSON")
-        return doc
+        return self._document(answer, path)
 
     def _post_json(self, path: str, body: Mapping[str, object]) -> dict[str, object]:
         """A JSON answer to a POST of the JSON `body`; anything else as a Conveyor error."""
-        try:
-            answer = self._client.post(path, json=dict(body))
-        except httpx.HTTPError as exc:
-            raise ServerUnavailable(
-                f"cannot reach the server at {self.base_url} ({type(exc).__name__}: {exc}); "
-                "check CONVEYOR_SERVER and that the server is running"
-            ) from None
-        if not answer.is_success:
-            raise error_for(answer, self.base_url)
+        return self._send("POST", path, json=body)
+
+    def _document(self, answer: httpx.Response, path: str) -> dict[str, object]:
+        """The JSON object an answer holds; a server that sent none is a fault (exit 3)."""
         try:
             doc = answer.json()
         except ValueError:
@@ -263,13 +254,7 @@ class RemoteControlPlane(DeliveryCalls):
     def _json(self, path: str, params: Mapping[str, str | int] | None = None) -> dict[str, object]:
         with self._request("GET", path, params) as answer:
             answer.read()
-            try:
-                doc = answer.json()
-            except ValueError:
-                doc = None
-        if not isinstance(doc, dict):
-            raise ServerUnavailable(f"the server at {self.base_url} answered {path} with no JSON")
-        return doc
+            return self._document(answer, path)
 
     def _run(self, doc: object) -> RunRecord:
         try:
