@@ -32,6 +32,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+
+def register(main: typer.Typer) -> None:
+    main.add_typer(app, name="audit")
+
 SeqArgument = Annotated[
     int,
     typer.Argument(

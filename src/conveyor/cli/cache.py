@@ -17,6 +17,11 @@ app = typer.Typer(help="The content-addressed cache of job results.", no_args_is
 db_app = typer.Typer(help="The database behind the store.", no_args_is_help=True)
 
 
+def register(main: typer.Typer) -> None:
+    main.add_typer(app, name="cache")
+    main.add_typer(db_app, name="db")
+
+
 @app.command()
 def prune(
     max_size: Annotated[

@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
     app.command(name="show")(show)
     app.command(name="logs")(logs)
     app.command(name="explain")(explain)
+    app.add_typer(artifacts_app, name="artifacts")
 
 
 def _plane(file: Path | None) -> ControlPlane:

@@ -2,63 +2,65 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import sys
+import threading
+from collections.abc import Sequence
+from importlib import import_module
 from typing import NoReturn
 
 import typer
 
-from conveyor.cli import agent as agent_commands
-from conveyor.cli import audit, history, pipeline, runs_control
-from conveyor.cli import cache as cache_commands
-from conveyor.cli import deploy as deploy_commands
-from conveyor.cli import evidence as evidence_commands
-from conveyor.cli import policy as policy_commands
-from conveyor.cli import project as project_commands
-from conveyor.cli import promote as promote_commands
-from conveyor.cli import release as release_commands
-from conveyor.cli import secret as secret_commands
-from conveyor.cli import server as server_commands
-from conveyor.cli import token as token_commands
-from conveyor.cli import waiver as waiver_commands
 from conveyor.cli.errors import INFRASTRUCTURE, report
 from conveyor.cli.output import discard_stdout
 from conveyor.core.errors import ConveyorError
 
-app = typer.Typer(
-    name="conveyor",
-    help=(
-        "Conveyor: pipelines as code that run the same on a laptop and on runners, "
-        "cached by content, recorded as a tamper-evident event log.\n\n"
-        "Start with `conveyor run` in a directory with a conveyor.yaml. "
-        "Exit codes: 0 success, 1 the work failed, 2 bad input, 3 infrastructure fault."
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+HELP = (
+    "Conveyor: pipelines as code that run the same on a laptop and on runners, "
+    "cached by content, recorded as a tamper-evident event log.\n\n"
+    "Start with `conveyor run` in a directory with a conveyor.yaml. "
+    "Exit codes: 0 success, 1 the work failed, 2 bad input, 3 infrastructure fault."
 )
 
-pipeline.register(app)
-runs_control.register(app)
-history.register(app)
-promote_commands.register(app)
-deploy_commands.register(app)
-evidence_commands.register(app)
-server_commands.register(app)
-agent_commands.register(app)
-app.add_typer(cache_commands.app, name="cache")
-app.add_typer(history.artifacts_app, name="artifacts")
-app.add_typer(cache_commands.db_app, name="db")
-app.add_typer(audit.app, name="audit")
-app.add_typer(policy_commands.app, name="policy")
-app.add_typer(project_commands.app, name="project")
-app.add_typer(release_commands.app, name="release")
-app.add_typer(secret_commands.app, name="secret")
-app.add_typer(token_commands.app, name="token")
-app.add_typer(waiver_commands.app, name="waiver")
+# The module of `conveyor.cli` whose `register(app)` adds each top-level command
+# (tests/unit/cli/test_commands.py keeps this table equal to what the modules register).
+COMMANDS: dict[str, str] = {
+    "run": "pipeline",
+    "validate": "pipeline",
+    "schema": "pipeline",
+    "cancel": "runs_control",
+    "retry": "runs_control",
+    "runs": "history",
+    "show": "history",
+    "logs": "history",
+    "explain": "history",
+    "artifacts": "history",
+    "promote": "promote",
+    "approve": "promote",
+    "reject": "promote",
+    "why": "promote",
+    "promotions": "promote",
+    "status": "deploy",
+    "deployments": "deploy",
+    "reconcile": "deploy",
+    "change-record": "evidence",
+    "evidence": "evidence",
+    "server": "server",
+    "agent": "agent",
+    "cache": "cache",
+    "db": "cache",
+    "audit": "audit",
+    "policy": "policy",
+    "project": "project",
+    "release": "release",
+    "secret": "secret",
+    "token": "token",
+    "waiver": "waiver",
+}
+MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
-@app.command()
 def version() -> None:
     """Print Conveyor's version."""
     from conveyor import __version__
@@ -66,10 +68,40 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def build_app(argv: Sequence[str] = ()) -> typer.Typer:
+    """The `conveyor` app: every command, or only those of the module that owns argv's command.
+
+    Typer turns the signature of every registered command into options when
+    the app starts (40 ms for all of them), so `conveyor run` registers only
+    the commands of `cli/pipeline.py`. Help, an unknown command or no command
+    get the whole app, so usage and did-you-mean see every command.
+    """
+    app = typer.Typer(
+        name="conveyor",
+        help=HELP,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    first = argv[0] if argv else None
+    named = COMMANDS.get(first) if first else None
+    modules = () if first == "version" else (named,) if named else MODULES
+    for module in modules:
+        import_module(f"conveyor.cli.{module}").register(app)
+    app.command(name="version")(version)
+    app.callback()(_group)  # a group even with one command: `conveyor version`, not `conveyor`
+    return app
+
+
+def _group() -> None:
+    """Commands come after `conveyor`; the group itself does nothing."""
+
+
 def main() -> NoReturn:
     """Entry point: Typer handles usage errors (exit 2); Conveyor's errors map here."""
     try:
-        app()
+        build_app(sys.argv[1:])()
     except ConveyorError as error:
         sys.exit(report(error))
     except BrokenPipeError:
@@ -82,3 +114,32 @@ def main() -> NoReturn:
         sys.stderr.write(f"error: {error}\n")
         sys.exit(INFRASTRUCTURE)
     sys.exit(0)
+
+
+def entry() -> NoReturn:
+    """The console script: `main()`, then end the process without tearing Python down.
+
+    Once a command is done, freeing every module and object one by one only
+    costs time (about 20 ms for `conveyor run`). Exit handlers still run and
+    output is flushed; while a thread other than daemons is still at work, the
+    interpreter ends the usual way, waiting for it.
+    """
+    try:
+        main()
+    except SystemExit as done:
+        code = done.code
+    else:  # pragma: no cover - main() always exits
+        code = 0
+    current = threading.current_thread()
+    if any(t is not current and not t.daemon for t in threading.enumerate()):
+        sys.exit(code)
+    if code is not None and not isinstance(code, int):
+        sys.stderr.write(f"{code}\n")  # what sys.exit("message") would print
+        code = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            code = code or 120  # as Python itself exits when it cannot flush its output
+    os._exit(code or 0)

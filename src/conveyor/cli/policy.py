@@ -30,6 +30,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+
+def register(main: typer.Typer) -> None:
+    main.add_typer(app, name="policy")
+
 InputOption = Annotated[
     Path,
     typer.Option(

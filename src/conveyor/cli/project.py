@@ -31,6 +31,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+
+def register(main: typer.Typer) -> None:
+    main.add_typer(app, name="project")
+
 NameArgument = Annotated[
     str,
     typer.Argument(

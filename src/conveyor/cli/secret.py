@@ -37,6 +37,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+
+def register(main: typer.Typer) -> None:
+    main.add_typer(app, name="secret")
+
 NameArgument = Annotated[
     str,
     typer.Argument(

@@ -32,6 +32,10 @@ app = typer.Typer(
 )
 
 
+def register(main: typer.Typer) -> None:
+    main.add_typer(app, name="token")
+
+
 @app.command()
 def create(
     role: Annotated[

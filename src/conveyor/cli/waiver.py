@@ -32,6 +32,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+
+def register(main: typer.Typer) -> None:
+    main.add_typer(app, name="waiver")
+
 WaiverArgument = Annotated[
     int,
     typer.Argument(help="The waiver's id, from `conveyor waiver list`.", min=1, show_default=False),
