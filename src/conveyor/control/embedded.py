@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.core.digest import is_digest
 from conveyor.core.errors import NotFound, UsageError
 from conveyor.core.records import RunRecord
-from conveyor.engine.history import Explanation, History
-from conveyor.engine.preview import PlannedJob
 from conveyor.engine.reporting import Reporter
 from conveyor.engine.runner import Scheduler
-from conveyor.engine.secrets import StoredSecrets
 from conveyor.engine.service import RunRequest, RunResult, RunService, actor_name, dry_run
 from conveyor.engine.workspace import Workspace
 from conveyor.executors.base import Executor
@@ -30,7 +27,9 @@ if TYPE_CHECKING:
     from conveyor.engine.deployments import Progress
     from conveyor.engine.environments import EnvironmentView
     from conveyor.engine.evidence import EvidenceExport
+    from conveyor.engine.history import Explanation, History
     from conveyor.engine.local_deployments import LocalDeployments
+    from conveyor.engine.preview import PlannedJob
     from conveyor.engine.promotions import PromotionService
     from conveyor.engine.releases import ReleaseOutcome, ReleaseService
     from conveyor.engine.waivers import WaiverService, WaiverStatus
@@ -49,20 +48,27 @@ class EmbeddedControlPlane:
     """Runs and history of one workspace, on its own store."""
 
     def __init__(self, workspace: Workspace, *, executor: Executor) -> None:
-        # Secrets a job declares and the caller's environment lacks come from the secret store.
-        secrets = StoredSecrets(
-            lambda: self._runs.db, project=workspace.project, environ=os.environ
-        )
-        self._runs = RunService(workspace, executor=executor, secrets=secrets)
+        self._runs = RunService(workspace, executor=executor, secrets=self._stored_secrets)
         self._history: History | None = None
         self._releases: ReleaseService | None = None
         self._promotions: PromotionService | None = None
         self._deployments: LocalDeployments | None = None
         self._change_records: ChangeRecords | None = None
 
+    def _stored_secrets(self, names: Sequence[str]) -> dict[str, str]:
+        """Secrets a job declares and the caller's environment lacks, from the secret store."""
+        from conveyor.engine.secrets import StoredSecrets
+
+        stored = StoredSecrets(
+            lambda: self._runs.db, project=self._runs.workspace.project, environ=os.environ
+        )
+        return stored(names)
+
     @property
     def history(self) -> History:
         if self._history is None:
+            from conveyor.engine.history import History
+
             runs = self._runs
             self._history = History(
                 runs.workspace, db=runs.db, cas=runs.cas, executor=runs.executor, clock=runs.clock

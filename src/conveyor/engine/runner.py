@@ -11,7 +11,8 @@ from __future__ import annotations
 import heapq
 import queue
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -54,8 +55,10 @@ class Scheduler:
         clock: Clock,
         actor: str,
         options: SchedulerOptions,
+        warm_up: Callable[[], None] | None = None,
     ) -> None:
         self._plan = plan
+        self._warm_up = warm_up
         self._job_ids = job_ids
         self._ctx = ctx
         self._recorder = recorder
@@ -101,11 +104,22 @@ class Scheduler:
                     self._launch_ready()
                     if not self._running:
                         break
+                    self._start_warm_up()
                     self._handle(self._inbox.get())
         finally:
             sys.setswitchinterval(interval)
         self._settle_leftovers()
         return self._outcomes
+
+    def _start_warm_up(self) -> None:
+        """Once the first jobs are started, prepare in the background what the Run ends with.
+
+        The scheduler's thread is idle while jobs run; work done then (such
+        as importing what signs the event log) is off the Run's critical path.
+        """
+        if self._warm_up is not None:
+            threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
+            self._warm_up = None
 
     def _launch_ready(self) -> None:
         if self._cancel_requested:

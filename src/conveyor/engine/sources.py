@@ -68,6 +68,8 @@ class GitFacts:
 
 
 def git_facts(root: Path) -> GitFacts:
+    if not _looks_like_git(root) and "GIT_DIR" not in os.environ:
+        return GitFacts(None, None, None)  # no repository: spare two git processes
     # --abbrev-ref applies to every later argument, so the full HEAD comes first.
     out = _git(root, "rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD")
     if out is None:
