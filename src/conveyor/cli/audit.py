@@ -36,6 +36,7 @@ app = typer.Typer(
 def register(main: typer.Typer) -> None:
     main.add_typer(app, name="audit")
 
+
 SeqArgument = Annotated[
     int,
     typer.Argument(

@@ -34,6 +34,7 @@ app = typer.Typer(
 def register(main: typer.Typer) -> None:
     main.add_typer(app, name="policy")
 
+
 InputOption = Annotated[
     Path,
     typer.Option(

@@ -35,6 +35,7 @@ app = typer.Typer(
 def register(main: typer.Typer) -> None:
     main.add_typer(app, name="project")
 
+
 NameArgument = Annotated[
     str,
     typer.Argument(

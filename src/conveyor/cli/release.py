@@ -36,6 +36,7 @@ app = typer.Typer(
 def register(main: typer.Typer) -> None:
     main.add_typer(app, name="release")
 
+
 VersionArgument = Annotated[
     str,
     typer.Argument(

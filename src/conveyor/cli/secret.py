@@ -41,6 +41,7 @@ app = typer.Typer(
 def register(main: typer.Typer) -> None:
     main.add_typer(app, name="secret")
 
+
 NameArgument = Annotated[
     str,
     typer.Argument(

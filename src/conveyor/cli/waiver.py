@@ -36,6 +36,7 @@ app = typer.Typer(
 def register(main: typer.Typer) -> None:
     main.add_typer(app, name="waiver")
 
+
 WaiverArgument = Annotated[
     int,
     typer.Argument(help="The waiver's id, from `conveyor waiver list`.", min=1, show_default=False),
