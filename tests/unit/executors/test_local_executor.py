@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -69,6 +70,16 @@ def wait_gone(pid: int, within_s: float = 3.0) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+def read_cmdline(pid: int, within_s: float = 2.0) -> bytes:
+    """The arguments of `pid`, which /proc may show empty for a moment after the exec."""
+    deadline = time.monotonic() + within_s
+    while not (cmdline := Path(f"/proc/{pid}/cmdline").read_bytes()):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    return cmdline
 
 
 def read_pid(path: Path, within_s: float = 5.0) -> int:
@@ -205,3 +216,122 @@ def test_output_of_a_background_process_within_the_grace_is_kept(tmp_path: Path)
     result, output = run(script, tmp_path, executor=executor)
     assert result.exit_code == 0
     assert output.text == "early\nlate\n"
+
+
+# A script of one simple command is exec'd without bash; the job sees what it saw under bash.
+
+
+@pytest.mark.parametrize(
+    "script", ["ls /nonexistent-dir-xyz", "sleep 0.05", "ls -a", "wc -c a-file", "cat -"]
+)
+def test_a_lone_command_gives_the_output_and_exit_code_the_shell_gives(
+    tmp_path: Path, script: str
+) -> None:
+    (tmp_path / "a-file").write_text("some text\n")
+    direct, direct_output = run(script, tmp_path)
+    shell, shell_output = run(f"{script};", tmp_path)  # the `;` makes bash run it
+    assert (direct.outcome, direct.exit_code) == (shell.outcome, shell.exit_code)
+    assert direct_output.text == shell_output.text
+
+
+def test_a_lone_command_gets_the_environment_bash_would_pass_on(tmp_path: Path) -> None:
+    env = {"SHLVL": "1", "PWD": "/"}  # bash corrects PWD, and would add SHLVL=0 if missing
+    _, direct = run("env", tmp_path, env=env)
+    _, shell = run("env;", tmp_path, env=env)
+    # All but `_`, which bash sets to the program it runs (see the next test).
+    assert without_underscore(direct.text) == without_underscore(shell.text)
+
+
+def without_underscore(env_output: str) -> list[str]:
+    return sorted(line for line in env_output.splitlines() if not line.startswith("_="))
+
+
+def test_a_lone_command_failing_reports_its_own_exit_code_and_message(tmp_path: Path) -> None:
+    result, output = run("ls /nonexistent-dir-xyz", tmp_path)
+    assert (result.outcome, result.exit_code) == ("exited", 2)
+    # Named as typed, as under bash, not by the path it was found at.
+    assert output.text.startswith("ls: cannot access '/nonexistent-dir-xyz'")
+
+
+def test_a_lone_command_runs_without_a_shell(tmp_path: Path) -> None:
+    # Bash sets `_` to the program it execs; exec'd directly, the given value stays.
+    env = {"SHLVL": "7", "_": "set-by-the-test"}
+    result, output = run("env", tmp_path, env=env)
+    assert result.exit_code == 0
+    assert "\nSHLVL=7\n" in f"\n{output.text}"
+    assert "\n_=set-by-the-test\n" in f"\n{output.text}"
+    # The same command with `;` goes through bash: this test tells the two apart.
+    result, output = run("env;", tmp_path, env=env)
+    assert result.exit_code == 0
+    assert "_=set-by-the-test" not in output.text
+    assert f"\n_={shutil.which('env', path=os.environ['PATH'])}\n" in f"\n{output.text}"
+
+
+def test_a_lone_command_sees_the_pwd_bash_would_give_it(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    for inherited in ("/", str(tmp_path / "sub" / "..")):
+        env = {"PWD": inherited}
+        _, direct = run("env", tmp_path, env=env)
+        _, shell = run("env;", tmp_path, env=env)
+        pwd = [line for line in direct.text.splitlines() if line.startswith("PWD=")]
+        assert pwd == [line for line in shell.text.splitlines() if line.startswith("PWD=")]
+    assert pwd == [f"PWD={tmp_path / 'sub' / '..'}"]  # it names the cwd: kept as bash keeps it
+
+
+def test_a_timeout_still_kills_a_lone_command(tmp_path: Path) -> None:
+    output = Output()
+    request = ExecRequest(
+        job="job", script="sleep 30", env={"PATH": os.environ["PATH"]}, cwd=tmp_path, timeout_s=0.3
+    )
+    started = time.monotonic()
+    execution = LocalExecutor(kill_grace_s=2.0).start(request, output)
+    pid = execution.pid
+    assert pid is not None
+    cmdline = read_cmdline(pid)
+    result = execution.wait()
+    assert cmdline == b"sleep\x0030\x00"  # the job's own process is the command, as typed
+    assert (result.outcome, result.exit_code) == ("timed_out", None)
+    assert time.monotonic() - started < 3
+    assert wait_gone(pid)
+
+
+def test_cancel_still_stops_a_lone_command(tmp_path: Path) -> None:
+    request = ExecRequest(
+        job="job", script="sleep 30", env={"PATH": os.environ["PATH"]}, cwd=tmp_path
+    )
+    execution = LocalExecutor(kill_grace_s=2.0).start(request, Output())
+    pid = execution.pid
+    assert pid is not None
+    timer = threading.Timer(0.1, execution.cancel)
+    started = time.monotonic()
+    timer.start()
+    try:
+        result = execution.wait()
+    finally:
+        timer.join()
+    assert (result.outcome, result.exit_code) == ("canceled", None)
+    assert time.monotonic() - started < 3
+    assert wait_gone(pid)
+
+
+def test_a_missing_command_still_gets_bashs_message(tmp_path: Path) -> None:
+    result, output = run("no-such-command-xyz --flag", tmp_path)
+    assert (result.outcome, result.exit_code) == ("exited", 127)
+    assert "no-such-command-xyz: command not found" in output.text
+
+
+def test_a_file_that_is_not_executable_still_gets_bashs_message(tmp_path: Path) -> None:
+    (tmp_path / "data.txt").write_text("x\n")
+    result, output = run("./data.txt", tmp_path)
+    assert (result.outcome, result.exit_code) == ("exited", 126)
+    assert "Permission denied" in output.text
+
+
+def test_an_executable_without_a_shebang_is_run_by_bash_as_before(tmp_path: Path) -> None:
+    # exec fails (ENOEXEC) where bash would read the file as a script: the shell takes over.
+    script = tmp_path / "build"
+    script.write_text("echo built in $PWD\n")
+    script.chmod(0o755)
+    result, output = run("./build", tmp_path)
+    assert (result.outcome, result.exit_code) == ("exited", 0)
+    assert output.text == f"built in {tmp_path}\n"
