@@ -412,6 +412,9 @@ class RunService:
 
 def _import_signing() -> None:
     """Import what signs the event log's tree head after a Run, so that the Run does not wait."""
+    from conveyor.engine import audit_key
+
+    audit_key.preload()
     import conveyor.engine.audit  # noqa: F401
 
 
