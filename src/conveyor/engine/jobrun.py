@@ -148,11 +148,16 @@ class JobAttempt:
         self._before = self._output_stamps()
         self._spawn(self._log)
 
-    def run(self, report: Callable[[JobOutcome], None]) -> None:
+    def run(
+        self,
+        report: Callable[[JobOutcome], None],
+        settled: Callable[[], object] = lambda: None,
+    ) -> None:
         """Execute the job (after a `restore()` that missed), `report` it, then cache it.
 
         The outcome is reported before the cache entry is written, so that
-        dependents start as soon as this job's outputs are known.
+        dependents start as soon as this job's outputs are known; `settled`
+        returns once they have been started, and only then is the entry written.
         """
         job, key, fingerprint = self._job, self._key, self._fingerprint
         assert key, "restore() computes the key before run()"
@@ -161,6 +166,7 @@ class JobAttempt:
         outcome = replace(outcome, explanation=explanation, cache_key=key, fingerprint=fingerprint)
         report(outcome)
         if outcome.status == "success" and job.cache:
+            settled()
             try:
                 self._store(outcome, key, fingerprint)
             except (ArtifactError, OSError) as exc:

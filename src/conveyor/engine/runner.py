@@ -67,6 +67,10 @@ class Scheduler:
         self._actor = actor
         self._options = options
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+        # Set while this thread waits with nothing to do: workers store their
+        # results in the cache only then, so that their work does not delay
+        # the start of the jobs a finished job lets go (a hint, not a lock).
+        self._quiet = threading.Event()
         self._by_name = {job.name: job for job in plan.jobs}
         self._position = {job.name: i for i, job in enumerate(plan.jobs)}
         self._waiting = {job.name: set(job.needs) for job in plan.jobs}
@@ -100,16 +104,24 @@ class Scheduler:
         try:
             with ThreadPoolExecutor(self._options.max_parallel, thread_name_prefix="job") as pool:
                 self._pool = pool
-                while True:
-                    self._launch_ready()
-                    if not self._running:
-                        break
-                    self._start_warm_up()
-                    self._handle(self._inbox.get())
+                try:
+                    self._loop()
+                finally:
+                    self._quiet.set()  # no worker may wait on a scheduler that stopped
         finally:
             sys.setswitchinterval(interval)
         self._settle_leftovers()
         return self._outcomes
+
+    def _loop(self) -> None:
+        while True:
+            self._launch_ready()
+            if not self._running:
+                return
+            self._start_warm_up()
+            if self._inbox.empty():
+                self._quiet.set()
+            self._handle(self._inbox.get())
 
     def _start_warm_up(self) -> None:
         """Once the first jobs are started, prepare in the background what the Run ends with.
@@ -153,10 +165,11 @@ class Scheduler:
         def report(outcome: JobOutcome) -> None:
             nonlocal reported
             reported = True
+            self._quiet.clear()
             self._inbox.put((name, outcome))
 
         try:
-            attempt.run(report)
+            attempt.run(report, self._quiet.wait)
         except Exception as exc:  # noqa: BLE001 - a fault in one job must not hang the run
             if not reported:
                 report(self._fault_outcome(exc))
