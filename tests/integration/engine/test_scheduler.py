@@ -9,8 +9,8 @@ import pytest
 
 from conveyor.core.errors import SpecError, UsageError
 from conveyor.engine.service import RunRequest
-from conveyor.executors.base import ExecRequest
-from conveyor.executors.fake import FakeExecutor, FakeOutcome
+from conveyor.executors.base import ExecRequest, OutputSink
+from conveyor.executors.fake import FakeExecution, FakeExecutor, FakeOutcome
 from conveyor.store import events as event_log
 from conveyor.store import runs as run_store
 
@@ -462,3 +462,30 @@ def test_the_log_keeps_an_unterminated_last_line_before_the_next_attempt(harness
     assert log == (
         "first attempt dies mid-line\n--- attempt 2 of 2 (after 0.01s) ---\nsecond attempt\n"
     )
+
+
+def test_a_jobs_cache_entry_is_written_after_the_jobs_it_lets_go_have_started(
+    harness: Harness,
+) -> None:
+    # Writing the entry is bookkeeping: it waits until the scheduler has started
+    # the dependents, so it does not compete with their start.
+    entries_at_start: dict[str, int] = {}
+
+    def entries() -> int:
+        return sum(1 for p in harness.workspace.cache_dir.rglob("*") if p.is_file())
+
+    class Watching(FakeExecutor):
+        def start(self, request: ExecRequest, output: OutputSink) -> FakeExecution:
+            entries_at_start[request.job] = entries()
+            return super().start(request, output)
+
+    for attempt in range(5):
+        before = entries()
+        entries_at_start.clear()
+        jobs = f"  a: {{run: a{attempt}}}\n  b: {{run: b{attempt}, needs: [a]}}\n"
+        spec = "version: 1\njobs:\n" + jobs
+        result = harness.run(spec, Watching(), RunRequest(max_parallel=2))
+
+        assert statuses(result) == {"a": "success", "b": "success"}
+        assert entries_at_start == {"a": before, "b": before}
+        assert entries() == before + 2
