@@ -134,6 +134,19 @@ class Scheduler:
             self._warm_up = None
 
     def _launch_ready(self) -> None:
+        """Start every job that can start, then hand their waiting to worker threads.
+
+        Handing a job over wakes a worker (or makes one); done between two
+        starts, that worker would compete with the next start for the GIL.
+        """
+        started: list[tuple[str, JobAttempt]] = []
+        try:
+            self._start_ready(started)
+        finally:
+            for name, attempt in started:
+                self._pool.submit(self._work, name, attempt)
+
+    def _start_ready(self, started: list[tuple[str, JobAttempt]]) -> None:
         if self._cancel_requested:
             self._handle(_CANCEL)
         while self._ready and self._stop_reason is None:
@@ -157,7 +170,7 @@ class Scheduler:
                 self._running.pop(name)
                 self._settle(name, self._fault_outcome(exc))
                 continue
-            self._pool.submit(self._work, name, attempt)
+            started.append((name, attempt))
 
     def _work(self, name: str, attempt: JobAttempt) -> None:
         reported = False
