@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 LAYERS, WIDTH, SLEEP = 20, 10, 0.1
+# The command measured; --command points at another (an older checkout, say).
 CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
 
 
@@ -74,17 +75,17 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def bench_dag(repeat: int) -> dict[str, object]:
+def bench_dag(repeat: int, conveyor: str) -> dict[str, object]:
     results: dict[str, list[float]] = {"make": [], "first": [], "cold": [], "rerun": []}
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             write_dag(root)
             results["make"].append(timed(["make", "-s", f"-j{WIDTH}"], root))
-            results["first"].append(timed([CONVEYOR, "run", "-q", "-j", str(WIDTH)], root))
+            results["first"].append(timed([conveyor, "run", "-q", "-j", str(WIDTH)], root))
             shutil.rmtree(root / ".conveyor" / "cache")
-            results["cold"].append(timed([CONVEYOR, "run", "-q", "-j", str(WIDTH)], root))
-            results["rerun"].append(timed([CONVEYOR, "run", "-q", "-j", str(WIDTH)], root))
+            results["cold"].append(timed([conveyor, "run", "-q", "-j", str(WIDTH)], root))
+            results["rerun"].append(timed([conveyor, "run", "-q", "-j", str(WIDTH)], root))
     med = {k: median(v) for k, v in results.items()}
     return {
         "runs": results,
@@ -94,16 +95,16 @@ def bench_dag(repeat: int) -> dict[str, object]:
     }
 
 
-def bench_trues(repeat: int, count: int = 500) -> dict[str, object]:
+def bench_trues(repeat: int, conveyor: str, count: int = 500) -> dict[str, object]:
     spawn, engine = [], []
     bash = shutil.which("bash") or "/bin/sh"
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             write_trues(root, count)
-            timed([CONVEYOR, "run", "-q", "-j", "1"], root)  # create the store
+            timed([conveyor, "run", "-q", "-j", "1"], root)  # create the store
             shutil.rmtree(root / ".conveyor" / "cache")  # every job runs: a cold run
-            engine.append(timed([CONVEYOR, "run", "-q", "-j", "1"], root))
+            engine.append(timed([conveyor, "run", "-q", "-j", "1"], root))
             start = time.perf_counter()
             for _ in range(count):
                 subprocess.run([bash, "-c", "true t"], check=True)
@@ -136,10 +137,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--command",
+        default=CONVEYOR,
+        help="the conveyor executable to measure (default: the one beside this Python)",
+    )
     args = parser.parse_args()
     compile_bytecode()
-    dag = bench_dag(args.repeat)
-    trues = bench_trues(args.repeat)
+    dag = bench_dag(args.repeat, args.command)
+    trues = bench_trues(args.repeat, args.command)
     if args.json:
         print(json.dumps({"dag": dag, "trues": trues}, indent=2))
         return

@@ -62,3 +62,33 @@ def test_running_and_reading_history_load_no_delivery_or_server_module(
     )
 
     assert done.stderr.rstrip().endswith("exit 0 loaded []"), done.stderr
+
+
+LOUD = """
+version: 1
+jobs:
+  loud:
+    run: seq 1 40000
+  broken:
+    run: exit 3
+    needs: [loud]
+"""
+
+
+def test_the_command_ends_with_its_own_exit_code_and_all_of_its_output(
+    workspace: WorkspaceFactory,
+) -> None:
+    # The console script ends the process without tearing Python down: what
+    # the command printed must still all arrive, and its exit code stand.
+    ws = workspace(LOUD)
+
+    failed = ws.cli("run", "-q")
+    log = ws.cli("logs", "latest", "loud")
+    usage = ws.cli("run", "--no-such-option")
+
+    assert failed.code == 1, failed.text
+    assert "broken" in failed.out
+    assert log.code == 0, log.err
+    assert log.out.split() == [str(n) for n in range(1, 40001)]
+    assert usage.code == 2
+    assert "--no-such-option" in usage.err
