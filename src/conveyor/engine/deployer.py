@@ -22,7 +22,7 @@ from conveyor.release.model import Release
 from conveyor.rollout.deployment import Deployment, NewDeployment
 from conveyor.rollout.model import RollingSpec
 from conveyor.spec.delivery import Delivery
-from conveyor.spec.serialize import delivery_from_config
+from conveyor.spec.serialize_delivery import delivery_from_config
 from conveyor.store import deployments as deployment_store
 from conveyor.store import events as event_log
 from conveyor.store.db import Database

@@ -35,7 +35,7 @@ from conveyor.release.notes import ReleaseNotes, build_notes
 from conveyor.release.semver import Version, parse_version
 from conveyor.release.versioning import check_new, next_version
 from conveyor.spec.pipeline import Pipeline
-from conveyor.spec.serialize import delivery_config
+from conveyor.spec.serialize_delivery import delivery_config
 from conveyor.store import releases as release_store
 from conveyor.store.db import Database
 

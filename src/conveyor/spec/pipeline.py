@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from conveyor.core.errors import Location
-from conveyor.spec.delivery import Delivery
+
+if TYPE_CHECKING:
+    from conveyor.spec.delivery import Delivery
 
 SPEC_VERSION = 1
 

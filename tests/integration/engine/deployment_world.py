@@ -22,7 +22,7 @@ from conveyor.release.model import NewRelease, Release, ReleaseArtifact
 from conveyor.rollout.deployment import Deployment
 from conveyor.rollout.status import DeploymentStatus
 from conveyor.spec.delivery import Delivery, Environment, Health, Requirements
-from conveyor.spec.serialize import delivery_config
+from conveyor.spec.serialize_delivery import delivery_config
 from conveyor.store import deployments as deployment_store
 from conveyor.store import events as event_log
 from conveyor.store import promotions as promotion_store

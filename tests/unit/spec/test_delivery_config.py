@@ -6,7 +6,7 @@ import textwrap
 
 from conveyor.core import digest
 from conveyor.spec.loader import parse_pipeline
-from conveyor.spec.serialize import delivery_config
+from conveyor.spec.serialize_delivery import delivery_config
 
 COMPACT = """\
 version: 1

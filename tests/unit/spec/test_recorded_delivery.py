@@ -8,7 +8,7 @@ import pytest
 
 from conveyor.core.errors import Location
 from conveyor.spec.delivery import Delivery, Environment, Health, Requirements
-from conveyor.spec.serialize import RECORDED, delivery_config, delivery_from_config
+from conveyor.spec.serialize_delivery import RECORDED, delivery_config, delivery_from_config
 
 HERE = Location("conveyor.yaml", 3, 1)
 
