@@ -112,13 +112,20 @@ def open_store(workspace: Workspace) -> Database:
 
 def actor_name(root: Path, environ: Mapping[str, str]) -> str:
     """Who is acting: CONVEYOR_ACTOR, else git's user.email, else the login name."""
-    return (
-        environ.get("CONVEYOR_ACTOR")
-        or git_user_email(root)
-        or environ.get("USER")
-        or environ.get("LOGNAME")
-        or "unknown"
-    )
+    return actor_lookup(root, environ)()
+
+
+def actor_lookup(root: Path, environ: Mapping[str, str]) -> Callable[[], str]:
+    """`actor_name`, with git asked at once and its answer awaited when called.
+
+    Asking git takes a process (about 3 ms); started early, it runs while the
+    Run reads its sources and plans.
+    """
+    named = environ.get("CONVEYOR_ACTOR")
+    if named:
+        return lambda: named
+    email = git_user_email(root)
+    return lambda: email() or environ.get("USER") or environ.get("LOGNAME") or "unknown"
 
 
 class RunService:
@@ -211,6 +218,7 @@ class RunService:
     ) -> RunResult:
         """Execute a Run to its end; returns it as stored."""
         reporter = GuardedReporter(reporter)
+        actor_of = actor_lookup(self.workspace.root, self.environ)
         self.resolve_secrets(pipeline)
         sources = self.sources(pipeline, request.branch)
         plan = self.plan(pipeline, request, sources)
@@ -219,7 +227,7 @@ class RunService:
         for name in pipeline.secrets:
             if self.environ.get(name) is None:
                 reporter.warn(f"secret {name} is not set in the environment; jobs see it unset")
-        actor = actor_name(self.workspace.root, self.environ)
+        actor = actor_of()
         now = self.clock.now()
         run_id, job_ids = run_store.create_run(
             self.db,

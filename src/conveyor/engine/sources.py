@@ -11,7 +11,7 @@ import os
 import shutil
 import stat
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,17 +22,40 @@ from conveyor.core.globs import compile_glob
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
 
+class GitQuery:
+    """A git command started at once and read later, so that it runs alongside other work."""
+
+    def __init__(self, root: Path, *args: str) -> None:
+        try:
+            self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+                ["git", *args],
+                cwd=root,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:
+            self._proc = None
+
+    def output(self) -> str | None:
+        """What git printed, or None when it failed, is absent or took over a minute."""
+        proc = self._proc
+        if proc is None:
+            return None
+        try:
+            out, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return None
+        if proc.returncode != 0:
+            return None
+        return out.decode("utf-8", "surrogateescape")
+
+
 def _git(root: Path, *args: str) -> str | None:
     """Output of a git command in `root`, or None when git fails or is absent."""
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, check=False, timeout=60
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if done.returncode != 0:
-        return None
-    return done.stdout.decode("utf-8", "surrogateescape")
+    return GitQuery(root, *args).output()
 
 
 def git_output(root: Path, *args: str) -> str | None:
@@ -80,9 +103,15 @@ def git_facts(root: Path) -> GitFacts:
     return GitFacts(Path(top), None if branch == "HEAD" else branch, commit or None)
 
 
-def git_user_email(root: Path) -> str | None:
-    out = _git(root, "config", "user.email")
-    return out.strip() or None if out else None
+def git_user_email(root: Path) -> Callable[[], str | None]:
+    """git's user.email, asked at once; the returned function waits for the answer."""
+    query = GitQuery(root, "config", "user.email")
+
+    def email() -> str | None:
+        out = query.output()
+        return out.strip() or None if out else None
+
+    return email
 
 
 @dataclass
