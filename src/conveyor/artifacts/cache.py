@@ -21,7 +21,7 @@ import time
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from conveyor.artifacts.cas import (
     TEMP_MAX_AGE_S,
@@ -33,10 +33,12 @@ from conveyor.artifacts.cas import (
     new_temp_file,
     remove_stale_temp,
 )
-from conveyor.artifacts.prune import EntryUsage, PruneReport, plan_prune
 from conveyor.core.digest import PREFIX, is_digest, short
 from conveyor.core.errors import ArtifactError
 from conveyor.core.records import TestCounts
+
+if TYPE_CHECKING:
+    from conveyor.artifacts.prune import EntryUsage, PruneReport
 
 MANIFEST_VERSION = 1
 DEFAULT_GRACE_S = 600.0
@@ -186,6 +188,8 @@ class JobCache:
     def _prune(
         self, max_bytes: int, pinned: frozenset[str], grace_s: float, now: float
     ) -> PruneReport:
+        from conveyor.artifacts.prune import PruneReport, plan_prune  # only when pruning
+
         temp_files = self.cas.remove_stale_temp(now=now)
         temp_files += remove_stale_temp(self._tmp, max_age_s=TEMP_MAX_AGE_S, now=now)
         usages, dropped, dropped_bytes = self._scan()
@@ -213,6 +217,8 @@ class JobCache:
 
     def _scan(self) -> tuple[list[EntryUsage], int, int]:
         """Usage of every readable entry; unusable manifests are removed and counted."""
+        from conveyor.artifacts.prune import EntryUsage
+
         usages: list[EntryUsage] = []
         dropped = dropped_bytes = 0
         for key, item in self._entry_files():
