@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.executors.base import ExecRequest, ExecResult
+from conveyor.executors.base import ExecRequest, ExecResult, Execution
 from conveyor.executors.local import LocalExecutor
 
 pytestmark = pytest.mark.timeout(30)
@@ -80,6 +80,16 @@ def read_cmdline(pid: int, within_s: float = 2.0) -> bytes:
             break
         time.sleep(0.01)
     return cmdline
+
+
+def wait_canceled_after(execution: Execution, seconds: float) -> ExecResult:
+    """Wait for `execution` while another thread cancels it after `seconds`."""
+    timer = threading.Timer(seconds, execution.cancel)
+    timer.start()
+    try:
+        return execution.wait()
+    finally:
+        timer.join()
 
 
 def read_pid(path: Path, within_s: float = 5.0) -> int:
@@ -164,13 +174,8 @@ def test_cancel_from_another_thread_ends_the_wait_promptly(tmp_path: Path) -> No
     )
     execution = LocalExecutor(kill_grace_s=2.0).start(request, output)
     child = read_pid(tmp_path / "child.pid")
-    timer = threading.Timer(0.1, execution.cancel)
     started = time.monotonic()
-    timer.start()
-    try:
-        result = execution.wait()
-    finally:
-        timer.join()
+    result = wait_canceled_after(execution, 0.1)
     assert result.outcome == "canceled"
     assert result.exit_code is None
     assert time.monotonic() - started < 3
@@ -302,13 +307,8 @@ def test_cancel_still_stops_a_lone_command(tmp_path: Path) -> None:
     execution = LocalExecutor(kill_grace_s=2.0).start(request, Output())
     pid = execution.pid
     assert pid is not None
-    timer = threading.Timer(0.1, execution.cancel)
     started = time.monotonic()
-    timer.start()
-    try:
-        result = execution.wait()
-    finally:
-        timer.join()
+    result = wait_canceled_after(execution, 0.1)
     assert (result.outcome, result.exit_code) == ("canceled", None)
     assert time.monotonic() - started < 3
     assert wait_gone(pid)
