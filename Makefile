@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install check lint typecheck layers unit bench
+.PHONY: demo test install bytecode check lint typecheck layers unit bench
 
 $(BIN)/conveyor: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,12 +13,17 @@ $(BIN)/conveyor: pyproject.toml
 
 install: $(BIN)/conveyor
 
+## Compile Conveyor's modules as installing a wheel does: with PYTHONDONTWRITEBYTECODE
+## set, every `conveyor` the tests or the demo start would compile them from source.
+bytecode: install
+	$(BIN)/python -m compileall -q src
+
 ## Run the bundled example's pipeline (lint, test with a JUnit report, build a wheel).
-demo: install
+demo: bytecode
 	cd examples/python-service && PATH="$(CURDIR)/$(BIN):$$PATH" conveyor run
 
 ## Everything CI checks: lint, format, types, layering, then the whole test suite.
-test: install lint typecheck layers
+test: bytecode lint typecheck layers
 	$(BIN)/pytest -q -n 2
 
 lint:
