@@ -66,6 +66,7 @@ class Repository:
 
     def commit(self, files: dict[str, str]) -> str:
         for name, text in files.items():
+            (self.root / name).parent.mkdir(parents=True, exist_ok=True)
             (self.root / name).write_text(text)
         self._git("add", "--all")
         self._git("-c", "user.name=Ada", "-c", "user.email=ada@example.com", "commit", "-qm", "c")
@@ -171,6 +172,37 @@ def test_a_run_of_a_projects_commit_is_fetched_with_git_and_run_by_an_agent(
     assert done["status"] == "success"
     assert (done["commit"], done["branch"], done["project"]) == (first, "release", "shop")
     assert _log(client, token, done["id"], "build") == "one\nbranch release\n"
+
+
+def test_a_pipeline_in_a_subdirectory_runs_its_jobs_there_as_conveyor_run_would(
+    client: httpx.Client, issue: Issue, repo: Repository, agent: AgentLoop
+) -> None:
+    # `conveyor run` in services/api takes that directory as the workspace: the
+    # jobs' files, outputs and the outputs they need are all relative to it.
+    spec = """\
+version: 1
+jobs:
+  build:
+    run: cp VERSION built.txt
+    outputs: [built.txt]
+  use:
+    needs: [build]
+    run: cat built.txt && echo "in $(basename "$PWD") of $(basename "$CONVEYOR_WORKSPACE")"
+"""
+    commit = repo.commit(
+        {"VERSION": "top\n", "services/api/conveyor.yaml": spec, "services/api/VERSION": "api\n"}
+    )
+    body = {"name": "api", "repository": repo.url, "spec_path": "services/api/conveyor.yaml"}
+    made = client.post("/api/v1/projects", json=body, headers=bearer(issue("admin")))
+    assert made.status_code == 201, made.text
+    token = issue("developer")
+
+    started = _run(client, token, project="api", commit=commit)
+
+    assert started.status_code == 201, started.text
+    done = _wait(client, token, started.json()["id"])
+    assert done["status"] == "success", _log(client, token, done["id"], "use")
+    assert _log(client, token, done["id"], "use") == "api\nin api of api\n"
 
 
 @pytest.mark.usefixtures("project")
@@ -402,7 +434,7 @@ def test_a_stored_secret_reaches_a_job_over_http_and_shows_masked_everywhere(
 
     done = _wait(client, token, _run(client, token, project="shop", commit=sha).json()["id"])
 
-    assert done["status"] == "success", done
+    assert done["status"] == "success", _log(client, token, done["id"], "use")
     assert _log(client, token, done["id"], "deploy") == "token is ***\n"
     assert stored_anywhere(_state(app).db, SECRET_VALUE) == []
     events = client.get("/api/v1/events", headers=bearer(issue("admin")), params={"limit": 500})
@@ -441,7 +473,7 @@ def test_a_claims_json_carries_its_git_source_and_secrets_both_ways() -> None:
         run_id=RunId(3),
         job_run_id=11,
         job=parse_pipeline("version: 1\njobs:\n  a: {run: 'true'}\n").jobs[0],
-        source=Source(git="file:///srv/git/shop.git", commit="ab" * 20),
+        source=Source(git="file:///srv/git/shop.git", commit="ab" * 20, subdir="services/api"),
         env={"STAGE": "prod"},
         upstream=(),
         lease_until=100.0,

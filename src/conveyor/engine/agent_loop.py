@@ -204,18 +204,18 @@ class AgentLoop:
 
     def _work(self, held: _Held) -> None:
         claim = held.claim
-        root = self._work_dir / f"attempt-{claim.attempt_id}"
+        checkout = self._work_dir / f"attempt-{claim.attempt_id}"
         beats = threading.Thread(target=self._beat, args=(held,), daemon=True)
         beats.start()
         try:
             try:
-                self._checkout(claim, root)
-            except ConveyorError as exc:
+                root = self._checkout(claim, checkout)
+            except (ConveyorError, ValueError) as exc:
                 reason = f"its source could not be checked out: {exc}"
                 self._source.complete(claim.attempt_id, AttemptResult("failed", reason=reason))
                 return
             masker = Masker(claim.secrets.values())
-            log = JobLog(root.parent / f"attempt-{claim.attempt_id}.log", masker)
+            log = JobLog(self._work_dir / f"attempt-{claim.attempt_id}.log", masker)
             for name in claim.unset_secrets:
                 log.note(
                     f"--- warning: secret {name} is stored neither for this project nor for "
@@ -237,7 +237,7 @@ class AgentLoop:
         finally:
             held.stopped.set()
             beats.join()
-            shutil.rmtree(root, ignore_errors=True)
+            shutil.rmtree(checkout, ignore_errors=True)
 
     def _restore(self, claim: Claim, root: Path, log: JobLog) -> agent_cache.Lookup:
         """Report the job from the shared cache when it has it (a hit); else how to save it."""
@@ -264,8 +264,11 @@ class AgentLoop:
                 self._halt(held, beat)
                 return
 
-    def _checkout(self, claim: Claim, root: Path) -> None:
-        """The run's files in a fresh directory, with the outputs of the jobs it needs."""
+    def _checkout(self, claim: Claim, root: Path) -> Path:
+        """The run's files in a fresh directory, with the outputs of the jobs it needs.
+
+        Returns the workspace in it: the directory of the pipeline file.
+        """
         source = claim.source
         if source.path is not None:
             shutil.copytree(source.path, root, ignore=shutil.ignore_patterns(".conveyor"))
@@ -276,8 +279,10 @@ class AgentLoop:
             if source.bundle is not None:
                 with self._cas.open(source.bundle) as blob, tarfile.open(fileobj=blob) as tar:
                     tar.extractall(root, filter="data")
+        workspace = source.workspace(root)
         for output in claim.upstream:
-            self._cas.restore(output.digest, root / output.path)
+            self._cas.restore(output.digest, workspace / output.path)
+        return workspace
 
     def _execute(self, held: _Held, root: Path, log: JobLog) -> ExecResult:
         claim, job = held.claim, held.claim.job

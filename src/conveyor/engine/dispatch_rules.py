@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from conveyor.audit.chain import NewEvent
@@ -38,15 +39,27 @@ Beat = Literal["ok", "cancel", "lost"]
 @dataclass(frozen=True, slots=True)
 class Source:
     """Where a runner finds a Run's files: a directory, a source bundle in the CAS, or a
-    commit of a git repository (`git` is its URL, `commit` the full commit id)."""
+    commit of a git repository (`git` is its URL, `commit` the full commit id).
+
+    `subdir` is the directory of the pipeline file inside the checkout (a
+    project's `spec_path` such as `services/api/conveyor.yaml`): the workspace
+    its jobs run in, as `conveyor run` there would use; None for the top.
+    """
 
     path: str | None = None
     bundle: str | None = None
     git: str | None = None
     commit: str | None = None
+    subdir: str | None = None
 
     def to_json(self) -> dict[str, str | None]:
-        return {"path": self.path, "bundle": self.bundle, "git": self.git, "commit": self.commit}
+        return {
+            "path": self.path,
+            "bundle": self.bundle,
+            "git": self.git,
+            "commit": self.commit,
+            "subdir": self.subdir,
+        }
 
     @classmethod
     def from_json(cls, doc: Mapping[str, object]) -> Source:
@@ -56,7 +69,22 @@ class Source:
             value = doc.get(key)
             return None if value is None else str(value)
 
-        return cls(path=text("path"), bundle=text("bundle"), git=text("git"), commit=text("commit"))
+        return cls(
+            path=text("path"),
+            bundle=text("bundle"),
+            git=text("git"),
+            commit=text("commit"),
+            subdir=text("subdir"),
+        )
+
+    def workspace(self, checkout: Path) -> Path:
+        """Where the jobs run in a checkout of this source; ValueError for a subdir leading out."""
+        if self.subdir is None:
+            return checkout
+        sub = PurePosixPath(self.subdir)
+        if sub.is_absolute() or ".." in sub.parts:
+            raise ValueError(f"the pipeline's directory '{self.subdir}' leads out of the checkout")
+        return checkout / sub
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ runners get those when they claim a job. Retrying a finished Run is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from conveyor.artifacts.cas import ContentStore
@@ -131,7 +131,7 @@ class RemoteRunService:
         where = Where(
             found.spec_path,
             f"{GIT_PREFIX}{display_url(found.repository)}",
-            Source(git=found.repository, commit=commit),
+            Source(git=found.repository, commit=commit, subdir=_directory_of(found.spec_path)),
         )
         return self.dispatch.submit(self._submission(pipeline, plan, request, where, actor))
 
@@ -228,3 +228,9 @@ def load_pipeline(blob: BinaryIO) -> Pipeline:
         )
         raise SpecError([issue])
     return parse_pipeline(data, PIPELINE_FILE)
+
+
+def _directory_of(spec_path: str) -> str | None:
+    """The directory of a project's pipeline file in its repository; None at the top."""
+    parent = PurePosixPath(spec_path).parent
+    return None if parent == PurePosixPath(".") else str(parent)
