@@ -57,7 +57,10 @@ def create(
         ),
     ],
     spec_path: Annotated[
-        str, typer.Option(help="Where conveyor.yaml is inside the repository.")
+        str,
+        typer.Option(
+            help="Where conveyor.yaml is inside the repository; its jobs run in its directory."
+        ),
     ] = "conveyor.yaml",
     default_branch: Annotated[str, typer.Option(help="The branch releases come from.")] = "main",
     webhook_secret: Annotated[
