@@ -17,6 +17,7 @@ import logging
 from starlette.concurrency import run_in_threadpool
 
 from conveyor.engine.dispatch import LeaseSweeper
+from conveyor.server.background import pause, repeat
 from conveyor.server.logs import LOGGER
 from conveyor.server.state import ServerState
 from conveyor.store import queue
@@ -49,10 +50,9 @@ class WorkSignal:
                 self._waiting -= 1
         return True
 
-    async def run(self) -> None:
-        """Look at the queue every tick while someone waits; forever (cancel to stop)."""
-        while True:
-            await asyncio.sleep(self._tick_s)
+    async def run(self, stop: asyncio.Event) -> None:
+        """Look at the queue every tick while someone waits, until `stop` is set."""
+        while await pause(stop, self._tick_s):
             if not self._waiting:
                 continue
             try:
@@ -71,16 +71,16 @@ class WorkSignal:
             return len(queue.locked_batch(tx, state.clock.now()))
 
 
-async def sweep_leases(state: ServerState, *, every_s: float = SWEEP_EVERY_S) -> None:
-    """Return expired leases to the queue every `every_s` seconds; forever (cancel to stop)."""
-    sweeper = LeaseSweeper(dispatch=state.dispatch)
-    while True:
-        try:
-            expired = await run_in_threadpool(sweeper.run_once)
-        except Exception:
-            log.exception("sweeping expired leases failed; trying again")
-            expired = 0
+async def sweep_leases(
+    state: ServerState, stop: asyncio.Event, *, every_s: float = SWEEP_EVERY_S
+) -> None:
+    """Return expired leases to the queue every `every_s` seconds, until `stop` is set."""
+
+    def counted(expired: int) -> None:
         if expired:
             state.metrics.leases_expired.inc(expired)
             log.info("leases expired", extra={"count": expired})
-        await asyncio.sleep(every_s)
+
+    sweeper = LeaseSweeper(dispatch=state.dispatch)
+    failed = "sweeping expired leases failed; trying again"
+    await repeat(stop, every_s, sweeper.run_once, failed=failed, done=counted)

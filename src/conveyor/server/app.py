@@ -22,6 +22,9 @@ from conveyor.server.middleware import RequestContext
 from conveyor.server.settings import Settings
 from conveyor.server.state import RunStarter, open_state
 
+# How long shutdown waits for a background pass in progress before closing the database.
+STOP_WAIT_S = 30.0
+
 DESCRIPTION = (
     "The shared control plane of Conveyor. Every endpoint under /api/v1 needs "
     "`Authorization: Bearer <token>` (`conveyor token create`), except the two webhook "
@@ -52,15 +55,20 @@ def create_app(
         app.state.conveyor = state
         signal = WorkSignal(state)
         app.state.work_signal = signal
+        stop = asyncio.Event()
         tasks = [
-            asyncio.create_task(signal.run()),
-            asyncio.create_task(sweep_leases(state)),
-            asyncio.create_task(reconcile_deliveries(state)),
+            asyncio.create_task(signal.run(stop)),
+            asyncio.create_task(sweep_leases(state, stop)),
+            asyncio.create_task(reconcile_deliveries(state, stop)),
         ]
         try:
             yield
         finally:
-            for task in tasks:
+            # Each loop ends after the pass it is in, so no thread uses the database
+            # once it is closed; a pass that hangs is abandoned after a while.
+            stop.set()
+            _, hanging = await asyncio.wait(tasks, timeout=STOP_WAIT_S)
+            for task in hanging:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             state.close()

@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from starlette.concurrency import run_in_threadpool
-
+from conveyor.server.background import repeat
 from conveyor.server.logs import LOGGER
 from conveyor.server.state import ServerState
 
@@ -22,14 +21,12 @@ RECONCILE_EVERY_S = 2.0
 log = logging.getLogger(LOGGER)
 
 
-async def reconcile_deliveries(state: ServerState, *, every_s: float = RECONCILE_EVERY_S) -> None:
-    """One reconcile pass every `every_s` seconds; forever (cancel to stop)."""
-    while True:
-        try:
-            await run_in_threadpool(reconcile_once, state)
-        except Exception:
-            log.exception("the delivery reconcile pass failed; trying again")
-        await asyncio.sleep(every_s)
+async def reconcile_deliveries(
+    state: ServerState, stop: asyncio.Event, *, every_s: float = RECONCILE_EVERY_S
+) -> None:
+    """One reconcile pass every `every_s` seconds, until `stop` is set."""
+    failed = "the delivery reconcile pass failed; trying again"
+    await repeat(stop, every_s, lambda: reconcile_once(state), failed=failed)
 
 
 def reconcile_once(state: ServerState) -> None:
