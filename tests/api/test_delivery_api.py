@@ -228,6 +228,41 @@ def _same_person_approver(ws: Path, database: dict[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {json.loads(made.stdout)['token']}"}
 
 
+def test_release_promote_and_status_against_a_server_need_no_local_conveyor_yaml(
+    local_workspace: Path, tmp_path: Path
+) -> None:
+    # The server's own pipeline decides; a laptop without the repository can still act.
+    auth = {
+        name: h["Authorization"].removeprefix("Bearer ")
+        for name, h in _tokens(local_workspace, {}).items()
+    }
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    home = str(local_workspace / ".conveyor")
+    with server(local_workspace, CONVEYOR_HOME=home, PATH=_path()) as (url, _):
+
+        def as_(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+            return cli(elsewhere, *args, CONVEYOR_SERVER=url, CONVEYOR_TOKEN=auth[name])
+
+        released = as_("rm@example.com", "release", "create", "--run", "latest", "--json")
+        promoted = as_(
+            "dev@example.com", "promote", "hello", "0.1.0", "--to", "dev", "--no-wait", "--json"
+        )
+        status = as_("viewer@example.com", "status", "--json")
+    unset = cli(elsewhere, "status")
+
+    assert released.returncode == 0, released.stderr
+    assert json.loads(released.stdout)["version"] == "0.1.0"
+    assert promoted.returncode == 0, promoted.stderr
+    assert json.loads(promoted.stdout)["environment"] == "dev"
+    assert status.returncode == 0, status.stderr
+    doc = json.loads(status.stdout)
+    assert doc["service"] == "hello"
+    assert [e["name"] for e in doc["environments"]] == ["dev", "prod"]
+    assert unset.returncode == 2  # without a server, the local conveyor.yaml is still needed
+    assert "conveyor.yaml" in unset.stderr
+
+
 def test_promote_approve_why_and_status_work_through_the_cli_against_a_server(
     local_workspace: Path,
 ) -> None:

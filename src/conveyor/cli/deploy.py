@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from conveyor.cli.errors import WORK_FAILED
-from conveyor.cli.pipeline import FileOption, JsonOption
+from conveyor.cli.pipeline import FileOption, JsonOption, local_pipeline
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,17 +46,12 @@ def status(file: FileOption = None, json_output: JsonOption = False) -> None:
     `delivery:` section, in promotion order.
     """
     from conveyor.cli.deployment_view import status_json, status_text
-    from conveyor.engine.specs import load
-    from conveyor.engine.workspace import discover
 
-    workspace = discover(file)
-    pipeline = load(os.path.relpath(workspace.spec_path), workspace.state_dir)
-    plane = _plane(file, workspace)
+    plane = _plane(file)
     try:
-        views = plane.environment_status(pipeline)
+        service, views = plane.environment_status(local_pipeline(file))
     finally:
         plane.close()
-    service = pipeline.delivery.service if pipeline.delivery is not None else ""
     if json_output:
         _print_json(status_json(service, views))
     else:

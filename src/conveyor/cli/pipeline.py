@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -31,6 +32,20 @@ def register(app: typer.Typer) -> None:
     app.command(name="run")(run)
     app.command(name="validate")(validate)
     app.command(name="schema")(schema)
+
+
+def local_pipeline(file: Path | None) -> Callable[[], Pipeline]:
+    """Reads the workspace's conveyor.yaml when called: only the embedded control plane
+    calls it, so commands against a server work where there is no conveyor.yaml."""
+
+    def read() -> Pipeline:
+        from conveyor.engine.specs import load
+        from conveyor.engine.workspace import discover
+
+        workspace = discover(file)
+        return load(_display_path(workspace.spec_path), workspace.state_dir)
+
+    return read
 
 
 def _display_path(path: Path) -> str:

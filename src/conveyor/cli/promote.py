@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from conveyor.cli.errors import WORK_FAILED
-from conveyor.cli.pipeline import FileOption, JsonOption
+from conveyor.cli.pipeline import FileOption, JsonOption, local_pipeline
 
 if TYPE_CHECKING:
     from conveyor.control.base import ControlPlane
@@ -99,20 +98,16 @@ def promote(
     """
     from conveyor.core.durations import parse_duration
     from conveyor.core.errors import UsageError
-    from conveyor.engine.specs import load
-    from conveyor.engine.workspace import discover
     from conveyor.promotion.waiting import can_proceed
 
     try:
         timeout_s = parse_duration(timeout)
     except ValueError as exc:
         raise UsageError(f"--timeout: {exc}") from None
-    workspace = discover(file)
-    pipeline = load(os.path.relpath(workspace.spec_path), workspace.state_dir)
-    plane = _plane(file, workspace)
+    plane = _plane(file)
     deployment: Deployment | None = None
     try:
-        promotion = plane.promote(pipeline, service, version, to)
+        promotion = plane.promote(local_pipeline(file), service, version, to)
         ended = "recorded"
         if not no_wait:
             promotion, ended = _wait(plane, promotion, timeout_s, json_output)

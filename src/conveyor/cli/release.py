@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from conveyor.cli.pipeline import FileOption, JsonOption
+from conveyor.cli.pipeline import FileOption, JsonOption, local_pipeline
 
 if TYPE_CHECKING:
     from conveyor.control.base import ControlPlane
@@ -92,14 +91,9 @@ def create(
 
       conveyor release create --run 42 --version 2.0.0-rc.1
     """
-    from conveyor.engine.specs import load
-    from conveyor.engine.workspace import discover
-
-    workspace = discover(file)
-    pipeline = load(os.path.relpath(workspace.spec_path), workspace.state_dir)
-    plane = _plane(file, workspace)
+    plane = _plane(file)
     try:
-        outcome = plane.create_release(pipeline, run, version=version)
+        outcome = plane.create_release(local_pipeline(file), run, version=version)
     finally:
         plane.close()
     if json_output:

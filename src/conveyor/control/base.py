@@ -31,6 +31,10 @@ from conveyor.release.notes import ReleaseNotes
 from conveyor.rollout.deployment import Deployment
 from conveyor.spec.pipeline import Pipeline
 
+# Reads the local pipeline file: only the embedded control plane calls it, so that commands
+# against a server work where there is no conveyor.yaml (the server's own decides).
+PipelineSource = Callable[[], Pipeline]
+
 
 class ControlPlane(Protocol):
     """Runs, their history, logs, artifacts and explanations; Releases and their Promotions.
@@ -71,7 +75,7 @@ class ControlPlane(Protocol):
     def fetch_artifact(self, digest: str, dest: Path) -> None: ...
 
     def create_release(
-        self, pipeline: Pipeline, run_ref: str | None, *, version: str | None = None
+        self, pipeline: PipelineSource, run_ref: str | None, *, version: str | None = None
     ) -> ReleaseOutcome: ...
 
     def list_releases(self, *, service: str | None = None) -> list[Release]: ...
@@ -83,7 +87,7 @@ class ControlPlane(Protocol):
     def changelog(self, version: str, *, service: str | None = None) -> list[ReleaseNotes]: ...
 
     def promote(
-        self, pipeline: Pipeline, service: str, version: str, environment: str
+        self, pipeline: PipelineSource, service: str, version: str, environment: str
     ) -> Promotion: ...
 
     def reevaluate(self, promotion_id: int) -> Promotion: ...
@@ -110,7 +114,11 @@ class ControlPlane(Protocol):
         self, *, timeout_s: float, once: bool = False, on_progress: Progress | None = None
     ) -> list[Deployment]: ...
 
-    def environment_status(self, pipeline: Pipeline) -> list[EnvironmentView]: ...
+    def environment_status(
+        self, pipeline: PipelineSource
+    ) -> tuple[str, list[EnvironmentView]]:
+        """The service delivered and each of its environments."""
+        ...
 
     def list_deployments(
         self, *, service: str | None = None, environment: str | None = None, limit: int = 50

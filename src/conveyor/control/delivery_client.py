@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -39,6 +39,9 @@ from conveyor.release.model import Release
 from conveyor.release.notes import ReleaseNotes
 from conveyor.rollout.deployment import Deployment
 from conveyor.spec.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from conveyor.control.base import PipelineSource
 
 POLL_S = 1.0
 Params = Mapping[str, str | int]
@@ -64,7 +67,7 @@ class DeliveryCalls:
     # --- releases ----------------------------------------------------------------
 
     def create_release(
-        self, pipeline: Pipeline, run_ref: str | None, *, version: str | None = None
+        self, pipeline: PipelineSource, run_ref: str | None, *, version: str | None = None
     ) -> ReleaseOutcome:
         body: dict[str, object] = {"run": run_ref or "latest", "version": version}
         return self._read(wire.outcome_from_json, self._post_json("/api/v1/releases", body))
@@ -115,7 +118,7 @@ class DeliveryCalls:
     # --- promotions --------------------------------------------------------------
 
     def promote(
-        self, pipeline: Pipeline, service: str, version: str, environment: str
+        self, pipeline: PipelineSource, service: str, version: str, environment: str
     ) -> Promotion:
         body = {"service": service, "version": version, "environment": environment}
         return self._read(wire.promotion_from_json, self._post_json("/api/v1/promotions", body))
@@ -168,8 +171,14 @@ class DeliveryCalls:
 
     # --- environments and deployments --------------------------------------------
 
-    def environment_status(self, pipeline: Pipeline) -> list[EnvironmentView]:
-        return self._many(wire.environment_from_json, self._json("/api/v1/status"), "environments")
+    def environment_status(
+        self, pipeline: PipelineSource
+    ) -> tuple[str, list[EnvironmentView]]:
+        page = self._json("/api/v1/status")
+        service = page.get("service")
+        if not isinstance(service, str):
+            raise StoreError(f"the server at {self.base_url} answered no service")
+        return service, self._many(wire.environment_from_json, page, "environments")
 
     def list_deployments(
         self, *, service: str | None = None, environment: str | None = None, limit: int = 50

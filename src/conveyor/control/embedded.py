@@ -22,6 +22,7 @@ from conveyor.spec.pipeline import Pipeline
 # YAML and more: they are loaded when a command first needs them, so `conveyor run` and
 # the history commands start as fast as they did before delivery existed.
 if TYPE_CHECKING:
+    from conveyor.control.base import PipelineSource
     from conveyor.engine.auto_release import AutoRelease
     from conveyor.engine.change_records import ChangeRecords
     from conveyor.engine.deployments import Progress
@@ -187,9 +188,9 @@ class EmbeddedControlPlane:
         self._runs.cas.restore(digest, dest)
 
     def create_release(
-        self, pipeline: Pipeline, run_ref: str | None, *, version: str | None = None
+        self, pipeline: PipelineSource, run_ref: str | None, *, version: str | None = None
     ) -> ReleaseOutcome:
-        return self.releases.create(pipeline, run_ref, version=version)
+        return self.releases.create(pipeline(), run_ref, version=version)
 
     def list_releases(self, *, service: str | None = None) -> list[Release]:
         return self.releases.list_releases(service=service)
@@ -204,9 +205,9 @@ class EmbeddedControlPlane:
         return self.releases.changelog(version, service=service)
 
     def promote(
-        self, pipeline: Pipeline, service: str, version: str, environment: str
+        self, pipeline: PipelineSource, service: str, version: str, environment: str
     ) -> Promotion:
-        return self.promotions.promote(pipeline, service, version, environment, self.actor())
+        return self.promotions.promote(pipeline(), service, version, environment, self.actor())
 
     def reevaluate(self, promotion_id: int) -> Promotion:
         return self.promotions.reevaluate(
@@ -269,8 +270,12 @@ class EmbeddedControlPlane:
             before_pass=self.promotions.reevaluate_open,
         )
 
-    def environment_status(self, pipeline: Pipeline) -> list[EnvironmentView]:
-        return self.deployments.environments(pipeline)
+    def environment_status(
+        self, pipeline: PipelineSource
+    ) -> tuple[str, list[EnvironmentView]]:
+        read = pipeline()
+        service = read.delivery.service if read.delivery is not None else ""
+        return service, self.deployments.environments(read)
 
     def list_deployments(
         self, *, service: str | None = None, environment: str | None = None, limit: int = 50
