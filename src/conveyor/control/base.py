@@ -114,9 +114,7 @@ class ControlPlane(Protocol):
         self, *, timeout_s: float, once: bool = False, on_progress: Progress | None = None
     ) -> list[Deployment]: ...
 
-    def environment_status(
-        self, pipeline: PipelineSource
-    ) -> tuple[str, list[EnvironmentView]]:
+    def environment_status(self, pipeline: PipelineSource) -> tuple[str, list[EnvironmentView]]:
         """The service delivered and each of its environments."""
         ...
 

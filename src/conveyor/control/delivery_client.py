@@ -171,9 +171,7 @@ class DeliveryCalls:
 
     # --- environments and deployments --------------------------------------------
 
-    def environment_status(
-        self, pipeline: PipelineSource
-    ) -> tuple[str, list[EnvironmentView]]:
+    def environment_status(self, pipeline: PipelineSource) -> tuple[str, list[EnvironmentView]]:
         page = self._json("/api/v1/status")
         service = page.get("service")
         if not isinstance(service, str):

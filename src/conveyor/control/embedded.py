@@ -270,9 +270,7 @@ class EmbeddedControlPlane:
             before_pass=self.promotions.reevaluate_open,
         )
 
-    def environment_status(
-        self, pipeline: PipelineSource
-    ) -> tuple[str, list[EnvironmentView]]:
+    def environment_status(self, pipeline: PipelineSource) -> tuple[str, list[EnvironmentView]]:
         read = pipeline()
         service = read.delivery.service if read.delivery is not None else ""
         return service, self.deployments.environments(read)
