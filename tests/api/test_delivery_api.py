@@ -228,7 +228,7 @@ def _same_person_approver(ws: Path, database: dict[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {json.loads(made.stdout)['token']}"}
 
 
-def test_release_promote_and_status_against_a_server_need_no_local_conveyor_yaml(
+def test_release_promote_status_and_waiver_against_a_server_need_no_local_conveyor_yaml(
     local_workspace: Path, tmp_path: Path
 ) -> None:
     # The server's own pipeline decides; a laptop without the repository can still act.
@@ -238,6 +238,11 @@ def test_release_promote_and_status_against_a_server_need_no_local_conveyor_yaml
     }
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
+    (local_workspace / "policies").mkdir()
+    (local_workspace / "policies" / "release.yaml").write_text(
+        "version: 1\nrules:\n  - name: no-fridays\n    when: 'false'\n    deny: 'true'\n"
+        "    message: not on a Friday\n"
+    )
     home = str(local_workspace / ".conveyor")
     with server(local_workspace, CONVEYOR_HOME=home, PATH=_path()) as (url, _):
 
@@ -249,6 +254,11 @@ def test_release_promote_and_status_against_a_server_need_no_local_conveyor_yaml
             "dev@example.com", "promote", "hello", "0.1.0", "--to", "dev", "--no-wait", "--json"
         )
         status = as_("viewer@example.com", "status", "--json")
+        waiver = as_(
+            "dev@example.com",
+            *("waiver", "create", "--rule", "no-fridays", "--env", "prod"),
+            *("--expires", "1h", "--reason", "hotfix", "--json"),
+        )
     unset = cli(elsewhere, "status")
 
     assert released.returncode == 0, released.stderr
@@ -259,6 +269,8 @@ def test_release_promote_and_status_against_a_server_need_no_local_conveyor_yaml
     doc = json.loads(status.stdout)
     assert doc["service"] == "hello"
     assert [e["name"] for e in doc["environments"]] == ["dev", "prod"]
+    assert waiver.returncode == 0, waiver.stderr
+    assert json.loads(waiver.stdout)["state"] == "pending"
     assert unset.returncode == 2  # without a server, the local conveyor.yaml is still needed
     assert "conveyor.yaml" in unset.stderr
 

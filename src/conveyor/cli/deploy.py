@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from conveyor.control.base import ControlPlane
-    from conveyor.engine.workspace import Workspace
     from conveyor.rollout.deployment import Deployment
 
 TimeoutOption = Annotated[
@@ -32,10 +31,10 @@ def register(app: typer.Typer) -> None:
     app.command(name="reconcile")(reconcile)
 
 
-def _plane(file: Path | None, workspace: Workspace | None = None) -> ControlPlane:
+def _plane(file: Path | None) -> ControlPlane:
     from conveyor.control.select import open_control_plane
 
-    return open_control_plane(file, workspace=workspace)
+    return open_control_plane(file)
 
 
 def status(file: FileOption = None, json_output: JsonOption = False) -> None:

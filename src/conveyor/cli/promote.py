@@ -14,7 +14,6 @@ from conveyor.cli.pipeline import FileOption, JsonOption, local_pipeline
 
 if TYPE_CHECKING:
     from conveyor.control.base import ControlPlane
-    from conveyor.engine.workspace import Workspace
     from conveyor.promotion.model import Promotion
     from conveyor.rollout.deployment import Deployment
 
@@ -47,10 +46,10 @@ def register(app: typer.Typer) -> None:
     app.command(name="promotions")(promotions)
 
 
-def _plane(file: Path | None, workspace: Workspace | None = None) -> ControlPlane:
+def _plane(file: Path | None) -> ControlPlane:
     from conveyor.control.select import open_control_plane
 
-    return open_control_plane(file, workspace=workspace)
+    return open_control_plane(file)
 
 
 def promote(

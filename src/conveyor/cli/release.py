@@ -13,7 +13,6 @@ from conveyor.cli.pipeline import FileOption, JsonOption, local_pipeline
 if TYPE_CHECKING:
     from conveyor.control.base import ControlPlane
     from conveyor.engine.releases import ReleaseOutcome
-    from conveyor.engine.workspace import Workspace
     from conveyor.release.model import Release
 
 app = typer.Typer(
@@ -53,10 +52,10 @@ ServiceOption = Annotated[
 ]
 
 
-def _plane(file: Path | None, workspace: Workspace | None = None) -> ControlPlane:
+def _plane(file: Path | None) -> ControlPlane:
     from conveyor.control.select import open_control_plane
 
-    return open_control_plane(file, workspace=workspace)
+    return open_control_plane(file)
 
 
 @app.command()

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from conveyor.cli.pipeline import FileOption, JsonOption
+from conveyor.cli.pipeline import FileOption, JsonOption, local_pipeline
 
 if TYPE_CHECKING:
     from conveyor.control.base import ControlPlane
     from conveyor.engine.waivers import WaiverStatus
-    from conveyor.engine.workspace import Workspace
     from conveyor.policy.waiver import WaiverState
 
 app = typer.Typer(
@@ -46,10 +44,10 @@ CommentOption = Annotated[
 ]
 
 
-def _plane(file: Path | None, workspace: Workspace | None = None) -> ControlPlane:
+def _plane(file: Path | None) -> ControlPlane:
     from conveyor.control.select import open_control_plane
 
-    return open_control_plane(file, workspace=workspace)
+    return open_control_plane(file)
 
 
 @app.command()
@@ -96,19 +94,15 @@ def create(
     """
     from conveyor.core.durations import parse_duration
     from conveyor.core.errors import UsageError
-    from conveyor.engine.specs import load
-    from conveyor.engine.workspace import discover
 
     try:
         expires_s = parse_duration(expires)
     except ValueError as exc:
         raise UsageError(f"--expires: {exc}") from None
-    workspace = discover(file)
-    pipeline = load(os.path.relpath(workspace.spec_path), workspace.state_dir)
-    plane = _plane(file, workspace)
+    plane = _plane(file)
     try:
         status = plane.create_waiver(
-            pipeline, rule=rule, environment=env, expires_s=expires_s, reason=reason
+            local_pipeline(file), rule=rule, environment=env, expires_s=expires_s, reason=reason
         )
     finally:
         plane.close()

@@ -127,7 +127,13 @@ class ControlPlane(Protocol):
     # --- waivers: time-boxed exceptions to one policy rule ---------------------
 
     def create_waiver(
-        self, pipeline: Pipeline, *, rule: str, environment: str, expires_s: float, reason: str
+        self,
+        pipeline: PipelineSource,
+        *,
+        rule: str,
+        environment: str,
+        expires_s: float,
+        reason: str,
     ) -> WaiverStatus: ...
 
     def approve_waiver(self, waiver_id: int, *, comment: str = "") -> WaiverStatus: ...

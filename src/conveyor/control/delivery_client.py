@@ -38,7 +38,6 @@ from conveyor.release.change_record import ChangeRecord
 from conveyor.release.model import Release
 from conveyor.release.notes import ReleaseNotes
 from conveyor.rollout.deployment import Deployment
-from conveyor.spec.pipeline import Pipeline
 
 if TYPE_CHECKING:
     from conveyor.control.base import PipelineSource
@@ -188,7 +187,13 @@ class DeliveryCalls:
     # --- waivers -----------------------------------------------------------------
 
     def create_waiver(
-        self, pipeline: Pipeline, *, rule: str, environment: str, expires_s: float, reason: str
+        self,
+        pipeline: PipelineSource,
+        *,
+        rule: str,
+        environment: str,
+        expires_s: float,
+        reason: str,
     ) -> WaiverStatus:
         body = {"rule": rule, "environment": environment, "expires_s": expires_s}
         doc = self._post_json("/api/v1/waivers", {**body, "reason": reason})

@@ -311,10 +311,16 @@ class EmbeddedControlPlane:
         return WaiverService(runs.workspace, db=runs.db, clock=runs.clock)
 
     def create_waiver(
-        self, pipeline: Pipeline, *, rule: str, environment: str, expires_s: float, reason: str
+        self,
+        pipeline: PipelineSource,
+        *,
+        rule: str,
+        environment: str,
+        expires_s: float,
+        reason: str,
     ) -> WaiverStatus:
         return self.waivers.create(
-            pipeline,
+            pipeline(),
             rule=rule,
             environment=environment,
             expires_s=expires_s,

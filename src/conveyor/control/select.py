@@ -11,20 +11,15 @@ from conveyor.core.errors import UsageError
 
 if TYPE_CHECKING:
     from conveyor.control.base import ControlPlane
-    from conveyor.engine.workspace import Workspace
 
 
 def open_control_plane(
-    file: Path | None,
-    *,
-    workspace: Workspace | None = None,
-    environ: Mapping[str, str] = os.environ,
+    file: Path | None, *, environ: Mapping[str, str] = os.environ
 ) -> ControlPlane:
     """The remote control plane when CONVEYOR_SERVER is set (with CONVEYOR_TOKEN), else embedded.
 
-    `file` finds the local workspace, unless the caller already found it
-    (`workspace`); against a server neither is used, since the server's own
-    workspace decides and the token's owner acts.
+    `file` finds the local workspace; against a server it is not used, since
+    the server's own workspace decides and the token's owner acts.
     """
     server = environ.get("CONVEYOR_SERVER", "").strip()
     if server:
@@ -35,7 +30,7 @@ def open_control_plane(
     from conveyor.engine.workspace import discover
     from conveyor.executors.local import LocalExecutor
 
-    return EmbeddedControlPlane(workspace or discover(file), executor=LocalExecutor())
+    return EmbeddedControlPlane(discover(file), executor=LocalExecutor())
 
 
 def _remote(server: str, token: str) -> ControlPlane:
