@@ -140,7 +140,8 @@ def main() -> None:
     parser.add_argument(
         "--command",
         default=CONVEYOR,
-        help="the conveyor executable to measure (default: the one beside this Python)",
+        help="the conveyor executable to measure (default: the one beside this Python); "
+        "compile its modules first (python -m compileall) to compare like with like",
     )
     args = parser.parse_args()
     compile_bytecode()

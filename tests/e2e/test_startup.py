@@ -92,3 +92,21 @@ def test_the_command_ends_with_its_own_exit_code_and_all_of_its_output(
     assert log.out.split() == [str(n) for n in range(1, 40001)]
     assert usage.code == 2
     assert "--no-such-option" in usage.err
+
+
+def test_the_command_ends_cleanly_when_its_standard_output_is_closed(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(LOUD)
+
+    done = subprocess.run(
+        ["bash", "-c", 'exec >&-; exec "$0" -m conveyor version', sys.executable],
+        cwd=ws.root,
+        env=ws.env,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert (done.returncode, done.stderr) == (0, "")

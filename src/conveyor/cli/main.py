@@ -130,12 +130,8 @@ def entry() -> NoReturn:
         code = done.code
     else:  # pragma: no cover - main() always exits
         code = 0
-    current = threading.current_thread()
-    if any(t is not current and not t.daemon for t in threading.enumerate()):
+    if not isinstance(code, int | None) or not _may_end_at_once():
         sys.exit(code)
-    if code is not None and not isinstance(code, int):
-        sys.stderr.write(f"{code}\n")  # what sys.exit("message") would print
-        code = 1
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -143,3 +139,15 @@ def entry() -> NoReturn:
         except (OSError, ValueError):
             code = code or 120  # as Python itself exits when it cannot flush its output
     os._exit(code or 0)
+
+
+def _may_end_at_once() -> bool:
+    """Whether `os._exit` would skip nothing Python's own exit does but freeing memory.
+
+    Not while a thread other than daemons still works (Python waits for it),
+    nor when standard output or error is closed or missing (Python skips them).
+    """
+    current = threading.current_thread()
+    if any(t is not current and not t.daemon for t in threading.enumerate()):
+        return False
+    return all(s is not None and not s.closed for s in (sys.stdout, sys.stderr))

@@ -190,7 +190,8 @@ class EmbeddedControlPlane:
     def create_release(
         self, pipeline: PipelineSource, run_ref: str | None, *, version: str | None = None
     ) -> ReleaseOutcome:
-        return self.releases.create(pipeline(), run_ref, version=version)
+        read = pipeline()  # a bad conveyor.yaml is reported before the store is opened
+        return self.releases.create(read, run_ref, version=version)
 
     def list_releases(self, *, service: str | None = None) -> list[Release]:
         return self.releases.list_releases(service=service)
@@ -207,7 +208,8 @@ class EmbeddedControlPlane:
     def promote(
         self, pipeline: PipelineSource, service: str, version: str, environment: str
     ) -> Promotion:
-        return self.promotions.promote(pipeline(), service, version, environment, self.actor())
+        read = pipeline()  # a bad conveyor.yaml is reported before the store is opened
+        return self.promotions.promote(read, service, version, environment, self.actor())
 
     def reevaluate(self, promotion_id: int) -> Promotion:
         return self.promotions.reevaluate(
@@ -319,8 +321,9 @@ class EmbeddedControlPlane:
         expires_s: float,
         reason: str,
     ) -> WaiverStatus:
+        read = pipeline()  # a bad conveyor.yaml is reported before the store is opened
         return self.waivers.create(
-            pipeline(),
+            read,
             rule=rule,
             environment=environment,
             expires_s=expires_s,

@@ -8,6 +8,7 @@ handler. Every state change is recorded as a JobRun update and an Event.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import queue
 import sys
@@ -71,6 +72,7 @@ class Scheduler:
         # results in the cache only then, so that their work does not delay
         # the start of the jobs a finished job lets go (a hint, not a lock).
         self._quiet = threading.Event()
+        self._quiet_lock = threading.Lock()  # a report and the scheduler's idle check in turn
         self._by_name = {job.name: job for job in plan.jobs}
         self._position = {job.name: i for i, job in enumerate(plan.jobs)}
         self._waiting = {job.name: set(job.needs) for job in plan.jobs}
@@ -119,8 +121,9 @@ class Scheduler:
             if not self._running:
                 return
             self._start_warm_up()
-            if self._inbox.empty():
-                self._quiet.set()
+            with self._quiet_lock:
+                if self._inbox.empty():
+                    self._quiet.set()
             self._handle(self._inbox.get())
 
     def _start_warm_up(self) -> None:
@@ -130,7 +133,9 @@ class Scheduler:
         as importing what signs the event log) is off the Run's critical path.
         """
         if self._warm_up is not None:
-            threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
+            threading.Thread(
+                target=_quietly, args=(self._warm_up,), name="warm-up", daemon=True
+            ).start()
             self._warm_up = None
 
     def _launch_ready(self) -> None:
@@ -178,8 +183,9 @@ class Scheduler:
         def report(outcome: JobOutcome) -> None:
             nonlocal reported
             reported = True
-            self._quiet.clear()
-            self._inbox.put((name, outcome))
+            with self._quiet_lock:
+                self._quiet.clear()
+                self._inbox.put((name, outcome))
 
         try:
             attempt.run(report, self._quiet.wait)
@@ -306,6 +312,12 @@ class Scheduler:
             tests=outcome.tests,
             outputs=outcome.outputs,
         )
+
+
+def _quietly(work: Callable[[], None]) -> None:
+    """Warm-up work: what fails here fails again, and is reported, where it is needed."""
+    with contextlib.suppress(Exception):
+        work()
 
 
 def need_satisfied(status: JobState, *, allow_failure: bool) -> bool:

@@ -219,9 +219,13 @@ class RunService:
         """Execute a Run to its end; returns it as stored."""
         reporter = GuardedReporter(reporter)
         actor_of = actor_lookup(self.workspace.root, self.environ)
-        self.resolve_secrets(pipeline)
-        sources = self.sources(pipeline, request.branch)
-        plan = self.plan(pipeline, request, sources)
+        try:
+            self.resolve_secrets(pipeline)
+            sources = self.sources(pipeline, request.branch)
+            plan = self.plan(pipeline, request, sources)
+        except BaseException:
+            actor_of()  # reaps the git process asked for the actor
+            raise
         for warning in sources.warnings:
             reporter.warn(warning)
         for name in pipeline.secrets:

@@ -57,8 +57,9 @@ def direct_argv(script: str, env: Mapping[str, str], cwd: str) -> list[str] | No
     """The argv to exec instead of running `script` under bash, or None for the shell.
 
     For a script of one simple command bash only starts, parses and execs the
-    command in its own process, so running it directly changes nothing but
-    the time the shell takes to start. Anything bash would read differently
+    command in its own process, so running it directly changes only the time
+    the shell takes to start, and the few variables bash sets for the command
+    itself (`_`, and `SHLVL` when it was unset). Anything bash would read differently
     from words split on spaces returns None: quoting, expansion, redirection,
     several commands, an assignment, a builtin or keyword, a job spec (`%1`),
     an exported function of that name, a start-up file or options given in

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
+
+import pytest
 
 from conveyor.server.background import pause, repeat
 
@@ -33,7 +36,7 @@ def test_stopping_waits_for_the_pass_in_progress_and_starts_no_other() -> None:
     assert seen == [1]
 
 
-def test_a_failing_pass_is_logged_and_the_next_one_tried() -> None:
+def test_a_failing_pass_is_logged_and_the_next_one_tried(caplog: pytest.LogCaptureFixture) -> None:
     calls: list[int] = []
 
     def work() -> None:
@@ -49,9 +52,12 @@ def test_a_failing_pass_is_logged_and_the_next_one_tried() -> None:
         stop.set()
         await asyncio.wait_for(loop, 5)
 
-    asyncio.run(scenario())
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(scenario())
 
     assert len(calls) >= 3
+    assert [r.getMessage() for r in caplog.records] == ["pass failed"]
+    assert "the database went away" in caplog.text
 
 
 def test_a_pause_ends_early_when_stopping_and_says_so() -> None:
