@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -14,8 +17,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
+from conveyor.core.errors import StoreError
 from conveyor.store import migrate, schema
-from conveyor.store.db import Database, open_database
+from conveyor.store.db import Database, SqliteDatabase, open_database
 
 Connect = Callable[[], AbstractContextManager[Connection]]
 TABLES = {
@@ -199,10 +203,82 @@ def test_an_upgrade_that_fails_part_way_leaves_the_database_as_it_was(
     # The first migration creates a table, then its indexes: stop it in between.
     monkeypatch.setattr(op, "create_index", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        migrate.upgrade(empty_db)
+        migrate.alembic_upgrade(empty_db)  # a new SQLite store would not go through Alembic
     monkeypatch.undo()
 
     assert _tables(connect_sqlalchemy) <= {"alembic_version"}
     assert migrate.current_revision(empty_db) is None
     assert migrate.upgrade(empty_db) is None
     assert _drift(connect_sqlalchemy) == []
+
+
+# --- a new SQLite store from the recorded head schema ---------------------------------
+
+REGENERATE = (
+    "src/conveyor/store/sqlite_head.sql is not what the migrations make; after adding a "
+    'migration, rewrite it with: python -c "from conveyor.store.migrate import '
+    'write_sqlite_head; write_sqlite_head()"'
+)
+
+
+def _master(db: SqliteDatabase) -> list[tuple[object, ...]]:
+    with db.read() as tx:
+        rows = tx.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name")
+        versions = tx.execute("SELECT version_num FROM alembic_version")
+    return [tuple(row) for row in rows] + [tuple(row) for row in versions]
+
+
+def test_a_new_sqlite_store_gets_exactly_the_schema_the_migrations_make(tmp_path: Path) -> None:
+    recorded = SqliteDatabase(tmp_path / "recorded.db")
+    migrated = SqliteDatabase(tmp_path / "migrated.db")
+    try:
+        assert migrate.upgrade(recorded) is None
+        migrate.alembic_upgrade(migrated)
+
+        assert _master(recorded) == _master(migrated), REGENERATE
+        assert migrate.sqlite_schema(migrated) == migrate.SQLITE_HEAD.read_text(), REGENERATE
+    finally:
+        recorded.close()
+        migrated.close()
+
+
+def test_a_new_sqlite_store_is_made_without_importing_alembic_or_sqlalchemy(
+    tmp_path: Path,
+) -> None:
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from conveyor.store import migrate\n"
+        "from conveyor.store.db import SqliteDatabase\n"
+        "db = SqliteDatabase(Path(sys.argv[1]))\n"
+        "migrate.upgrade(db)\n"
+        "print(migrate.is_current(db), 'alembic' in sys.modules, 'sqlalchemy' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "new.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.stdout.split() == ["True", "False", "False"], done.stderr
+
+
+def test_a_recorded_schema_that_fails_part_way_leaves_the_new_store_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "broken.sql"
+    broken.write_text(
+        migrate.SQLITE_HEAD.read_text() + "CREATE TABLE runs (id INTEGER);\n\n"
+    )  # `runs` exists by then
+    monkeypatch.setattr(migrate, "SQLITE_HEAD", broken)
+    db = SqliteDatabase(tmp_path / "new.db")
+    try:
+        with pytest.raises(StoreError, match="cannot create the store's schema"):
+            migrate.upgrade(db)
+
+        with db.read() as tx:
+            assert tx.execute("SELECT name FROM sqlite_master") == []
+    finally:
+        db.close()
