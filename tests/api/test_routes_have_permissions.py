@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import re
 
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from httpx import Client
 
 from conveyor.access.roles import ACTIONS
+from conveyor.server.api import delivery as delivery_api
+from conveyor.server.api import promotions as promotions_api
+from conveyor.server.api.delivery import project_delivery
 from conveyor.server.auth import PUBLIC_ROUTES, ROUTE_ACTIONS
 
 from .conftest import Issue, bearer
@@ -19,6 +24,7 @@ from .conftest import Issue, bearer
 # Webhook senders prove themselves by signature, not by a bearer token (test_webhooks_api.py).
 WEBHOOK_PATHS = {"/api/v1/webhooks/github", "/api/v1/webhooks/gitlab"}
 OPEN_PATHS = {"/healthz", "/readyz", "/metrics", *WEBHOOK_PATHS}
+API = "/api/v1"
 
 
 def _operations(client: Client) -> list[tuple[str, str, str]]:
@@ -50,3 +56,36 @@ def test_every_route_is_in_the_permission_table(client: Client, issue: Issue) ->
 def test_the_table_names_only_known_actions() -> None:
     assert set(ROUTE_ACTIONS.values()) <= ACTIONS
     assert not set(ROUTE_ACTIONS) & PUBLIC_ROUTES
+
+
+def test_every_delivery_route_refuses_a_token_of_another_project(
+    client: Client, issue: Issue
+) -> None:
+    # Releases, promotions, waivers and Deployments belong to the workspace's project:
+    # a token limited to another project is refused by each of them, before any work.
+    delivery_routes = [
+        route
+        for module in (delivery_api, promotions_api)
+        for route in module.router.routes
+        if isinstance(route, APIRoute)
+        and any(d.call is project_delivery for d in route.dependant.dependencies)
+    ]
+    stranger = issue("admin", project="elsewhere")
+    assert len(delivery_routes) >= 20
+
+    for route in delivery_routes:
+        concrete = API + re.sub(r"\{[^}]+\}", "1", route.path)
+        for method in route.methods:
+            answer = client.request(method, concrete, headers=bearer(stranger), json={})
+            assert answer.status_code == 403, f"{method} {route.path}: {answer.text}"
+            assert "limited to project elsewhere" in answer.json()["detail"]
+
+
+def test_a_token_of_the_workspaces_own_project_is_let_through(
+    app: FastAPI, client: Client, issue: Issue
+) -> None:
+    own = issue("viewer", project=app.state.conveyor.delivery.project)
+
+    answer = client.get("/api/v1/releases", headers=bearer(own))
+
+    assert answer.status_code == 200, answer.text

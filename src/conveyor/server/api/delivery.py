@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
@@ -39,6 +39,16 @@ from conveyor.server.logs import LOGGER
 
 router = APIRouter(tags=["delivery"])
 log = logging.getLogger(LOGGER)
+
+
+def project_delivery(caller: Caller, state: State) -> ServerDelivery:
+    """The workspace's delivery services, once the caller may act on its project."""
+    require_project(caller, state.delivery.project)
+    return state.delivery
+
+
+# Every route about the workspace's delivery takes this: the project is checked in one place.
+ProjectDelivery = Annotated[ServerDelivery, Depends(project_delivery)]
 
 Doc = dict[str, object]
 
@@ -63,9 +73,9 @@ class ReleaseRequest(BaseModel):
 
 
 @router.post("/releases", name="create_release", summary="Release a successful run's artifacts.")
-def create_release(body: ReleaseRequest, caller: Caller, state: State, response: Response) -> Doc:
-    delivery = state.delivery
-    require_project(caller, delivery.project)
+def create_release(
+    body: ReleaseRequest, caller: Caller, delivery: ProjectDelivery, response: Response
+) -> Doc:
     releases = delivery.releases_by(caller)
     outcome = releases.create(delivery.pipeline(), body.run, version=body.version)
     response.status_code = 201 if outcome.created else 200
@@ -75,21 +85,18 @@ def create_release(body: ReleaseRequest, caller: Caller, state: State, response:
 @router.get("/releases", name="list_releases", summary="List releases, newest first.")
 def list_releases(
     *,
-    caller: Caller,
-    state: State,
+    delivery: ProjectDelivery,
     service: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Doc:
-    require_project(caller, state.delivery.project)
-    found = state.delivery.releases.list_releases(service=service)
+    found = delivery.releases.list_releases(service=service)
     return {"releases": [release_to_json(r) for r in found]}
 
 
 @router.get(
     "/releases/{service}/{version}", name="get_release", summary="One release ('latest' too)."
 )
-def get_release(service: str, version: str, caller: Caller, state: State) -> Doc:
-    require_project(caller, state.delivery.project)
-    return release_to_json(state.delivery.releases.get_release(version, service=service))
+def get_release(service: str, version: str, delivery: ProjectDelivery) -> Doc:
+    return release_to_json(delivery.releases.get_release(version, service=service))
 
 
 @router.get(
@@ -97,9 +104,8 @@ def get_release(service: str, version: str, caller: Caller, state: State) -> Doc
     name="release_notes",
     summary="A release's notes from its Conventional Commits, as JSON and Markdown.",
 )
-def release_notes(service: str, version: str, caller: Caller, state: State) -> Doc:
-    require_project(caller, state.delivery.project)
-    return notes_to_json(state.delivery.releases.notes(version, service=service))
+def release_notes(service: str, version: str, delivery: ProjectDelivery) -> Doc:
+    return notes_to_json(delivery.releases.notes(version, service=service))
 
 
 @router.get(
@@ -107,9 +113,8 @@ def release_notes(service: str, version: str, caller: Caller, state: State) -> D
     name="release_changelog",
     summary="The notes of every release of the service up to this one, highest first.",
 )
-def release_changelog(service: str, version: str, caller: Caller, state: State) -> Doc:
-    require_project(caller, state.delivery.project)
-    found = state.delivery.releases.changelog(version, service=service)
+def release_changelog(service: str, version: str, delivery: ProjectDelivery) -> Doc:
+    found = delivery.releases.changelog(version, service=service)
     return {"service": service, "releases": [notes_to_json(n) for n in found]}
 
 
@@ -120,9 +125,9 @@ def release_changelog(service: str, version: str, caller: Caller, state: State) 
     response_class=FileResponse,
     responses={200: {"content": {"application/zip": {}}}},
 )
-def export_evidence(service: str, version: str, caller: Caller, state: State) -> FileResponse:
-    delivery = state.delivery
-    require_project(caller, delivery.project)
+def export_evidence(
+    service: str, version: str, caller: Caller, delivery: ProjectDelivery
+) -> FileResponse:
     # Built in a directory of its own, sent from there, and removed once sent (or not).
     where = Path(tempfile.mkdtemp(prefix="conveyor-evidence-"))
     try:
@@ -169,9 +174,7 @@ def _evidence(delivery: ServerDelivery) -> EvidenceService:
     name="environment_status",
     summary="Each environment: the release deployed, its Deployment, the live instances.",
 )
-def environment_status(caller: Caller, state: State) -> Doc:
-    delivery = state.delivery
-    require_project(caller, delivery.project)
+def environment_status(delivery: ProjectDelivery) -> Doc:
     pipeline = delivery.pipeline()
     views = delivery.deployments.environments(pipeline)
     service = pipeline.delivery.service if pipeline.delivery is not None else ""
@@ -181,14 +184,12 @@ def environment_status(caller: Caller, state: State) -> Doc:
 @router.get("/deployments", name="list_deployments", summary="List Deployments, newest first.")
 def list_deployments(
     *,
-    caller: Caller,
-    state: State,
+    delivery: ProjectDelivery,
     service: Annotated[str | None, Query(max_length=200)] = None,
     environment: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Doc:
-    require_project(caller, state.delivery.project)
-    found = state.delivery.deployments.list_deployments(
+    found = delivery.deployments.list_deployments(
         service=service, environment=environment, limit=limit
     )
     return {"deployments": [deployment_to_json(d) for d in found]}

@@ -19,8 +19,8 @@ from conveyor.control.delivery_wire import promotion_to_json, waiver_to_json
 from conveyor.policy.waiver import WaiverState
 from conveyor.release.change_record import to_json as record_json
 from conveyor.release.change_record import to_markdown as record_markdown
-from conveyor.server.api.delivery import change_records_of
-from conveyor.server.auth import Caller, State, require_project
+from conveyor.server.api.delivery import ProjectDelivery, change_records_of
+from conveyor.server.auth import Caller
 from conveyor.server.delivery import actor_of
 
 router = APIRouter(tags=["promotions"])
@@ -59,10 +59,8 @@ class WaiverRequest(BaseModel):
 
 @router.post("/promotions", name="request_promotion", summary="Promote a release.")
 def request_promotion(
-    body: PromotionRequest, caller: Caller, state: State, response: Response
+    body: PromotionRequest, caller: Caller, delivery: ProjectDelivery, response: Response
 ) -> Doc:
-    delivery = state.delivery
-    require_project(caller, delivery.project)
     promotion = delivery.promotions.promote(
         delivery.pipeline(), body.service, body.version, body.environment, actor_of(caller)
     )
@@ -73,23 +71,20 @@ def request_promotion(
 @router.get("/promotions", name="list_promotions", summary="List promotions, newest first.")
 def list_promotions(
     *,
-    caller: Caller,
-    state: State,
+    delivery: ProjectDelivery,
     service: Annotated[str | None, Query(max_length=200)] = None,
     environment: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Doc:
-    require_project(caller, state.delivery.project)
-    found = state.delivery.promotions.list_promotions(
+    found = delivery.promotions.list_promotions(
         service=service, environment=environment, limit=limit
     )
     return {"promotions": [promotion_to_json(p) for p in found]}
 
 
 @router.get("/promotions/{promotion_id}", name="get_promotion", summary="One promotion.")
-def get_promotion(promotion_id: int, caller: Caller, state: State) -> Doc:
-    require_project(caller, state.delivery.project)
-    return promotion_to_json(state.delivery.promotions.get(promotion_id))
+def get_promotion(promotion_id: int, delivery: ProjectDelivery) -> Doc:
+    return promotion_to_json(delivery.promotions.get(promotion_id))
 
 
 @router.get(
@@ -100,12 +95,9 @@ def get_promotion(promotion_id: int, caller: Caller, state: State) -> Doc:
 )
 def get_change_record(
     promotion_id: int,
-    caller: Caller,
-    state: State,
+    delivery: ProjectDelivery,
     as_: Annotated[Literal["json", "markdown"], Query(alias="format")] = "json",
 ) -> Response:
-    delivery = state.delivery
-    require_project(caller, delivery.project)
     # 404 when the promotion's environment keeps no change record, as `change-record` exits 2.
     record = change_records_of(delivery).get(delivery.promotions.get(promotion_id))
     if as_ == "markdown":
@@ -118,11 +110,10 @@ def get_change_record(
     name="approve_promotion",
     summary="Approve a promotion as the token's owner.",
 )
-def approve_promotion(promotion_id: int, body: Decision, caller: Caller, state: State) -> Doc:
-    require_project(caller, state.delivery.project)
-    approved = state.delivery.promotions.approve(
-        promotion_id, actor_of(caller), comment=body.comment
-    )
+def approve_promotion(
+    promotion_id: int, body: Decision, caller: Caller, delivery: ProjectDelivery
+) -> Doc:
+    approved = delivery.promotions.approve(promotion_id, actor_of(caller), comment=body.comment)
     return promotion_to_json(approved)
 
 
@@ -131,11 +122,10 @@ def approve_promotion(promotion_id: int, body: Decision, caller: Caller, state: 
     name="reject_promotion",
     summary="Reject a promotion (or withdraw your own).",
 )
-def reject_promotion(promotion_id: int, body: Decision, caller: Caller, state: State) -> Doc:
-    require_project(caller, state.delivery.project)
-    rejected = state.delivery.promotions.reject(
-        promotion_id, actor_of(caller), comment=body.comment
-    )
+def reject_promotion(
+    promotion_id: int, body: Decision, caller: Caller, delivery: ProjectDelivery
+) -> Doc:
+    rejected = delivery.promotions.reject(promotion_id, actor_of(caller), comment=body.comment)
     return promotion_to_json(rejected)
 
 
@@ -146,23 +136,21 @@ def reject_promotion(promotion_id: int, body: Decision, caller: Caller, state: S
 )
 def why_promotion(
     *,
-    caller: Caller,
-    state: State,
+    delivery: ProjectDelivery,
     service: Annotated[str, Query(min_length=1, max_length=200)],
     version: Annotated[str, Query(min_length=1, max_length=100)],
     environment: Annotated[str, Query(min_length=1, max_length=200)],
 ) -> Doc:
-    require_project(caller, state.delivery.project)
-    return promotion_to_json(state.delivery.promotions.why(service, version, environment))
+    return promotion_to_json(delivery.promotions.why(service, version, environment))
 
 
 # --- waivers -------------------------------------------------------------------
 
 
 @router.post("/waivers", name="request_waiver", summary="Ask for a waiver of one policy rule.")
-def request_waiver(body: WaiverRequest, caller: Caller, state: State, response: Response) -> Doc:
-    delivery = state.delivery
-    require_project(caller, delivery.project)
+def request_waiver(
+    body: WaiverRequest, caller: Caller, delivery: ProjectDelivery, response: Response
+) -> Doc:
     created = delivery.waivers.create(
         delivery.pipeline(),
         rule=body.rule,
@@ -176,9 +164,9 @@ def request_waiver(body: WaiverRequest, caller: Caller, state: State, response: 
 
 
 @router.post("/waivers/{waiver_id}/approve", name="approve_waiver", summary="Approve a waiver.")
-def approve_waiver(waiver_id: int, body: Decision, caller: Caller, state: State) -> Doc:
-    delivery = state.delivery
-    require_project(caller, delivery.project)
+def approve_waiver(
+    waiver_id: int, body: Decision, caller: Caller, delivery: ProjectDelivery
+) -> Doc:
     approved = delivery.waivers.approve(waiver_id, actor_of(caller), comment=body.comment)
     # A promotion blocked by the rule it waives proceeds now, as embedded.
     delivery.promotions.reevaluate_open()
@@ -186,16 +174,13 @@ def approve_waiver(waiver_id: int, body: Decision, caller: Caller, state: State)
 
 
 @router.post("/waivers/{waiver_id}/reject", name="reject_waiver", summary="Reject a waiver.")
-def reject_waiver(waiver_id: int, body: Decision, caller: Caller, state: State) -> Doc:
-    require_project(caller, state.delivery.project)
-    rejected = state.delivery.waivers.reject(waiver_id, actor_of(caller), comment=body.comment)
+def reject_waiver(waiver_id: int, body: Decision, caller: Caller, delivery: ProjectDelivery) -> Doc:
+    rejected = delivery.waivers.reject(waiver_id, actor_of(caller), comment=body.comment)
     return waiver_to_json(rejected)
 
 
 @router.post("/waivers/{waiver_id}/revoke", name="revoke_waiver", summary="Revoke a waiver.")
-def revoke_waiver(waiver_id: int, body: Decision, caller: Caller, state: State) -> Doc:
-    delivery = state.delivery
-    require_project(caller, delivery.project)
+def revoke_waiver(waiver_id: int, body: Decision, caller: Caller, delivery: ProjectDelivery) -> Doc:
     revoked = delivery.waivers.revoke(waiver_id, actor_of(caller), comment=body.comment)
     # A promotion the waiver excused is judged again.
     delivery.promotions.reevaluate_open()
@@ -205,21 +190,18 @@ def revoke_waiver(waiver_id: int, body: Decision, caller: Caller, state: State) 
 @router.get("/waivers", name="list_waivers", summary="List waivers, newest first.")
 def list_waivers(
     *,
-    caller: Caller,
-    state: State,
+    delivery: ProjectDelivery,
     environment: Annotated[str | None, Query(max_length=200)] = None,
     rule: Annotated[str | None, Query(max_length=200)] = None,
     waiver_state: Annotated[WaiverState | None, Query(alias="state")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Doc:
-    require_project(caller, state.delivery.project)
-    found = state.delivery.waivers.list_waivers(
+    found = delivery.waivers.list_waivers(
         environment=environment, rule=rule, state=waiver_state, limit=limit
     )
     return {"waivers": [waiver_to_json(w) for w in found]}
 
 
 @router.get("/waivers/{waiver_id}", name="get_waiver", summary="One waiver.")
-def get_waiver(waiver_id: int, caller: Caller, state: State) -> Doc:
-    require_project(caller, state.delivery.project)
-    return waiver_to_json(state.delivery.waivers.get(waiver_id))
+def get_waiver(waiver_id: int, delivery: ProjectDelivery) -> Doc:
+    return waiver_to_json(delivery.waivers.get(waiver_id))
