@@ -35,6 +35,7 @@ from conveyor.artifacts.cas import (
 )
 from conveyor.core.digest import PREFIX, is_digest, short
 from conveyor.core.errors import ArtifactError
+from conveyor.core.record_json import tests_to_json
 from conveyor.core.records import TestCounts
 
 if TYPE_CHECKING:
@@ -302,14 +303,7 @@ def _encode(entry: CacheEntry) -> bytes:
         ],
         "log_digest": entry.log_digest,
         "exit_code": entry.exit_code,
-        "tests": None
-        if entry.tests is None
-        else {
-            "passed": entry.tests.passed,
-            "failed": entry.tests.failed,
-            "skipped": entry.tests.skipped,
-            "failures": list(entry.tests.failures),
-        },
+        "tests": tests_to_json(entry.tests),
         "fingerprint": dict(entry.fingerprint),
         "created_at": entry.created_at,
         "duration_s": entry.duration_s,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import cast
 
+from conveyor.core.record_json import tests_to_json
 from conveyor.core.records import JobState, OutputRecord, RunId
 from conveyor.engine.dispatch_rules import AttemptResult, Claim, Source
 from conveyor.spec.serialize import job_from_dict, job_to_dict
@@ -69,14 +70,7 @@ def result_to_json(result: AttemptResult) -> dict[str, object]:
         "duration_s": result.duration_s,
         "reason": result.reason,
         "log_digest": result.log_digest,
-        "tests": None
-        if tests is None
-        else {
-            "passed": tests.passed,
-            "failed": tests.failed,
-            "skipped": tests.skipped,
-            "failures": list(tests.failures),
-        },
+        "tests": tests_to_json(tests),
         "outputs": [_output_json(o) for o in result.outputs],
     }
 

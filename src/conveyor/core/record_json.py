@@ -30,23 +30,28 @@ def job_json(job: JobRecord, explanation: Sequence[str] | None = None) -> dict[s
         "duration_s": _round(job.duration_s),
         "exit_code": job.exit_code,
         "outputs": [{"path": o.path, "digest": o.digest, "size": o.size} for o in job.outputs],
-        "tests": None,
+        "tests": tests_to_json(job.tests),
         "attempts": job.attempts,
         "allow_failure": job.allow_failure,
         "reason": job.reason,
         "needs": list(job.needs),
         "cache_key": job.cache_key,
     }
-    if job.tests is not None:
-        out["tests"] = {
-            "passed": job.tests.passed,
-            "failed": job.tests.failed,
-            "skipped": job.tests.skipped,
-            "failures": list(job.tests.failures),
-        }
     if explanation is not None:
         out["explain"] = list(explanation)
     return out
+
+
+def tests_to_json(tests: TestCounts | None) -> dict[str, object] | None:
+    """Test counts as every JSON document of Conveyor writes them (None: no report)."""
+    if tests is None:
+        return None
+    return {
+        "passed": tests.passed,
+        "failed": tests.failed,
+        "skipped": tests.skipped,
+        "failures": list(tests.failures),
+    }
 
 
 def run_json(

@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 from conveyor.core.clock import iso
+from conveyor.core.record_json import tests_to_json
 from conveyor.core.records import JobRecord, RunRecord, TestCounts
 from conveyor.policy.waiver import Waiver
 from conveyor.promotion.codec import gate_json, report_json, requirements_json
@@ -75,7 +76,7 @@ def run_document(run: RunRecord, tests: TestCounts | None) -> Json:
         "finished_at": iso(run.finished_at),
         "duration_s": run.duration_s,
         "error": run.error,
-        "tests": None if tests is None else _tests(tests),
+        "tests": tests_to_json(tests),
         "jobs": [_job(job) for job in run.jobs],
     }
 
@@ -94,16 +95,7 @@ def _job(job: JobRecord) -> Json:
         "cache_key": job.cache_key,
         "log_digest": job.log_digest,
         "outputs": [{"path": o.path, "digest": o.digest, "size": o.size} for o in job.outputs],
-        "tests": None if job.tests is None else _tests(job.tests),
-    }
-
-
-def _tests(tests: TestCounts) -> Json:
-    return {
-        "passed": tests.passed,
-        "failed": tests.failed,
-        "skipped": tests.skipped,
-        "failures": list(tests.failures),
+        "tests": tests_to_json(job.tests),
     }
 
 

@@ -26,6 +26,7 @@ from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock
 from conveyor.core.digest import short
 from conveyor.core.errors import ArtifactError, Conflict, UsageError
+from conveyor.core.record_json import tests_to_json
 from conveyor.core.records import TestCounts
 from conveyor.engine.keys import load_secret_key
 from conveyor.store import events as event_log
@@ -141,14 +142,7 @@ def entry_to_json(entry: CacheEntry) -> dict[str, object]:
         ],
         "log_digest": entry.log_digest,
         "exit_code": entry.exit_code,
-        "tests": None
-        if tests is None
-        else {
-            "passed": tests.passed,
-            "failed": tests.failed,
-            "skipped": tests.skipped,
-            "failures": list(tests.failures),
-        },
+        "tests": tests_to_json(tests),
         "created_at": entry.created_at,
         "duration_s": entry.duration_s,
     }
