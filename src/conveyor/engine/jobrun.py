@@ -1,9 +1,11 @@
-"""One job of a Run, from cache key to stored result, in a thread of its own.
+"""One job of a Run, from cache key to stored result, in steps the scheduler drives.
 
 A JobAttempt computes the job's fingerprint, restores it from the cache when
-it can, else runs its script (with retries), then stores its outputs, test
-results, log and cache entry. It returns an outcome value; the scheduler
-alone decides what that means for the rest of the Run.
+it can, else starts its script; when an attempt ends it judges it (exit
+code, test reports, declared outputs) and either asks for a retry after a
+delay or concludes with an outcome value, its log stored. The scheduler
+alone decides what that outcome means for the rest of the Run, and when the
+result is written to the cache.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,6 +65,9 @@ class _Verdict:
 
 PreviousFingerprint = Callable[[str], dict[str, str] | None]
 
+# A log larger than this is compressed and stored in a thread of its own.
+_LIGHT_LOG_BYTES = 256 << 10
+
 
 @dataclass
 class RunContext:
@@ -109,6 +114,7 @@ class JobAttempt:
         self._key = ""
         self._log: JobLog | None = None
         self._started_at = 0.0
+        self._attempts = 0
         self._before: dict[str, tuple[int, int, int]] = {}
 
     def cancel(self) -> None:
@@ -131,13 +137,9 @@ class JobAttempt:
         return None
 
     def begin(self) -> None:
-        """Start the job's first attempt, on the scheduler's thread.
-
-        Starting the process here rather than in the worker saves a thread
-        hand-off on the critical path of every job; the worker then only
-        waits, judges and stores.
-        """
+        """Start the job's first attempt (after a `restore()` that missed)."""
         job, ctx = self._job, self._ctx
+        assert self._key, "restore() computes the key before begin()"
         self._log = JobLog(
             ctx.logs_dir / f"{self._position:04d}.log",
             ctx.masker,
@@ -145,32 +147,68 @@ class JobAttempt:
         )
         self._started_at = ctx.clock.now()
         ctx.on_running(job, self._started_at)
-        self._before = self._output_stamps()
         self._spawn(self._log)
 
-    def run(
-        self,
-        report: Callable[[JobOutcome], None],
-        settled: Callable[[], object] = lambda: None,
-    ) -> None:
-        """Execute the job (after a `restore()` that missed), `report` it, then cache it.
+    @property
+    def execution(self) -> Execution | None:
+        """The attempt running now; None once it ended, or when it was canceled before it began."""
+        return self._execution
 
-        The outcome is reported before the cache entry is written, so that
-        dependents start as soon as this job's outputs are known; `settled`
-        returns once they have been started, and only then is the entry written.
+    @property
+    def light(self) -> bool:
+        """Whether judging and concluding this job costs next to nothing.
+
+        Such a job is concluded on the scheduler's thread; one with test
+        reports or outputs to read and hash, a large log to compress, or an
+        explanation to work out, in a thread of its own.
         """
-        job, key, fingerprint = self._job, self._key, self._fingerprint
-        assert key, "restore() computes the key before run()"
-        explanation = self._explain(fingerprint) if self._ctx.explain else ()
-        outcome = self._execute()
-        outcome = replace(outcome, explanation=explanation, cache_key=key, fingerprint=fingerprint)
-        report(outcome)
-        if outcome.status == "success" and job.cache:
-            settled()
-            try:
-                self._store(outcome, key, fingerprint)
-            except (ArtifactError, OSError) as exc:
-                self._ctx.warn(f"{job.name}: could not store its result in the cache: {exc}")
+        job, log = self._job, self._log
+        return not (
+            job.outputs
+            or job.reports_junit
+            or self._ctx.explain
+            or (log is not None and log.size > _LIGHT_LOG_BYTES)
+        )
+
+    def ended(self, result: ExecResult) -> JobOutcome | float:
+        """Judge the attempt that ended with `result`.
+
+        Returns the job's outcome, or the delay in seconds before its next
+        attempt (then call `retry()`, or `give_up()` if the Run was canceled).
+        """
+        log = self._log
+        assert log is not None, "begin() comes first"
+        with self._lock:
+            self._execution = None
+        if result.detail and result.outcome != "exited":
+            log.note(f"--- {result.detail} ---")
+        verdict = self._judge(result, log)
+        retry = self._job.retry
+        if verdict.status in ("success", "canceled") or self._canceled:
+            return self._conclude(verdict)
+        if self._attempts > retry.max:
+            return self._conclude(verdict)
+        return retry.delay_before(self._attempts + 1)
+
+    def retry(self) -> None:
+        """Start the next attempt, once the delay `ended()` asked for is over."""
+        log = self._log
+        assert log is not None, "begin() comes first"
+        retry = self._job.retry
+        delay = retry.delay_before(self._attempts + 1)
+        log.note(f"--- attempt {self._attempts + 1} of {retry.max + 1} (after {delay:g}s) ---")
+        self._spawn(log)
+
+    def give_up(self) -> JobOutcome:
+        """The outcome of a job canceled while it waited to retry."""
+        return self._conclude(_Verdict("canceled", "canceled while waiting to retry"))
+
+    def store(self, outcome: JobOutcome) -> None:
+        """Write a successful outcome to the cache; a failure to do so is a warning."""
+        try:
+            self._store(outcome, self._key, self._fingerprint)
+        except (ArtifactError, OSError) as exc:
+            self._ctx.warn(f"{self._job.name}: could not store its result in the cache: {exc}")
 
     def _from_cache(self, key: str) -> JobOutcome | None:
         ctx = self._ctx
@@ -216,43 +254,28 @@ class JobAttempt:
         changes = fp_module.diff(previous, fingerprint, self._ctx.keys.load_listing)
         return tuple(change.text for change in changes)
 
-    def _execute(self) -> JobOutcome:
-        job, ctx = self._job, self._ctx
-        if self._log is None:
-            self.begin()
-        assert self._log is not None
-        log, started = self._log, self._started_at
-        attempts = 0
-        verdict = _Verdict("canceled", "canceled")
-        while True:
-            if attempts > 0:
-                delay = job.retry.delay_before(attempts + 1)
-                if ctx.canceled.wait(delay):
-                    verdict = _Verdict("canceled", "canceled while waiting to retry")
-                    break
-                log.note(
-                    f"--- attempt {attempts + 1} of {job.retry.max + 1} (after {delay:g}s) ---"
-                )
-            attempts += 1
-            verdict = self._judge(self._attempt(log), log)
-            if verdict.status in ("success", "canceled") or attempts > job.retry.max:
-                break
-            if self._canceled:
-                break
+    def _conclude(self, verdict: _Verdict) -> JobOutcome:
+        """The job's outcome after its last attempt, with its log stored."""
+        ctx, log = self._ctx, self._log
+        assert log is not None
         finished = ctx.clock.now()
         log_blob = ctx.cas.put_bytes(log.close())
         log.discard()
+        explanation = self._explain(self._fingerprint) if ctx.explain else ()
         return JobOutcome(
             status=verdict.status,
             exit_code=verdict.exit_code,
-            attempts=attempts,
+            attempts=self._attempts,
             reason=ctx.masker.mask(verdict.reason) if verdict.reason else None,
-            started_at=started,
+            started_at=self._started_at,
             finished_at=finished,
-            duration_s=finished - started,
+            duration_s=finished - self._started_at,
+            cache_key=self._key,
+            fingerprint=self._fingerprint,
             log_digest=log_blob.digest,
             tests=verdict.tests,
             outputs=verdict.outputs,
+            explanation=explanation,
         )
 
     def _judge(self, result: ExecResult, log: JobLog) -> _Verdict:
@@ -272,6 +295,8 @@ class JobAttempt:
 
     def _spawn(self, log: JobLog) -> None:
         job, ctx = self._job, self._ctx
+        self._attempts += 1
+        self._before = self._output_stamps()
         request = ExecRequest(
             job=job.name,
             script=job.run,
@@ -300,20 +325,6 @@ class JobAttempt:
             with contextlib.suppress(OSError):
                 stamps[path] = _stamp(self._ctx.root / path)
         return stamps
-
-    def _attempt(self, log: JobLog) -> ExecResult:
-        if self._execution is None:  # the first attempt was started by begin()
-            self._before = self._output_stamps()
-            self._spawn(log)
-        execution = self._execution
-        if execution is None:
-            return ExecResult("canceled", None, 0.0, "canceled")
-        result = execution.wait()
-        with self._lock:
-            self._execution = None
-        if result.detail and result.outcome != "exited":
-            log.note(f"--- {result.detail} ---")
-        return result
 
     def _reports(self, log: JobLog) -> tuple[TestCounts | None, str | None]:
         found = expand(self._ctx.root, self._job.workdir, self._job.reports_junit)

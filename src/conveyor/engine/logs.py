@@ -36,6 +36,11 @@ class JobLog:
         self._lines: list[str] | None = []
         self._size = 0
 
+    @property
+    def size(self) -> int:
+        """Characters of log written so far."""
+        return self._size
+
     def feed(self, chunk: bytes) -> None:
         """Raw bytes from the job; complete lines are processed at once."""
         with self._lock:

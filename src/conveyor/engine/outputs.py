@@ -25,6 +25,9 @@ def expand(root: Path, workdir: str, patterns: Iterable[str]) -> Expanded:
     for every file below it. A file whose real path (through symlinks) leaves
     the workspace is never collected: it is listed in `outside`.
     """
+    patterns = tuple(patterns)
+    if not patterns:
+        return Expanded([], [], [])  # the common case: no filesystem work at all
     real_root = os.path.realpath(root)
     base = (root / workdir).resolve()
     found: dict[str, None] = {}

@@ -1,21 +1,30 @@
 """The scheduler: starts each job the moment its needs are done, up to N at once.
 
-The scheduler's state lives in this thread only. Jobs run in worker threads
-(`JobAttempt`) and report back through one queue; a cancel request (Ctrl-C,
-SIGTERM) arrives through the same queue, so it is safe to send from a signal
-handler. Every state change is recorded as a JobRun update and an Event.
+The scheduler's state lives in its own thread, which is also the Run's event
+loop: it waits on the running jobs themselves (their output and their exit,
+through the executor's `Watchable` executions), so a job that ends lets its
+dependents start without a hand-off between threads. Work that may take long
+(reading test reports, hashing outputs, writing cache entries) and the
+waiting of executions that cannot be watched go to worker threads, which
+report back through one queue; so does a cancel request (Ctrl-C, SIGTERM),
+which is safe to send from a signal handler. Every state change is recorded
+as a JobRun update and an Event.
 """
 
 from __future__ import annotations
 
 import contextlib
 import heapq
+import os
 import queue
+import selectors
 import sys
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import ParamSpec
 
 from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock
@@ -30,16 +39,45 @@ from conveyor.engine.jobrun import JobAttempt, JobOutcome, RunContext
 from conveyor.engine.plan import Plan, upstream_outputs
 from conveyor.engine.recorder import Change, Recorder
 from conveyor.engine.reporting import Reporter
+from conveyor.executors.base import ExecResult, Execution, Watchable
 from conveyor.spec.pipeline import Job
 from conveyor.store.runs import JobUpdate
 
+_P = ParamSpec("_P")
 _CANCEL = object()
+_WAKE = object()  # the selector's data for the scheduler's own wake-up pipe
+# The longest the loop sleeps without looking at the clock.
+_MAX_SLEEP_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
 class SchedulerOptions:
     max_parallel: int
     keep_going: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    """From a worker thread: a job's attempt ended (an execution that cannot be watched)."""
+
+    name: str
+    result: ExecResult
+
+
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    """From a worker thread: a job's attempt was judged; its outcome, or the delay to retry."""
+
+    name: str
+    verdict: JobOutcome | float
+
+
+@dataclass(frozen=True, slots=True)
+class _Faulted:
+    """From a worker thread: handling a job's attempt raised."""
+
+    name: str
+    error: Exception
 
 
 class Scheduler:
@@ -68,17 +106,19 @@ class Scheduler:
         self._actor = actor
         self._options = options
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
-        # Set while this thread waits with nothing to do: workers store their
-        # results in the cache only then, so that their work does not delay
-        # the start of the jobs a finished job lets go (a hint, not a lock).
-        self._quiet = threading.Event()
-        self._quiet_lock = threading.Lock()  # a report and the scheduler's idle check in turn
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         self._by_name = {job.name: job for job in plan.jobs}
         self._position = {job.name: i for i, job in enumerate(plan.jobs)}
         self._waiting = {job.name: set(job.needs) for job in plan.jobs}
         self._state: dict[str, JobState] = {job.name: "pending" for job in plan.jobs}
         self._outcomes: dict[str, JobOutcome] = {}
+        # Started and not yet settled: running, waiting to retry, or being judged.
         self._running: dict[str, JobAttempt] = {}
+        self._watched: dict[Watchable, str] = {}
+        self._retries: list[tuple[float, str]] = []  # (monotonic time, job), a heap
+        self._to_store: list[tuple[JobAttempt, JobOutcome]] = []
         self._ready: list[tuple[int, str]] = []
         self._stop_reason: str | None = None
         self._cancel_requested = False
@@ -88,7 +128,12 @@ class Scheduler:
     def request_cancel(self) -> None:
         """Ask the Run to stop; safe from a signal handler or any thread."""
         self._cancel_requested = True  # seen before the next job starts
-        self._inbox.put(_CANCEL)
+        self._post(_CANCEL)
+
+    def _post(self, message: object) -> None:
+        self._inbox.put(message)
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"\0")  # a full pipe already wakes the loop
 
     def run(self) -> dict[str, JobOutcome]:
         for job in self._plan.jobs:
@@ -98,33 +143,97 @@ class Scheduler:
         for job in self._plan.jobs:
             if self._state[job.name] == "pending" and not self._waiting[job.name]:
                 heapq.heappush(self._ready, (self._position[job.name], job.name))
-        # Threads are reused across jobs: starting one per job costs a GIL
-        # hand-off on the critical path of every job. A short switch interval
-        # lets a thread that was woken by a finished job take the GIL sooner.
+        # A worker thread that holds the GIL delays the loop by up to this interval.
         interval = sys.getswitchinterval()
         sys.setswitchinterval(min(interval, 0.0005))
         try:
-            with ThreadPoolExecutor(self._options.max_parallel, thread_name_prefix="job") as pool:
-                self._pool = pool
-                try:
-                    self._loop()
-                finally:
-                    self._quiet.set()  # no worker may wait on a scheduler that stopped
+            with (
+                ThreadPoolExecutor(self._options.max_parallel, thread_name_prefix="job") as pool,
+                selectors.DefaultSelector() as selector,
+            ):
+                self._pool, self._selector = pool, selector
+                selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
+                self._loop()
         finally:
             sys.setswitchinterval(interval)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
         self._settle_leftovers()
         return self._outcomes
 
     def _loop(self) -> None:
         while True:
-            self._launch_ready()
+            self._start_ready()
             if not self._running:
+                self._write_cache_entries()
                 return
             self._start_warm_up()
-            with self._quiet_lock:
-                if self._inbox.empty():
-                    self._quiet.set()
-            self._handle(self._inbox.get())
+            events = self._selector.select(0)
+            if not events:
+                # Nothing to act on: the moment to write what finished jobs leave in the cache.
+                self._write_cache_entries()
+                events = self._selector.select(self._sleep_time())
+            self._take(events)
+            self._on_time()
+
+    def _sleep_time(self) -> float:
+        wakes = [when for when, _ in self._retries[:1]]
+        wakes += [w for execution in self._watched if (w := execution.wake_at()) is not None]
+        if not wakes:
+            return _MAX_SLEEP_S
+        return min(_MAX_SLEEP_S, max(0.0, min(wakes) - time.monotonic()))
+
+    def _take(self, events: Iterable[tuple[selectors.SelectorKey, int]]) -> None:
+        """Act on what the selector found ready: messages, then the jobs' output and exits."""
+        ready: dict[Watchable, list[int]] = {}
+        for key, _ in events:
+            if key.data is _WAKE:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 4096)
+                self._read_inbox()
+            else:
+                ready.setdefault(key.data, []).append(key.fd)
+        for execution, fds in ready.items():
+            self._advance(execution, fds)
+
+    def _on_time(self) -> None:
+        """Advance the executions whose deadline has come, and start the retries that are due."""
+        now = time.monotonic()
+        for execution in [e for e in self._watched if (w := e.wake_at()) is not None and w <= now]:
+            self._advance(execution, ())
+        while self._retries and self._retries[0][0] <= now:
+            _, name = heapq.heappop(self._retries)
+            attempt = self._running[name]
+            self._guarded(name, self._begin, name, attempt, attempt.retry)
+
+    def _advance(self, execution: Watchable, fds: Iterable[int]) -> None:
+        name = self._watched.get(execution)
+        if name is None:
+            return  # given up after a fault, earlier in this round
+        try:
+            result = execution.advance(fds)
+        except Exception as exc:  # noqa: BLE001 - a fault in one job must not hang the run
+            self._forget(execution)
+            self._finish(name, self._fault_outcome(exc))
+            return
+        if result is not None:
+            del self._watched[execution]
+            self._ended(name, result)
+
+    def _read_inbox(self) -> None:
+        while True:
+            try:
+                message = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if message is _CANCEL:
+                self._cancel()
+            elif isinstance(message, _Ended):
+                self._ended(message.name, message.result)
+            elif isinstance(message, _Judged):
+                self._judged(message.name, message.verdict)
+            elif isinstance(message, _Faulted):
+                self._finish(message.name, self._fault_outcome(message.error))
 
     def _start_warm_up(self) -> None:
         """Once the first jobs are started, prepare in the background what the Run ends with.
@@ -138,22 +247,10 @@ class Scheduler:
             ).start()
             self._warm_up = None
 
-    def _launch_ready(self) -> None:
-        """Start every job that can start, then hand their waiting to worker threads.
-
-        Handing a job over wakes a worker (or makes one); done between two
-        starts, that worker would compete with the next start for the GIL.
-        """
-        started: list[tuple[str, JobAttempt]] = []
-        try:
-            self._start_ready(started)
-        finally:
-            for name, attempt in started:
-                self._pool.submit(self._work, name, attempt)
-
-    def _start_ready(self, started: list[tuple[str, JobAttempt]]) -> None:
+    def _start_ready(self) -> None:
+        """Start every job that can start: from the cache, or as an execution to watch."""
         if self._cancel_requested:
-            self._handle(_CANCEL)
+            self._cancel()
         while self._ready and self._stop_reason is None:
             if len(self._running) >= self._options.max_parallel:
                 return
@@ -169,31 +266,113 @@ class Scheduler:
                 self._settle(name, hit)
                 continue
             self._running[name] = attempt
-            try:
-                attempt.begin()
-            except Exception as exc:  # noqa: BLE001 - reported like any fault of the job
-                self._running.pop(name)
-                self._settle(name, self._fault_outcome(exc))
-                continue
-            started.append((name, attempt))
+            self._guarded(name, self._begin, name, attempt, attempt.begin)
 
-    def _work(self, name: str, attempt: JobAttempt) -> None:
-        reported = False
+    def _begin(self, name: str, attempt: JobAttempt, start: Callable[[], None]) -> None:
+        """Start an attempt with `start`, then wait on it: in this loop, or in a worker thread."""
+        start()
+        execution = attempt.execution
+        if execution is None:  # canceled before it began
+            self._ended(name, ExecResult("canceled", None, 0.0, "canceled"))
+        elif isinstance(execution, Watchable):
+            self._watched[execution] = name
+            execution.attach(self._selector)
+            self._advance(execution, ())
+        else:
+            self._pool.submit(self._wait_in_worker, name, execution)
 
-        def report(outcome: JobOutcome) -> None:
-            nonlocal reported
-            reported = True
-            with self._quiet_lock:
-                self._quiet.clear()
-                self._inbox.put((name, outcome))
-
+    def _wait_in_worker(self, name: str, execution: Execution) -> None:
         try:
-            attempt.run(report, self._quiet.wait)
+            self._post(_Ended(name, execution.wait()))
+        except Exception as exc:  # noqa: BLE001 - reported like any fault of the job
+            self._post(_Faulted(name, exc))
+
+    def _ended(self, name: str, result: ExecResult) -> None:
+        """An attempt ended: judge it here when that is cheap, else in a worker thread."""
+        attempt = self._running[name]
+        if attempt.light:
+            self._guarded(name, lambda: self._judged(name, attempt.ended(result)))
+        else:
+            self._pool.submit(self._judge_in_worker, name, attempt, result)
+
+    def _judge_in_worker(self, name: str, attempt: JobAttempt, result: ExecResult) -> None:
+        try:
+            self._post(_Judged(name, attempt.ended(result)))
+        except Exception as exc:  # noqa: BLE001 - reported like any fault of the job
+            self._post(_Faulted(name, exc))
+
+    def _judged(self, name: str, verdict: JobOutcome | float) -> None:
+        attempt = self._running[name]
+        if isinstance(verdict, JobOutcome):
+            self._finish(name, verdict)
+            if verdict.status == "success" and self._by_name[name].cache:
+                self._to_store.append((attempt, verdict))
+        elif self.canceled:
+            self._guarded(name, self._give_up, name, attempt)
+        else:
+            heapq.heappush(self._retries, (time.monotonic() + verdict, name))
+
+    def _give_up(self, name: str, attempt: JobAttempt) -> None:
+        self._finish(name, attempt.give_up())
+
+    def _guarded(
+        self, name: str, step: Callable[_P, object], *args: _P.args, **kwargs: _P.kwargs
+    ) -> None:
+        """Run one step of a job's handling; a fault in it ends that job, not the loop."""
+        try:
+            step(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - a fault in one job must not hang the run
-            if not reported:
-                report(self._fault_outcome(exc))
+            if name in self._running:
+                self._finish(name, self._fault_outcome(exc))
             else:
                 self._ctx.warn(f"{name}: internal error after it finished: {exc!r}")
+
+    def _finish(self, name: str, outcome: JobOutcome) -> None:
+        attempt = self._running.pop(name)
+        execution = attempt.execution
+        if execution is not None:  # a fault while it ran: whatever it runs is stopped
+            if isinstance(execution, Watchable):
+                self._forget(execution)
+            with contextlib.suppress(Exception):
+                execution.cancel()
+        self._settle(name, outcome)
+
+    def _forget(self, execution: Watchable) -> None:
+        """Stop watching an execution that failed: its descriptors would keep waking the loop."""
+        self._watched.pop(execution, None)
+        for key in list(self._selector.get_map().values()):
+            if key.data is execution:
+                self._selector.unregister(key.fd)
+
+    def _write_cache_entries(self) -> None:
+        """Hand the finished jobs' cache entries to worker threads.
+
+        Written only when the loop has nothing else to do, so that this
+        work does not delay the start of the jobs a finished job lets go.
+        """
+        for attempt, outcome in self._to_store:
+            self._pool.submit(self._store_in_worker, attempt, outcome)
+        self._to_store.clear()
+
+    def _store_in_worker(self, attempt: JobAttempt, outcome: JobOutcome) -> None:
+        try:
+            attempt.store(outcome)
+        except Exception as exc:  # noqa: BLE001 - the job's outcome is already recorded
+            self._ctx.warn(f"internal error while caching a job's result: {exc!r}")
+
+    def _cancel(self) -> None:
+        if self.canceled:
+            return
+        self.canceled = True
+        self._stop_reason = "the run was canceled"
+        self._ctx.canceled.set()
+        for attempt in self._running.values():
+            attempt.cancel()
+        waiting = [name for _, name in self._retries]
+        self._retries.clear()
+        for name in waiting:
+            attempt = self._running[name]
+            self._guarded(name, self._give_up, name, attempt)
 
     def _fault_outcome(self, exc: Exception) -> JobOutcome:
         """A job that could not be handled: the store, the artifacts or the executor failed.
@@ -207,20 +386,6 @@ class Scheduler:
                 self._stop_reason = f"an infrastructure fault: {exc}"
             return JobOutcome(status="failed", reason=str(exc))
         return JobOutcome(status="failed", reason=f"internal error: {exc!r}")
-
-    def _handle(self, message: object) -> None:
-        if message is _CANCEL:
-            if not self.canceled:
-                self.canceled = True
-                self._stop_reason = "the run was canceled"
-                self._ctx.canceled.set()
-                for attempt in self._running.values():
-                    attempt.cancel()
-            return
-        assert isinstance(message, tuple)
-        name, outcome = message
-        del self._running[name]
-        self._settle(name, outcome)
 
     def _settle(self, name: str, outcome: JobOutcome) -> None:
         """Record a terminal outcome and let dependents proceed or skip."""

@@ -1,18 +1,26 @@
 """The Executor port: the strict point where a job's script meets a process.
 
 An Executor starts one script and returns an `Execution` that the engine
-waits on (in a thread of its own) and may cancel from any thread. Output is
-handed over as raw chunks as it arrives; splitting lines, masking secrets
-and storing logs are the engine's business, not the executor's. Whatever the
-outcome, `wait()` returns only when no process of the job is left running.
+waits on and may cancel from any thread. Output is handed over as raw chunks
+as it arrives; splitting lines, masking secrets and storing logs are the
+engine's business, not the executor's. Whatever the outcome, the result
+comes only when no process of the job is left running.
+
+An Execution that is also `Watchable` can be waited on from the engine's own
+event loop, many at once on one thread, instead of a thread blocked in
+`wait()` for each: the engine then starts the next job the moment one ends,
+with no hand-off between threads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import selectors
 
 Outcome = Literal["exited", "timed_out", "canceled", "failed_to_start"]
 OutputSink = Callable[[bytes], None]
@@ -53,6 +61,35 @@ class Execution(Protocol):
 
     def cancel(self) -> None:
         """Stop the attempt (idempotent, any thread); `wait()` then reports `canceled`."""
+        ...
+
+
+@runtime_checkable
+class Watchable(Protocol):
+    """An Execution that a caller's event loop drives, in place of `wait()`.
+
+    The loop registers nothing itself: `attach` registers the execution's
+    descriptors, with the execution as their data, and the execution removes
+    them as they close. The loop calls `advance(())` once after `attach` (an
+    attempt that could not start has no descriptors and ends there), then
+    `advance` with the descriptors found ready, and with none once `wake_at()`
+    has come (a timeout, a grace period running out). A cancel is acted on at
+    the next `advance`, which `wake_at()` asks for at once.
+    """
+
+    def attach(self, selector: selectors.BaseSelector) -> None:
+        """Register the descriptors to wait on in `selector`, each with this execution as data."""
+        ...
+
+    def advance(self, ready: Iterable[int]) -> ExecResult | None:
+        """Take in what is ready without blocking; the result once the attempt is over."""
+        ...
+
+    def wake_at(self) -> float | None:
+        """The `time.monotonic()` at which to call `advance` even if nothing is ready.
+
+        The same until `advance` acts on it, so it may be asked again after sleeping.
+        """
         ...
 
 

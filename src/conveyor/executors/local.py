@@ -20,15 +20,21 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 from conveyor.executors.base import ExecRequest, ExecResult, OutputSink
 
 _READ = 65536
+# Without a pidfd the script's exit is polled: rarely while it writes output,
+# often once its output has closed (it is about to exit).
+_POLL_S, _POLL_CLOSED_S = 0.05, 0.002
+# The longest `wait()` blocks before it looks at a cancel from another thread.
+_CHECK_S = 0.5
+# At most this many reads of what a stopped script left in its output.
+_DRAIN_READS = 16
 # A single argument may hold 128 KiB on Linux; longer scripts go through a file.
 _INLINE_LIMIT = 100_000
 
@@ -141,24 +147,44 @@ class LocalExecutor:
 
 
 class LocalExecution:
-    """One running attempt."""
+    """One running attempt, driven by `wait()` or by the caller's own event loop.
+
+    Its state changes only in `advance()`, which never blocks: output is read
+    as it arrives, the script's exit is seen through a pidfd where the kernel
+    offers one (else polled), and deadlines (timeout, the grace before
+    SIGKILL, orphans holding the output) are checked. `cancel()` may be
+    called from any thread.
+    """
 
     def __init__(self, executor: LocalExecutor, request: ExecRequest, output: OutputSink) -> None:
         self._executor = executor
         self._request = request
         self._output = output
-        self._canceled = threading.Event()
+        self._canceled_at: float | None = None
         self._started = time.monotonic()
+        self._next_poll = self._started
+        self._deadline = None if request.timeout_s is None else self._started + request.timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
-        self._start_error = ""
         self._script_file: str | None = None
+        self._result: ExecResult | None = None
+        self._selector: selectors.BaseSelector | None = None
+        self._out_fd = -1
+        self._pidfd: int | None = None
+        self._exited_at: float | None = None
+        self._stopping: Literal["timed_out", "canceled"] | None = None
+        self._kill_at: float | None = None
         try:
             self._proc = self._start_direct() or self._spawn(
                 self._command(request.script), dict(request.env)
             )
         except OSError as exc:
-            self._start_error = f"cannot start the job's shell in {request.cwd}: {exc.strerror}"
+            detail = f"cannot start the job's shell in {request.cwd}: {exc.strerror}"
+            self._result = ExecResult("failed_to_start", None, 0.0, detail)
             self._remove_script_file()
+            return
+        assert self._proc.stdout is not None
+        self._out_fd = self._proc.stdout.fileno()
+        self._pidfd = _open_pidfd(self._proc.pid)
 
     def _start_direct(self) -> subprocess.Popen[bytes] | None:
         """The job's lone simple command exec'd without bash, or None to use the shell.
@@ -215,117 +241,147 @@ class LocalExecution:
         return None if self._proc is None else self._proc.pid
 
     def cancel(self) -> None:
-        self._canceled.set()
-        self._signal(signal.SIGTERM)
+        if self._canceled_at is None:
+            self._canceled_at = time.monotonic()
+        if self._result is None:
+            self._signal(signal.SIGTERM)
 
     def wait(self) -> ExecResult:
+        with selectors.DefaultSelector() as selector:
+            self.attach(selector)
+            while (result := self.advance(())) is None:
+                for key, _ in selector.select(self._timeout()):
+                    self.advance((key.fd,))
+            return result
+
+    def attach(self, selector: selectors.BaseSelector) -> None:
+        if self._result is not None:
+            return
+        self._selector = selector
+        selector.register(self._out_fd, selectors.EVENT_READ, self)
+        if self._pidfd is not None:
+            selector.register(self._pidfd, selectors.EVENT_READ, self)
+
+    def wake_at(self) -> float | None:
+        """When `advance` has a deadline or a poll to check, with nothing readable."""
+        if self._result is not None:
+            return None
+        # Each time is fixed until `advance` acts on it: a loop may ask again after it slept.
+        times = [self._kill_at]
+        if self._stopping is None:
+            times += [self._deadline, self._canceled_at]
+        if self._exited_at is None and self._pidfd is None:
+            times.append(self._next_poll)
+        if self._exited_at is not None and self._out_fd >= 0:
+            times.append(self._exited_at + self._executor.orphan_grace_s)
+        return min((t for t in times if t is not None), default=None)
+
+    def _timeout(self) -> float:
+        # Bounded, so that a cancel from another thread is acted on within that time.
+        wake = self.wake_at()
+        if wake is None:
+            return _CHECK_S
+        return min(_CHECK_S, max(0.0, wake - time.monotonic()))
+
+    def advance(self, ready: Iterable[int]) -> ExecResult | None:
+        if self._result is not None:
+            return self._result
+        for fd in ready:
+            if fd == self._pidfd:
+                self._exited_at = time.monotonic()
+                self._close_pidfd()
+            elif fd == self._out_fd:
+                self._read()
+        self._check(time.monotonic())
+        return self._result
+
+    def _read(self) -> None:
+        try:
+            chunk = os.read(self._out_fd, _READ)
+        except BlockingIOError:
+            return
+        if chunk:
+            self._output(chunk)
+        else:
+            self._close_output()
+
+    def _check(self, now: float) -> None:
+        """Act on what time alone decides: exit by polling, timeout, cancel, orphans, kill."""
         proc = self._proc
-        if proc is None:
-            return ExecResult("failed_to_start", None, 0.0, self._start_error)
-        assert proc.stdout is not None
-        deadline = None
-        if self._request.timeout_s is not None:
-            deadline = self._started + self._request.timeout_s
-        timed_out = self._pump(proc, deadline)
-        if timed_out or self._canceled.is_set():
-            self._terminate(proc)
-        exit_code = proc.wait()
+        assert proc is not None
+        if self._exited_at is None and self._pidfd is None:
+            if proc.poll() is not None:
+                self._exited_at = now
+            else:
+                self._next_poll = now + (_POLL_S if self._out_fd >= 0 else _POLL_CLOSED_S)
+        if self._stopping is None:
+            if self._deadline is not None and now >= self._deadline:
+                self._stop("timed_out", now)
+            elif self._canceled_at is not None:
+                self._stop("canceled", now)
+        if self._exited_at is None:
+            if self._kill_at is not None and now >= self._kill_at:
+                self._signal(signal.SIGKILL)
+                self._kill_at = None
+            return
+        if self._out_fd >= 0 and self._stopping is not None:
+            self._drain()
+        elif self._out_fd >= 0 and now - self._exited_at > self._executor.orphan_grace_s:
+            # Processes the script left behind hold the output; they go with the group.
+            self._close_output()
+        if self._out_fd < 0:
+            self._finish(proc)
+
+    def _drain(self) -> None:
+        """Keep what a stopped script wrote before it exited, without waiting for more."""
+        os.set_blocking(self._out_fd, False)
+        for _ in range(_DRAIN_READS):
+            try:
+                chunk = os.read(self._out_fd, _READ)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            self._output(chunk)
+        self._close_output()
+
+    def _stop(self, why: Literal["timed_out", "canceled"], now: float) -> None:
+        """SIGTERM the job's group; SIGKILL follows after the grace period."""
+        self._stopping = why
+        self._signal(signal.SIGTERM)
+        self._kill_at = now + self._executor.kill_grace_s
+
+    def _finish(self, proc: subprocess.Popen[bytes]) -> None:
+        exit_code = proc.wait()  # the script has exited: this only reaps it
         # Whatever the script left behind in its group goes with it.
         self._signal(signal.SIGKILL)
-        proc.stdout.close()
+        self._close_pidfd()
         self._remove_script_file()
         duration = time.monotonic() - self._started
-        if timed_out:
-            return ExecResult(
-                "timed_out", None, duration, f"timed out after {self._request.timeout_s:g}s"
-            )
-        if self._canceled.is_set():
-            return ExecResult("canceled", None, duration, "canceled")
-        return ExecResult("exited", exit_code, duration)
+        if self._stopping == "timed_out":
+            detail = f"timed out after {self._request.timeout_s:g}s"
+            self._result = ExecResult("timed_out", None, duration, detail)
+        elif self._canceled_at is not None:
+            self._result = ExecResult("canceled", None, duration, "canceled")
+        else:
+            self._result = ExecResult("exited", exit_code, duration)
 
-    def _pump(self, proc: subprocess.Popen[bytes], deadline: float | None) -> bool:
-        """Forward output until the script has exited and its output has closed.
+    def _close_output(self) -> None:
+        if self._out_fd < 0:
+            return
+        if self._selector is not None:
+            self._selector.unregister(self._out_fd)
+        assert self._proc is not None and self._proc.stdout is not None
+        self._proc.stdout.close()
+        self._out_fd = -1
 
-        True when the deadline passed first. The script's exit is watched
-        through a pidfd where the kernel offers one, so the job's end is
-        noticed the moment it happens rather than at the next poll. Processes
-        the script left in the background may hold the output open: they get
-        `orphan_grace_s`, then are killed with the group.
-        """
-        assert proc.stdout is not None
-        out_fd = proc.stdout.fileno()
-        pidfd = _open_pidfd(proc.pid)
-        watch = _Watch(out_open=True, exited_at=None)
-        try:
-            with selectors.DefaultSelector() as sel:
-                sel.register(out_fd, selectors.EVENT_READ, "out")
-                if pidfd is not None:
-                    sel.register(pidfd, selectors.EVENT_READ, "exit")
-                while watch.out_open or watch.exited_at is None:
-                    now = time.monotonic()
-                    if pidfd is None and watch.exited_at is None and proc.poll() is not None:
-                        watch.exited_at = now
-                    stop = self._stop_reason(now, deadline, watch)
-                    if stop is not None:
-                        return stop == "deadline"
-                    if not watch.out_open and pidfd is None:
-                        return self._await_exit(proc, deadline)
-                    for key, _ in sel.select(self._wait_time(now, deadline, watch.exited_at)):
-                        if key.data == "exit":
-                            watch.exited_at = time.monotonic()
-                            sel.unregister(key.fileobj)
-                        elif chunk := os.read(out_fd, _READ):
-                            self._output(chunk)
-                        else:
-                            watch.out_open = False
-                            sel.unregister(out_fd)
-                return False
-        finally:
-            if pidfd is not None:
-                os.close(pidfd)
-
-    def _stop_reason(self, now: float, deadline: float | None, watch: _Watch) -> str | None:
-        """Why to stop pumping now: the deadline, a cancel, orphans holding the output."""
-        if deadline is not None and now >= deadline:
-            return "deadline"
-        if self._canceled.is_set():
-            return "canceled"
-        if watch.exited_at is not None and now - watch.exited_at > self._executor.orphan_grace_s:
-            return "orphans"  # background processes hold the output; killed with the group
-        return None
-
-    def _wait_time(self, now: float, deadline: float | None, exited_at: float | None) -> float:
-        wait = 0.5
-        if deadline is not None:
-            wait = min(wait, deadline - now)
-        if exited_at is not None:
-            wait = min(wait, exited_at + self._executor.orphan_grace_s - now)
-        return max(wait, 0.0)
-
-    def _await_exit(self, proc: subprocess.Popen[bytes], deadline: float | None) -> bool:
-        """Wait for the script after its output closed; True when the deadline passed first.
-
-        A script may close or redirect its output and keep running, so the
-        end of the output is not the end of the job.
-        """
-        while not self._canceled.is_set():
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                return True
-            wait = 0.25 if deadline is None else min(0.25, deadline - now)
-            try:
-                proc.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                continue
-            return False
-        return False
-
-    def _terminate(self, proc: subprocess.Popen[bytes]) -> None:
-        self._signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=self._executor.kill_grace_s)
-        except subprocess.TimeoutExpired:
-            self._signal(signal.SIGKILL)
+    def _close_pidfd(self) -> None:
+        if self._pidfd is None:
+            return
+        if self._selector is not None:
+            self._selector.unregister(self._pidfd)
+        os.close(self._pidfd)
+        self._pidfd = None
 
     def _signal(self, sig: signal.Signals) -> None:
         proc = self._proc
@@ -333,14 +389,6 @@ class LocalExecution:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, sig)
-
-
-@dataclass
-class _Watch:
-    """What `_pump` has seen of a running script."""
-
-    out_open: bool
-    exited_at: float | None
 
 
 def _open_pidfd(pid: int) -> int | None:

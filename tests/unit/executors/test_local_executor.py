@@ -9,25 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import Output, wait_gone
 
 from conveyor.executors.base import ExecRequest, ExecResult, Execution
 from conveyor.executors.local import LocalExecutor
 
 pytestmark = pytest.mark.timeout(30)
-
-
-class Output:
-    """Collects the chunks an execution hands over."""
-
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-
-    def __call__(self, chunk: bytes) -> None:
-        self.chunks.append(chunk)
-
-    @property
-    def text(self) -> str:
-        return b"".join(self.chunks).decode()
 
 
 def run(
@@ -48,28 +35,6 @@ def run(
     )
     execution = (executor or LocalExecutor(kill_grace_s=2.0)).start(request, output)
     return execution.wait(), output
-
-
-def is_gone(pid: int) -> bool:
-    """Whether `pid` has exited (a zombie waiting for a reaper counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
-def wait_gone(pid: int, within_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while not is_gone(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def read_cmdline(pid: int, within_s: float = 2.0) -> bytes:
