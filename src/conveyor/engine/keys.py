@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets as secrets_module
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -26,7 +25,7 @@ def load_secret_key(state_dir: Path) -> bytes:
     except FileNotFoundError:
         pass
     state_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets_module.token_bytes(32)
+    key = os.urandom(32)  # what `secrets.token_bytes` returns
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:

@@ -16,15 +16,15 @@ from __future__ import annotations
 import contextlib
 import heapq
 import os
-import queue
 import selectors
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import ParamSpec
+from functools import partial
+from typing import TYPE_CHECKING, ParamSpec
 
 from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock
@@ -43,41 +43,22 @@ from conveyor.executors.base import ExecResult, Execution, Watchable
 from conveyor.spec.pipeline import Job
 from conveyor.store.runs import JobUpdate
 
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
 _P = ParamSpec("_P")
-_CANCEL = object()
 _WAKE = object()  # the selector's data for the scheduler's own wake-up pipe
 # The longest the loop sleeps without looking at the clock.
 _MAX_SLEEP_S = 1.0
+# Cache entries are written once no job has ended for _QUIET_S, or at the
+# latest _STORE_WITHIN_S after the oldest one waiting was made.
+_QUIET_S, _STORE_WITHIN_S = 0.005, 0.25
 
 
 @dataclass(frozen=True, slots=True)
 class SchedulerOptions:
     max_parallel: int
     keep_going: bool
-
-
-@dataclass(frozen=True, slots=True)
-class _Ended:
-    """From a worker thread: a job's attempt ended (an execution that cannot be watched)."""
-
-    name: str
-    result: ExecResult
-
-
-@dataclass(frozen=True, slots=True)
-class _Judged:
-    """From a worker thread: a job's attempt was judged; its outcome, or the delay to retry."""
-
-    name: str
-    verdict: JobOutcome | float
-
-
-@dataclass(frozen=True, slots=True)
-class _Faulted:
-    """From a worker thread: handling a job's attempt raised."""
-
-    name: str
-    error: Exception
 
 
 class Scheduler:
@@ -97,7 +78,9 @@ class Scheduler:
         warm_up: Callable[[], None] | None = None,
     ) -> None:
         self._plan = plan
-        self._warm_up = warm_up
+        self._warm_up: list[Callable[[], None]] | None = [_import_workers]
+        if warm_up is not None:
+            self._warm_up.append(warm_up)
         self._job_ids = job_ids
         self._ctx = ctx
         self._recorder = recorder
@@ -105,7 +88,8 @@ class Scheduler:
         self._clock = clock
         self._actor = actor
         self._options = options
-        self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+        # What worker threads (and a cancel request) ask the loop to do, on its thread.
+        self._inbox: deque[Callable[[], None]] = deque()  # appends and pops are atomic
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -119,6 +103,8 @@ class Scheduler:
         self._watched: dict[Watchable, str] = {}
         self._retries: list[tuple[float, str]] = []  # (monotonic time, job), a heap
         self._to_store: list[tuple[JobAttempt, JobOutcome]] = []
+        self._to_store_since = 0.0
+        self._last_end = 0.0
         self._ready: list[tuple[int, str]] = []
         self._stop_reason: str | None = None
         self._cancel_requested = False
@@ -128,10 +114,10 @@ class Scheduler:
     def request_cancel(self) -> None:
         """Ask the Run to stop; safe from a signal handler or any thread."""
         self._cancel_requested = True  # seen before the next job starts
-        self._post(_CANCEL)
+        self._post(self._cancel)
 
-    def _post(self, message: object) -> None:
-        self._inbox.put(message)
+    def _post(self, step: Callable[[], None]) -> None:
+        self._inbox.append(step)
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_w, b"\0")  # a full pipe already wakes the loop
 
@@ -148,11 +134,11 @@ class Scheduler:
         sys.setswitchinterval(min(interval, 0.0005))
         try:
             with (
-                ThreadPoolExecutor(self._options.max_parallel, thread_name_prefix="job") as pool,
+                _Workers(self._options.max_parallel) as pool,
                 selectors.DefaultSelector() as selector,
             ):
                 self._pool, self._selector = pool, selector
-                selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
+                self._selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
                 self._loop()
         finally:
             sys.setswitchinterval(interval)
@@ -170,11 +156,26 @@ class Scheduler:
             self._start_warm_up()
             events = self._selector.select(0)
             if not events:
-                # Nothing to act on: the moment to write what finished jobs leave in the cache.
-                self._write_cache_entries()
-                events = self._selector.select(self._sleep_time())
+                events = self._selector.select(self._idle())
             self._take(events)
             self._on_time()
+
+    def _idle(self) -> float:
+        """Nothing to act on: write cache entries if the jobs went quiet; how long to sleep.
+
+        Jobs tend to end in bursts (a layer of the graph). Cache entries are
+        written in a worker thread once no job has ended for a moment, so
+        that this work does not compete with starting the jobs of the burst.
+        """
+        sleep = self._sleep_time()
+        if not self._to_store:
+            return sleep
+        now = time.monotonic()
+        quiet_at = min(self._last_end + _QUIET_S, self._to_store_since + _STORE_WITHIN_S)
+        if now < quiet_at:
+            return min(sleep, quiet_at - now)
+        self._write_cache_entries()
+        return sleep
 
     def _sleep_time(self) -> float:
         wakes = [when for when, _ in self._retries[:1]]
@@ -214,26 +215,15 @@ class Scheduler:
             result = execution.advance(fds)
         except Exception as exc:  # noqa: BLE001 - a fault in one job must not hang the run
             self._forget(execution)
-            self._finish(name, self._fault_outcome(exc))
+            self._fault(name, exc)
             return
         if result is not None:
             del self._watched[execution]
             self._ended(name, result)
 
     def _read_inbox(self) -> None:
-        while True:
-            try:
-                message = self._inbox.get_nowait()
-            except queue.Empty:
-                return
-            if message is _CANCEL:
-                self._cancel()
-            elif isinstance(message, _Ended):
-                self._ended(message.name, message.result)
-            elif isinstance(message, _Judged):
-                self._judged(message.name, message.verdict)
-            elif isinstance(message, _Faulted):
-                self._finish(message.name, self._fault_outcome(message.error))
+        while self._inbox:
+            self._inbox.popleft()()
 
     def _start_warm_up(self) -> None:
         """Once the first jobs are started, prepare in the background what the Run ends with.
@@ -243,7 +233,7 @@ class Scheduler:
         """
         if self._warm_up is not None:
             threading.Thread(
-                target=_quietly, args=(self._warm_up,), name="warm-up", daemon=True
+                target=_quietly, args=self._warm_up, name="warm-up", daemon=True
             ).start()
             self._warm_up = None
 
@@ -283,12 +273,15 @@ class Scheduler:
 
     def _wait_in_worker(self, name: str, execution: Execution) -> None:
         try:
-            self._post(_Ended(name, execution.wait()))
+            result = execution.wait()
         except Exception as exc:  # noqa: BLE001 - reported like any fault of the job
-            self._post(_Faulted(name, exc))
+            self._post(partial(self._fault, name, exc))
+        else:
+            self._post(partial(self._ended, name, result))
 
     def _ended(self, name: str, result: ExecResult) -> None:
         """An attempt ended: judge it here when that is cheap, else in a worker thread."""
+        self._last_end = time.monotonic()
         attempt = self._running[name]
         if attempt.light:
             self._guarded(name, lambda: self._judged(name, attempt.ended(result)))
@@ -297,15 +290,22 @@ class Scheduler:
 
     def _judge_in_worker(self, name: str, attempt: JobAttempt, result: ExecResult) -> None:
         try:
-            self._post(_Judged(name, attempt.ended(result)))
+            verdict = attempt.ended(result)
         except Exception as exc:  # noqa: BLE001 - reported like any fault of the job
-            self._post(_Faulted(name, exc))
+            self._post(partial(self._fault, name, exc))
+        else:
+            self._post(partial(self._judged, name, verdict))
+
+    def _fault(self, name: str, exc: Exception) -> None:
+        self._finish(name, self._fault_outcome(exc))
 
     def _judged(self, name: str, verdict: JobOutcome | float) -> None:
         attempt = self._running[name]
         if isinstance(verdict, JobOutcome):
             self._finish(name, verdict)
             if verdict.status == "success" and self._by_name[name].cache:
+                if not self._to_store:
+                    self._to_store_since = time.monotonic()
                 self._to_store.append((attempt, verdict))
         elif self.canceled:
             self._guarded(name, self._give_up, name, attempt)
@@ -323,7 +323,7 @@ class Scheduler:
             step(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - a fault in one job must not hang the run
             if name in self._running:
-                self._finish(name, self._fault_outcome(exc))
+                self._fault(name, exc)
             else:
                 self._ctx.warn(f"{name}: internal error after it finished: {exc!r}")
 
@@ -345,20 +345,17 @@ class Scheduler:
                 self._selector.unregister(key.fd)
 
     def _write_cache_entries(self) -> None:
-        """Hand the finished jobs' cache entries to worker threads.
+        """Hand the finished jobs' cache entries to one worker thread, to write in turn."""
+        if self._to_store:
+            self._pool.submit(self._store_in_worker, self._to_store)
+            self._to_store = []
 
-        Written only when the loop has nothing else to do, so that this
-        work does not delay the start of the jobs a finished job lets go.
-        """
-        for attempt, outcome in self._to_store:
-            self._pool.submit(self._store_in_worker, attempt, outcome)
-        self._to_store.clear()
-
-    def _store_in_worker(self, attempt: JobAttempt, outcome: JobOutcome) -> None:
-        try:
-            attempt.store(outcome)
-        except Exception as exc:  # noqa: BLE001 - the job's outcome is already recorded
-            self._ctx.warn(f"internal error while caching a job's result: {exc!r}")
+    def _store_in_worker(self, entries: list[tuple[JobAttempt, JobOutcome]]) -> None:
+        for attempt, outcome in entries:
+            try:
+                attempt.store(outcome)
+            except Exception as exc:  # noqa: BLE001 - the job's outcome is already recorded
+                self._ctx.warn(f"internal error while caching a job's result: {exc!r}")
 
     def _cancel(self) -> None:
         if self.canceled:
@@ -479,10 +476,41 @@ class Scheduler:
         )
 
 
-def _quietly(work: Callable[[], None]) -> None:
+class _Workers:
+    """Threads for what the loop does not do itself, made on first use.
+
+    Many Runs need none (every job watched, light and not cached), so the
+    thread pool, and the import of `concurrent.futures`, wait until then.
+    """
+
+    def __init__(self, max_workers: int) -> None:
+        self._max_workers = max_workers
+        self._pool: ThreadPoolExecutor | None = None
+
+    def submit(self, work: Callable[_P, object], *args: _P.args, **kwargs: _P.kwargs) -> None:
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self._max_workers, thread_name_prefix="job")
+        self._pool.submit(work, *args, **kwargs)
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+def _import_workers() -> None:
+    import concurrent.futures  # noqa: F401 - imported ahead of `_Workers.submit`
+
+
+def _quietly(*works: Callable[[], None]) -> None:
     """Warm-up work: what fails here fails again, and is reported, where it is needed."""
-    with contextlib.suppress(Exception):
-        work()
+    for work in works:
+        with contextlib.suppress(Exception):
+            work()
 
 
 def need_satisfied(status: JobState, *, allow_failure: bool) -> bool:

@@ -19,7 +19,6 @@ import selectors
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -224,6 +223,8 @@ class LocalExecution:
         """The shell with the script: inline, or from a private file when too long for argv."""
         if len(script.encode()) <= _INLINE_LIMIT:
             return [*self._executor._shell, script]
+        import tempfile  # only for scripts too long for argv
+
         fd, self._script_file = tempfile.mkstemp(prefix="conveyor-job-", suffix=".sh")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(script)
