@@ -72,9 +72,10 @@ def build_app(argv: Sequence[str] = ()) -> typer.Typer:
     """The `conveyor` app: every command, or only those of the module that owns argv's command.
 
     Typer turns the signature of every registered command into options when
-    the app starts (40 ms for all of them), so `conveyor run` registers only
-    the commands of `cli/pipeline.py`. Help, an unknown command or no command
-    get the whole app, so usage and did-you-mean see every command.
+    the app starts (40 ms for all of them), so `conveyor run` imports only
+    `cli/pipeline.py` and keeps only its `run` command. Help, an unknown
+    command or no command get the whole app, so usage and did-you-mean see
+    every command.
     """
     app = typer.Typer(
         name="conveyor",
@@ -89,6 +90,9 @@ def build_app(argv: Sequence[str] = ()) -> typer.Typer:
     modules = () if first == "version" else (named,) if named else MODULES
     for module in modules:
         import_module(f"conveyor.cli.{module}").register(app)
+    if named:
+        app.registered_commands = [c for c in app.registered_commands if c.name == first]
+        app.registered_groups = [g for g in app.registered_groups if g.name == first]
     app.command(name="version")(version)
     app.callback()(_group)  # a group even with one command: `conveyor version`, not `conveyor`
     return app
