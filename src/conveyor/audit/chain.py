@@ -131,16 +131,30 @@ def rehash(event: StoredEvent) -> str:
 
 
 def verify(
-    events: Iterable[StoredEvent], *, after_seq: int = 0, after_hash: str = GENESIS
+    events: Iterable[StoredEvent],
+    *,
+    after_seq: int = 0,
+    after_hash: str = GENESIS,
+    appended: Mapping[int, str] | None = None,
 ) -> ChainBreak | None:
-    """Check Events in order from the start, or after a known one; the first break, or None."""
+    """Check Events in order from the start, or after a known one; the first break, or None.
+
+    `appended` maps the seq of Events the caller appended itself to the hash
+    it computed then: such an Event must still carry that hash, and is not
+    hashed again. (Its content is covered by that hash: a later full check,
+    such as `conveyor audit verify`, finds it altered.)
+    """
     expected_seq, prev = after_seq + 1, after_hash
+    own = appended or {}
     for event in events:
         if event.seq != expected_seq:
             return ChainBreak(event.seq, f"expected event {expected_seq} here, found {event.seq}")
         if event.prev_hash != prev:
             return ChainBreak(event.seq, "its link to the previous event does not match")
-        if rehash(event) != event.hash:
+        known = own.get(event.seq)
+        if known is not None and known != event.hash:
+            return ChainBreak(event.seq, "its hash is not the one it was appended with")
+        if known is None and rehash(event) != event.hash:
             return ChainBreak(event.seq, "its content does not match its hash")
         expected_seq, prev = event.seq + 1, event.hash
     return None

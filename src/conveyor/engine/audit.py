@@ -85,9 +85,17 @@ def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:
 
 
 def sign_tree_head(
-    db: Database, state_dir: Path, clock: Clock, *, environ: Mapping[str, str] | None = None
+    db: Database,
+    state_dir: Path,
+    clock: Clock,
+    *,
+    environ: Mapping[str, str] | None = None,
+    appended: Mapping[int, str] | None = None,
 ) -> TreeHead:
-    """Sign the whole log if it grew since the newest head; the newest head."""
+    """Sign the whole log if it grew since the newest head; the newest head.
+
+    `appended`: seq -> hash of Events this process appended (see `chain.verify`).
+    """
     # Only the Events after the newest head are read and hashed; unless they follow
     # from it by the hash chain, nothing is signed (IntegrityError).
     key = audit_key.signing_key(state_dir, _environ(environ))
@@ -98,7 +106,8 @@ def sign_tree_head(
         if last is not None and last.head.size == size:
             return last.head
         frontier, after_hash = _resume(tx, last, size)
-        _extend(frontier, event_log.between(tx, after=frontier.size, until=size), after_hash)
+        events = event_log.between(tx, after=frontier.size, until=size)
+        _extend(frontier, events, after_hash, appended)
         head = heads.sign(
             key, size=frontier.size, root=frontier.root(), timestamp=chain.format_ts(clock.now())
         )
@@ -140,7 +149,12 @@ def _frontier_of(last: tree_heads.Checkpoint) -> Frontier | None:
     return frontier if frontier.root() == last.head.root else None
 
 
-def _extend(frontier: Frontier, events: Iterator[chain.StoredEvent], after_hash: str) -> None:
+def _extend(
+    frontier: Frontier,
+    events: Iterator[chain.StoredEvent],
+    after_hash: str,
+    appended: Mapping[int, str] | None,
+) -> None:
     """Add `events` to `frontier`, refusing any that do not follow by the hash chain."""
 
     def leaves() -> Iterator[chain.StoredEvent]:
@@ -148,7 +162,9 @@ def _extend(frontier: Frontier, events: Iterator[chain.StoredEvent], after_hash:
             frontier.append(event_leaf(event.hash))
             yield event
 
-    found = chain.verify(leaves(), after_seq=frontier.size, after_hash=after_hash)
+    found = chain.verify(
+        leaves(), after_seq=frontier.size, after_hash=after_hash, appended=appended
+    )
     if found is not None:
         raise IntegrityError(
             f"event {found.seq} does not follow from the events before it ({found.reason}); "
@@ -162,10 +178,15 @@ def sign_after_run(
     clock: Clock,
     environ: Mapping[str, str] | None,
     warn: Callable[[str], None],
+    *,
+    appended: Mapping[int, str] | None = None,
 ) -> TreeHead | None:
-    """Sign a head at the end of a Run; a log that cannot be signed is a warning, not a failure."""
+    """Sign a head at the end of a Run; a log that cannot be signed is a warning, not a failure.
+
+    `appended`: the Run's own Events (seq -> hash), which need no second hashing.
+    """
     try:
-        return sign_tree_head(db, state_dir, clock, environ=environ)
+        return sign_tree_head(db, state_dir, clock, environ=environ, appended=appended)
     except (IntegrityError, UsageError) as exc:
         warn(f"no audit tree head was signed: {exc}")
         return None

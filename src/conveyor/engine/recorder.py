@@ -39,6 +39,8 @@ class Recorder:
         self._closed = False
         self._flushing = 0
         self._error: BaseException | None = None
+        # seq -> hash of every Event this Recorder appended, once committed.
+        self.appended: dict[int, str] = {}
         self._thread = threading.Thread(target=self._loop, name="conveyor-recorder", daemon=True)
         self._thread.start()
 
@@ -102,4 +104,5 @@ class Recorder:
             for change in batch:
                 if change.update is not None:
                     run_store.apply_job_update(tx, change.update)
-            event_log.append(tx, [e for change in batch for e in change.events])
+            appended = event_log.append(tx, [e for change in batch for e in change.events])
+        self.appended.update((event.seq, event.hash) for event in appended)

@@ -329,7 +329,14 @@ class RunService:
         # 20 ms to import: the scheduler imports it while the jobs run (_import_signing).
         from conveyor.engine.audit import sign_after_run
 
-        sign_after_run(self.db, self.workspace.state_dir, self.clock, self.environ, reporter.warn)
+        sign_after_run(
+            self.db,
+            self.workspace.state_dir,
+            self.clock,
+            self.environ,
+            reporter.warn,
+            appended=recorder.appended,
+        )
         reporter.run_finished(record)
         if fault is not None:
             raise fault

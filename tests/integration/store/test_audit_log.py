@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from conveyor.audit import merkle
+from conveyor.audit import chain, merkle
 from conveyor.audit.chain import GENESIS, NewEvent, event_hash
 from conveyor.audit.merkle import EMPTY_ROOT, event_leaf, verify_inclusion
 from conveyor.core.clock import FrozenClock
@@ -186,6 +186,70 @@ def test_signing_after_a_run_turns_a_refusal_into_a_warning(
     assert sign_after_run(db, state, clock, NO_ENV, warnings.append) is None
     assert len(warnings) == 1
     assert warnings[0].startswith("no audit tree head was signed: event 2 does not follow")
+
+
+def _appended(db: Database, count: int, *, first: int = 1) -> dict[int, str]:
+    """Append as a Run's recorder does, and return what it knows: seq -> hash."""
+    with db.write() as tx:
+        linked = event_log.append(
+            tx,
+            [
+                NewEvent("job.success", f"run/1/job/j{n}", "ada@example.com", T0 + n, {"n": n})
+                for n in range(first, first + count)
+            ],
+        )
+    return {event.seq: event.hash for event in linked}
+
+
+def test_a_runs_own_events_are_signed_without_hashing_them_again(
+    db: Database, state: Path, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _append(db, 2)  # events of others: hashed again before signing
+    own = _appended(db, 3, first=3)
+    rehashed: list[int] = []
+    rehash = chain.rehash
+
+    def counting(event: chain.StoredEvent) -> str:
+        rehashed.append(event.seq)
+        return rehash(event)
+
+    monkeypatch.setattr(chain, "rehash", counting)
+    head = sign_tree_head(db, state, clock, environ=NO_ENV, appended=own)
+
+    assert head.size == 5
+    assert rehashed == [1, 2]
+    assert head.root == merkle.root(_leaves(db))
+
+
+def test_nothing_is_signed_when_a_runs_own_event_carries_another_hash(
+    db: Database, state: Path, clock: FrozenClock
+) -> None:
+    own = _appended(db, 3)
+    # Someone rewrites event 2 and recomputes the chain from there: every link holds,
+    # but event 2 is no longer the one the Run appended.
+    _sql(db, "UPDATE events SET data = :d WHERE seq = 2", d='{"n":222}')
+    _rechain_from(db, 2)
+
+    refused = r"event 2 does not follow .*its hash is not the one it was appended with"
+    with pytest.raises(IntegrityError, match=refused):
+        sign_tree_head(db, state, clock, environ=NO_ENV, appended=own)
+    assert tree_heads.all_heads(db) == []
+
+
+def test_a_runs_own_event_altered_under_its_hash_is_found_by_the_full_check(
+    db: Database, state: Path, clock: FrozenClock
+) -> None:
+    own = _appended(db, 3)
+    _sql(db, "UPDATE events SET data = :d WHERE seq = 2", d='{"n":222}')
+
+    # Its stored hash is the one appended, so the head is signed over it...
+    assert sign_tree_head(db, state, clock, environ=NO_ENV, appended=own).size == 3
+    # ...and the head commits to that hash, so the alteration cannot hide from a check.
+    report = verify_log(db, state, environ=NO_ENV)
+    assert not report.intact
+    assert [(f.seq, f.reason) for f in report.findings] == [
+        (2, "its content does not match its hash")
+    ]
 
 
 # --- verifying -------------------------------------------------------------------------
