@@ -118,8 +118,10 @@ class Scheduler:
 
     def _post(self, step: Callable[[], None]) -> None:
         self._inbox.append(step)
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self._wake_w, b"\0")  # a full pipe already wakes the loop
+        wake = self._wake_w
+        if wake >= 0:  # after the Run, a late cancel request has nothing to wake
+            with contextlib.suppress(BlockingIOError):
+                os.write(wake, b"\0")  # a full pipe already wakes the loop
 
     def run(self) -> dict[str, JobOutcome]:
         for job in self._plan.jobs:
@@ -142,8 +144,10 @@ class Scheduler:
                 self._loop()
         finally:
             sys.setswitchinterval(interval)
+            # Forgotten before closed: its number may be reused by the next file opened.
+            wake, self._wake_w = self._wake_w, -1
+            os.close(wake)
             os.close(self._wake_r)
-            os.close(self._wake_w)
         self._settle_leftovers()
         return self._outcomes
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from conveyor.core.errors import SpecError, UsageError
+from conveyor.engine.runner import Scheduler
 from conveyor.engine.service import RunRequest
 from conveyor.executors.base import ExecRequest, OutputSink
 from conveyor.executors.fake import FakeExecution, FakeExecutor, FakeOutcome
@@ -489,3 +491,19 @@ def test_a_jobs_cache_entry_is_written_after_the_jobs_it_lets_go_have_started(
         assert statuses(result) == {"a": "success", "b": "success"}
         assert entries_at_start == {"a": before, "b": before}
         assert entries() == before + 2
+
+
+def test_a_cancel_request_after_the_run_touches_no_file(harness: Harness, tmp_path: Path) -> None:
+    # The loop's wake-up pipe is closed with the Run; a late request (a signal
+    # arriving as the command ends) must not write into whatever reuses its number.
+    schedulers: list[Scheduler] = []
+    harness.run("version: 1\njobs:\n  a: {run: a}\n", on_start=schedulers.append)
+    files = [(tmp_path / f"f{i}").open("wb+") for i in range(4)]
+    try:
+        schedulers[0].request_cancel()
+        for handle in files:
+            handle.flush()
+            assert Path(handle.name).read_bytes() == b""
+    finally:
+        for handle in files:
+            handle.close()
