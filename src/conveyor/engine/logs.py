@@ -21,6 +21,7 @@ LineSink = Callable[[str], None]
 
 # Logs up to this size are kept in memory too, to compress without reading back.
 _MEMORY_LIMIT = 8 << 20
+_EMPTY = gzip.compress(b"", compresslevel=6, mtime=0)
 
 
 class JobLog:
@@ -84,6 +85,8 @@ class JobLog:
                 content = "".join(self._lines).encode()
             else:
                 content = self.path.read_bytes()
+        if not content:
+            return _EMPTY  # many jobs print nothing
         return gzip.compress(content, compresslevel=6, mtime=0)
 
     def discard(self) -> None:

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import TYPE_CHECKING, ParamSpec
+from typing import TYPE_CHECKING, ParamSpec, TypeGuard
 
 from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock
@@ -101,6 +101,7 @@ class Scheduler:
         # Started and not yet settled: running, waiting to retry, or being judged.
         self._running: dict[str, JobAttempt] = {}
         self._watched: dict[Watchable, str] = {}
+        self._watchable_kinds: dict[type, bool] = {}
         self._retries: list[tuple[float, str]] = []  # (monotonic time, job), a heap
         self._to_store: list[tuple[JobAttempt, JobOutcome]] = []
         self._to_store_since = 0.0
@@ -268,12 +269,20 @@ class Scheduler:
         execution = attempt.execution
         if execution is None:  # canceled before it began
             self._ended(name, ExecResult("canceled", None, 0.0, "canceled"))
-        elif isinstance(execution, Watchable):
+        elif self._is_watchable(execution):
             self._watched[execution] = name
             execution.attach(self._selector)
             self._advance(execution, ())
         else:
             self._pool.submit(self._wait_in_worker, name, execution)
+
+    def _is_watchable(self, execution: Execution) -> TypeGuard[Watchable]:
+        # Checking a protocol inspects the class each time (about 30 µs): once per class.
+        kind = type(execution)
+        known = self._watchable_kinds.get(kind)
+        if known is None:
+            known = self._watchable_kinds[kind] = isinstance(execution, Watchable)
+        return known
 
     def _wait_in_worker(self, name: str, execution: Execution) -> None:
         try:
