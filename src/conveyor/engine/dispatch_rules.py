@@ -27,7 +27,7 @@ from conveyor.core.records import (
     TestCounts,
 )
 from conveyor.engine.plan import Plan
-from conveyor.engine.runner import need_satisfied, not_started, skip_reason, stop_reason
+from conveyor.engine.run_rules import need_satisfied, not_started, skip_reason, stop_reason
 from conveyor.spec.pipeline import Concurrency, Job
 from conveyor.spec.serialize import job_from_dict, job_to_dict
 from conveyor.store.queue import QueuedJob, QueueJob, Taken

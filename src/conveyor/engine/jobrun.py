@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -90,7 +90,6 @@ class RunContext:
     warn: Callable[[str], None]
     on_running: Callable[[Job, float], None] = lambda _job, _at: None
     on_process: Callable[[Job, int], None] = lambda _job, _pid: None
-    canceled: threading.Event = field(default_factory=threading.Event)
 
 
 class JobAttempt:
@@ -116,6 +115,7 @@ class JobAttempt:
         self._started_at = 0.0
         self._attempts = 0
         self._before: dict[str, tuple[int, int, int]] = {}
+        self._modes: dict[str, int] = {}  # of the outputs, as the job left them
 
     def cancel(self) -> None:
         with self._lock:
@@ -367,16 +367,16 @@ class JobAttempt:
         for path in found.files:
             blob = self._ctx.cas.put_file(root / path)
             records.append(OutputRecord(path, blob.digest, blob.size))
+            # Read now: by the time the cache entry is written a dependent may have changed it.
+            self._modes[path] = (root / path).stat().st_mode & 0o777
         return tuple(records), None
 
     def _store(self, outcome: JobOutcome, key: str, fingerprint: dict[str, str]) -> None:
-        root = self._ctx.root
         entry = CacheEntry(
             key=key,
             job=self._job.name,
             outputs=tuple(
-                CachedOutput(o.path, o.digest, o.size, (root / o.path).stat().st_mode & 0o777)
-                for o in outcome.outputs
+                CachedOutput(o.path, o.digest, o.size, self._modes[o.path]) for o in outcome.outputs
             ),
             log_digest=outcome.log_digest,
             exit_code=outcome.exit_code or 0,

@@ -49,6 +49,7 @@ class JobLog:
             *lines, self._pending = data.split(b"\n")
             for line in lines:
                 self._emit(line)
+            self._flush()
 
     def note(self, text: str) -> None:
         """A line from Conveyor itself (attempt markers, warnings), after any partial line."""
@@ -57,6 +58,7 @@ class JobLog:
                 self._emit(self._pending)
                 self._pending = b""
             self._emit(text.encode())
+            self._flush()
 
     def _emit(self, raw: bytes) -> None:
         text = self._masker.mask(raw.decode("utf-8", "replace").rstrip("\r")) + "\n"
@@ -64,7 +66,6 @@ class JobLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._file.write(text)
-        self._file.flush()
         self._size += len(text)
         if self._lines is not None:
             self._lines.append(text)
@@ -72,6 +73,11 @@ class JobLog:
                 self._lines = None
         if self._on_line is not None:
             self._on_line(text[:-1])
+
+    def _flush(self) -> None:
+        # Once per chunk, not per line: a follower of the live file reads chunks anyway.
+        if self._file is not None:
+            self._file.flush()
 
     def close(self) -> bytes:
         """Flush the last partial line; the whole log, gzip-compressed."""

@@ -1,14 +1,14 @@
 """The scheduler: starts each job the moment its needs are done, up to N at once.
 
-The scheduler's state lives in its own thread, which is also the Run's event
-loop: it waits on the running jobs themselves (their output and their exit,
-through the executor's `Watchable` executions), so a job that ends lets its
-dependents start without a hand-off between threads. Work that may take long
-(reading test reports, hashing outputs, writing cache entries) and the
-waiting of executions that cannot be watched go to worker threads, which
-report back through one queue; so does a cancel request (Ctrl-C, SIGTERM),
-which is safe to send from a signal handler. Every state change is recorded
-as a JobRun update and an Event.
+The scheduler's state lives in the thread that calls `run()`, which is also
+the Run's event loop: it waits on the running jobs themselves (their output
+and their exit, through the executor's `Watchable` executions), so a job that
+ends lets its dependents start without a hand-off between threads. Work that
+may take long (reading test reports, hashing outputs, writing cache entries)
+and the waiting of executions that cannot be watched go to worker threads,
+which post what the loop is to do next to it; so does a cancel request
+(Ctrl-C, SIGTERM), which is safe to send from a signal handler. Every state
+change is recorded as a JobRun update and an Event.
 """
 
 from __future__ import annotations
@@ -30,15 +30,14 @@ from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock
 from conveyor.core.errors import ArtifactError, ConveyorError, ExecutorError, StoreError
 from conveyor.core.records import (
-    SATISFIED_JOB_STATES,
     JobRecord,
     JobState,
-    RunStatus,
 )
 from conveyor.engine.jobrun import JobAttempt, JobOutcome, RunContext
 from conveyor.engine.plan import Plan, upstream_outputs
 from conveyor.engine.recorder import Change, Recorder
 from conveyor.engine.reporting import Reporter
+from conveyor.engine.run_rules import need_satisfied, not_started, skip_reason, stop_reason
 from conveyor.executors.base import ExecResult, Execution, Watchable
 from conveyor.spec.pipeline import Job
 from conveyor.store.runs import JobUpdate
@@ -90,9 +89,10 @@ class Scheduler:
         self._options = options
         # What worker threads (and a cancel request) ask the loop to do, on its thread.
         self._inbox: deque[Callable[[], None]] = deque()  # appends and pops are atomic
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        # The loop's wake-up pipe, open while `run()` runs. Reentrant: a signal
+        # handler may post while the main thread holds it.
+        self._wake_lock = threading.RLock()
+        self._wake_r = self._wake_w = -1
         self._by_name = {job.name: job for job in plan.jobs}
         self._position = {job.name: i for i, job in enumerate(plan.jobs)}
         self._waiting = {job.name: set(job.needs) for job in plan.jobs}
@@ -119,10 +119,10 @@ class Scheduler:
 
     def _post(self, step: Callable[[], None]) -> None:
         self._inbox.append(step)
-        wake = self._wake_w
-        if wake >= 0:  # after the Run, a late cancel request has nothing to wake
-            with contextlib.suppress(BlockingIOError):
-                os.write(wake, b"\0")  # a full pipe already wakes the loop
+        with self._wake_lock:
+            if self._wake_w >= 0:  # after the Run, a late cancel request has nothing to wake
+                with contextlib.suppress(BlockingIOError):
+                    os.write(self._wake_w, b"\0")  # a full pipe already wakes the loop
 
     def run(self) -> dict[str, JobOutcome]:
         for job in self._plan.jobs:
@@ -135,22 +135,41 @@ class Scheduler:
         # A worker thread that holds the GIL delays the loop by up to this interval.
         interval = sys.getswitchinterval()
         sys.setswitchinterval(min(interval, 0.0005))
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        with self._wake_lock:
+            self._wake_r, self._wake_w = wake_r, wake_w
         try:
             with (
                 _Workers(self._options.max_parallel) as pool,
                 selectors.DefaultSelector() as selector,
             ):
                 self._pool, self._selector = pool, selector
-                self._selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
-                self._loop()
+                self._selector.register(wake_r, selectors.EVENT_READ, _WAKE)
+                try:
+                    self._loop()
+                except BaseException:
+                    self._abandon_all()
+                    raise
         finally:
             sys.setswitchinterval(interval)
-            # Forgotten before closed: its number may be reused by the next file opened.
-            wake, self._wake_w = self._wake_w, -1
-            os.close(wake)
-            os.close(self._wake_r)
+            with self._wake_lock:  # its number may be reused by the next file opened
+                self._wake_r = self._wake_w = -1
+                os.close(wake_w)
+                os.close(wake_r)
         self._settle_leftovers()
         return self._outcomes
+
+    def _abandon_all(self) -> None:
+        """The loop failed: stop every job it ran, leaving no process or descriptor behind."""
+        for execution in list(self._watched):
+            with contextlib.suppress(Exception):
+                execution.abandon()
+            self._forget(execution)
+        for attempt in self._running.values():
+            with contextlib.suppress(Exception):
+                attempt.cancel()  # waited on in a worker thread, which then ends
 
     def _loop(self) -> None:
         while True:
@@ -205,6 +224,8 @@ class Scheduler:
     def _on_time(self) -> None:
         """Advance the executions whose deadline has come, and start the retries that are due."""
         now = time.monotonic()
+        if self._to_store and now >= self._to_store_since + _STORE_WITHIN_S:
+            self._write_cache_entries()  # jobs that never pause their output do not hold it up
         for execution in [e for e in self._watched if (w := e.wake_at()) is not None and w <= now]:
             self._advance(execution, ())
         while self._retries and self._retries[0][0] <= now:
@@ -219,7 +240,6 @@ class Scheduler:
         try:
             result = execution.advance(fds)
         except Exception as exc:  # noqa: BLE001 - a fault in one job must not hang the run
-            self._forget(execution)
             self._fault(name, exc)
             return
         if result is not None:
@@ -246,7 +266,7 @@ class Scheduler:
         """Start every job that can start: from the cache, or as an execution to watch."""
         if self._cancel_requested:
             self._cancel()
-        while self._ready and self._stop_reason is None:
+        while self._ready and self._stop_reason is None and not self._cancel_requested:
             if len(self._running) >= self._options.max_parallel:
                 return
             _, name = heapq.heappop(self._ready)
@@ -290,7 +310,7 @@ class Scheduler:
         except Exception as exc:  # noqa: BLE001 - reported like any fault of the job
             self._post(partial(self._fault, name, exc))
         else:
-            self._post(partial(self._ended, name, result))
+            self._post(partial(self._guarded, name, self._ended, name, result))
 
     def _ended(self, name: str, result: ExecResult) -> None:
         """An attempt ended: judge it here when that is cheap, else in a worker thread."""
@@ -307,7 +327,7 @@ class Scheduler:
         except Exception as exc:  # noqa: BLE001 - reported like any fault of the job
             self._post(partial(self._fault, name, exc))
         else:
-            self._post(partial(self._judged, name, verdict))
+            self._post(partial(self._guarded, name, self._judged, name, verdict))
 
     def _fault(self, name: str, exc: Exception) -> None:
         self._finish(name, self._fault_outcome(exc))
@@ -337,21 +357,25 @@ class Scheduler:
         except Exception as exc:  # noqa: BLE001 - a fault in one job must not hang the run
             if name in self._running:
                 self._fault(name, exc)
-            else:
+            else:  # its outcome is settled; an infrastructure fault still stops the Run
+                self._fault_outcome(exc)
                 self._ctx.warn(f"{name}: internal error after it finished: {exc!r}")
 
     def _finish(self, name: str, outcome: JobOutcome) -> None:
         attempt = self._running.pop(name)
         execution = attempt.execution
-        if execution is not None:  # a fault while it ran: whatever it runs is stopped
-            if isinstance(execution, Watchable):
+        if execution is not None:  # a fault while it ran: nothing of it may be left behind
+            if self._is_watchable(execution):
+                with contextlib.suppress(Exception):
+                    execution.abandon()
                 self._forget(execution)
-            with contextlib.suppress(Exception):
-                execution.cancel()
+            else:
+                with contextlib.suppress(Exception):
+                    execution.cancel()  # its worker thread waits for the end
         self._settle(name, outcome)
 
     def _forget(self, execution: Watchable) -> None:
-        """Stop watching an execution that failed: its descriptors would keep waking the loop."""
+        """Stop watching an execution: what it left in the selector would keep waking the loop."""
         self._watched.pop(execution, None)
         for key in list(self._selector.get_map().values()):
             if key.data is execution:
@@ -375,7 +399,6 @@ class Scheduler:
             return
         self.canceled = True
         self._stop_reason = "the run was canceled"
-        self._ctx.canceled.set()
         for attempt in self._running.values():
             attempt.cancel()
         waiting = [name for _, name in self._retries]
@@ -451,14 +474,14 @@ class Scheduler:
         self._reporter.job_finished(record)
 
     def record_running(self, job: Job, started_at: float) -> None:
-        """Called from a worker thread when a job's script starts."""
+        """Called on the loop's thread when a job's script starts."""
         update = JobUpdate(job_id=self._job_ids[job.name], status="running", started_at=started_at)
         event = NewEvent("job.running", self._subject(job), self._actor, started_at, {})
         self._recorder.record(Change(update, (event,)))
         self._reporter.job_started(job.name)
 
     def record_process(self, job: Job, pid: int) -> None:
-        """Called from a worker thread with the process group of a job's attempt."""
+        """Called on the loop's thread with the process group of a job's attempt."""
         self._recorder.record(Change(JobUpdate(job_id=self._job_ids[job.name], pid=pid)))
 
     def _subject(self, job: Job) -> str:
@@ -524,37 +547,3 @@ def _quietly(*works: Callable[[], None]) -> None:
     for work in works:
         with contextlib.suppress(Exception):
             work()
-
-
-def need_satisfied(status: JobState, *, allow_failure: bool) -> bool:
-    """Whether a need that ended in `status` lets the jobs that need it start."""
-    if status in SATISFIED_JOB_STATES:
-        return True
-    return allow_failure and status in ("failed", "timed_out")
-
-
-def skip_reason(need: str, status: JobState) -> str:
-    """Why a job is skipped when its need `need` ended in `status` without satisfying it."""
-    word = "was skipped" if status == "skipped" else status
-    return f"need '{need}' {word}".replace("_", " ")
-
-
-def stop_reason(name: str, status: JobState) -> str:
-    """What stops a Run without --keep-going: a job that ended in `status`."""
-    return f"'{name}' {status.replace('_', ' ')}"
-
-
-def not_started(reason: str | None) -> str:
-    """Why a job was never started once the Run stopped for `reason`."""
-    return f"not started: {reason} (--keep-going runs independent jobs)"
-
-
-def run_status(plan: Plan, outcomes: Mapping[str, JobOutcome], *, canceled: bool) -> RunStatus:
-    """`canceled`, `failed` when a job failed that may not, else `success`."""
-    if canceled:
-        return "canceled"
-    for job in plan.jobs:
-        outcome = outcomes[job.name]
-        if outcome.status in ("failed", "timed_out") and not job.allow_failure:
-            return "failed"
-    return "success"

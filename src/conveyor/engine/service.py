@@ -23,7 +23,8 @@ from conveyor.engine.locks import RunLock
 from conveyor.engine.plan import Plan, make_plan
 from conveyor.engine.recorder import Recorder
 from conveyor.engine.reporting import GuardedReporter, Reporter
-from conveyor.engine.runner import Scheduler, SchedulerOptions, run_status
+from conveyor.engine.run_rules import run_status
+from conveyor.engine.runner import Scheduler, SchedulerOptions
 from conveyor.engine.sources import Sources, git_user_email
 from conveyor.engine.workspace import Workspace
 from conveyor.executors.base import Executor

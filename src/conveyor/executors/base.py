@@ -92,6 +92,14 @@ class Watchable(Protocol):
         """
         ...
 
+    def abandon(self) -> None:
+        """Give the attempt up after a fault of the caller: kill it, reap it, release it.
+
+        Returns once no process of the job is left and its descriptors are
+        closed (and out of the selector); no result follows.
+        """
+        ...
+
 
 class Executor(Protocol):
     """Starts attempts."""
@@ -106,7 +114,7 @@ class Executor(Protocol):
         ...
 
     def start(self, request: ExecRequest, output: OutputSink) -> Execution:
-        """Start `request` and return at once; output goes to `output` from the waiting thread.
+        """Start `request` and return at once; output goes to `output` as the attempt is advanced.
 
         Called on the scheduler's thread, so it must not wait for the job.
         """

@@ -6,8 +6,8 @@ after a grace period). A script of a single simple command (`pytest -q
 tests`) is the exception: bash would only start, parse it and exec the
 command in its own process, so the command is exec'd directly, as bash
 itself would do, saving the shell's start-up (about 1.6 ms a job). Output is
-read from one pipe (stdout and stderr merged, in order) by the thread that
-waits.
+read from one pipe (stdout and stderr merged, in order) by whoever advances
+the execution: `wait()`, or the scheduler's event loop.
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ from typing import Literal
 
 from conveyor.executors.base import ExecRequest, ExecResult, OutputSink
 
-_READ = 65536
-# Without a pidfd the script's exit is polled: rarely while it writes output,
-# often once its output has closed (it is about to exit).
-_POLL_S, _POLL_CLOSED_S = 0.05, 0.002
+# Read in small pieces: an event loop serving many jobs hands each its turn
+# in between, so a job that floods its output delays the others little.
+_READ = 16384
+# Without a pidfd the script's exit is polled: every 2 ms at first (a short
+# script), backing off to every 50 ms (a long one).
+_POLL_FIRST_S, _POLL_MAX_S = 0.002, 0.05
 # The longest `wait()` blocks before it looks at a cancel from another thread.
 _CHECK_S = 0.5
 # At most this many reads of what a stopped script left in its output.
@@ -162,6 +164,7 @@ class LocalExecution:
         self._canceled_at: float | None = None
         self._started = time.monotonic()
         self._next_poll = self._started
+        self._poll_every = _POLL_FIRST_S
         self._deadline = None if request.timeout_s is None else self._started + request.timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
         self._script_file: str | None = None
@@ -314,7 +317,8 @@ class LocalExecution:
             if proc.poll() is not None:
                 self._exited_at = now
             else:
-                self._next_poll = now + (_POLL_S if self._out_fd >= 0 else _POLL_CLOSED_S)
+                self._next_poll = now + self._poll_every
+                self._poll_every = min(self._poll_every * 2, _POLL_MAX_S)
         if self._stopping is None:
             if self._deadline is not None and now >= self._deadline:
                 self._stop("timed_out", now)
@@ -327,7 +331,7 @@ class LocalExecution:
             return
         if self._out_fd >= 0 and self._stopping is not None:
             self._drain()
-        elif self._out_fd >= 0 and now - self._exited_at > self._executor.orphan_grace_s:
+        elif self._out_fd >= 0 and now >= self._exited_at + self._executor.orphan_grace_s:
             # Processes the script left behind hold the output; they go with the group.
             self._close_output()
         if self._out_fd < 0:
@@ -345,6 +349,21 @@ class LocalExecution:
                 break
             self._output(chunk)
         self._close_output()
+
+    def abandon(self) -> None:
+        """Kill the attempt's processes at once, reap it and release its descriptors.
+
+        For an attempt its caller gives up on after a fault of its own: no
+        result follows, and nothing of the job is left running or open.
+        """
+        if self._result is not None:
+            return
+        self._canceled_at = self._canceled_at or time.monotonic()
+        self._stopping = "canceled"
+        self._signal(signal.SIGKILL)
+        self._close_output()
+        assert self._proc is not None
+        self._finish(self._proc)
 
     def _stop(self, why: Literal["timed_out", "canceled"], now: float) -> None:
         """SIGTERM the job's group; SIGKILL follows after the grace period."""

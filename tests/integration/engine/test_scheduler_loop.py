@@ -7,19 +7,23 @@ output and exit in its own loop. These tests run real scripts through it
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
-import selectors
+import signal
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from conveyor.engine.runner import Scheduler
 from conveyor.engine.service import RunRequest
-from conveyor.executors.base import ExecRequest, ExecResult, OutputSink, Watchable
+from conveyor.executors.base import ExecRequest, OutputSink, Watchable
 from conveyor.executors.local import LocalExecution, LocalExecutor
 
-from .harness import Harness, cancel_after, jobs_of, statuses
+from .harness import Harness, jobs_of, statuses
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -132,17 +136,33 @@ def test_a_real_job_failing_every_attempt_fails_after_its_retries(local: Harness
     assert bad.reason == "exited with code 4"
 
 
+def cancel_once(*markers: Path, after_s: float = 0.0) -> Callable[[Scheduler], None]:
+    """An `on_start` hook: cancel once every marker file exists (the jobs reached that point)."""
+
+    def on_start(scheduler: Scheduler) -> None:
+        def watch() -> None:
+            give_up = time.monotonic() + 20
+            while not all(m.exists() for m in markers) and time.monotonic() < give_up:
+                time.sleep(0.01)
+            time.sleep(after_s)
+            scheduler.request_cancel()
+
+        threading.Thread(target=watch, daemon=True).start()
+
+    return on_start
+
+
 def test_cancel_stops_real_jobs_at_once(local: Harness) -> None:
     spec = """\
     version: 1
     jobs:
-      long: {run: "sleep 30"}
-      stubborn: {run: "trap '' TERM; sleep 30"}
+      long: {run: "touch long-ready; sleep 30"}
+      stubborn: {run: "trap '' TERM; touch stubborn-ready; sleep 30"}
       next: {run: "true", needs: [long]}
     """
     started = time.monotonic()
-    with cancel_after(0.3) as on_start:
-        result = local.run(spec, LocalExecutor(kill_grace_s=0.5), on_start=on_start)
+    on_start = cancel_once(local.root / "long-ready", local.root / "stubborn-ready")
+    result = local.run(spec, LocalExecutor(kill_grace_s=0.5), on_start=on_start)
 
     # `stubborn` ignores SIGTERM: SIGKILL follows after the grace period.
     assert time.monotonic() - started < 10
@@ -151,10 +171,13 @@ def test_cancel_stops_real_jobs_at_once(local: Harness) -> None:
 
 
 def test_cancel_during_the_backoff_of_a_real_job_cancels_it(local: Harness) -> None:
-    spec = "version: 1\njobs:\n  flaky: {run: 'exit 1', retry: {max: 3, backoff: 30s}}\n"
+    spec = (
+        "version: 1\njobs:\n  flaky: {run: 'touch tried; exit 1', retry: {max: 3, backoff: 30s}}\n"
+    )
     started = time.monotonic()
-    with cancel_after(0.3) as on_start:
-        result = local.run(spec, LocalExecutor(), on_start=on_start)
+    # Once the first attempt has exited, and its end been seen: the job waits 30 s to retry.
+    on_start = cancel_once(local.root / "tried", after_s=0.3)
+    result = local.run(spec, LocalExecutor(), on_start=on_start)
 
     assert time.monotonic() - started < 10
     flaky = jobs_of(result)["flaky"]
@@ -177,79 +200,91 @@ def test_a_job_that_cannot_start_fails_without_stopping_the_loop(local: Harness)
     assert jobs_of(result)["fine"].status == "success"
 
 
-class _Broken:
-    """A watchable execution whose executor fails while the job runs.
-
-    It runs a real process, but watches a pipe of its own that is always
-    readable, and fails whenever it is advanced.
-    """
-
-    def __init__(self, inner: LocalExecution) -> None:
-        self.inner = inner
-        self.canceled = False
-        self._read, write = os.pipe()
-        os.write(write, b"x")
-        os.close(write)
-
-    @property
-    def pid(self) -> int | None:
-        return self.inner.pid
-
-    def wait(self) -> ExecResult:
-        raise AssertionError("a watchable execution is not waited on in a thread")
-
-    def cancel(self) -> None:
-        self.canceled = True
-        self.inner.cancel()
-        self.inner.wait()  # reaps the process it ran
-        os.close(self._read)
-
-    def attach(self, selector: selectors.BaseSelector) -> None:
-        selector.register(self._read, selectors.EVENT_READ, self)
-
-    def advance(self, ready: Iterable[int]) -> ExecResult | None:
-        raise RuntimeError("lost track of the process")
-
-    def wake_at(self) -> float | None:
-        return None
+def pidfds() -> int:
+    """How many pidfds this process holds (one per job being watched)."""
+    count = 0
+    for entry in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            count += os.readlink(entry) == "anon_inode:[pidfd]"
+    return count
 
 
-class _BreakingExecutor(LocalExecutor):
+def reaped(pid: int) -> bool:
+    """Whether `pid`, a child of this process, is gone and was waited for."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+class _FailingSink(LocalExecutor):
+    """Starts real processes; the output of job `a` cannot be kept (a full disk)."""
+
     def __init__(self) -> None:
-        super().__init__(kill_grace_s=0.5)
-        self.broken: list[_Broken] = []
+        super().__init__(kill_grace_s=5.0)
+        self.pids: list[int] = []
 
     def start(self, request: ExecRequest, output: OutputSink) -> LocalExecution:
+        if request.job == "a":
+
+            def output(_chunk: bytes) -> None:
+                raise OSError(errno.ENOSPC, "No space left on device")
+
         execution = super().start(request, output)
-        if request.job != "a":
-            return execution
-        broken = _Broken(execution)
-        self.broken.append(broken)
-        return broken  # type: ignore[return-value]  # stands in for a LocalExecution
+        if request.job == "a" and execution.pid is not None:
+            self.pids.append(execution.pid)
+        return execution
 
 
-def test_a_fault_while_watching_a_job_fails_it_instead_of_hanging_the_run(
-    local: Harness,
-) -> None:
+def test_a_fault_while_watching_a_job_fails_it_and_leaves_nothing_of_it(local: Harness) -> None:
     spec = """\
     version: 1
     jobs:
-      a: {run: "sleep 30"}
+      a: {run: "trap '' TERM; echo x; sleep 30"}
       b: {run: "true", needs: [a]}
       c: {run: "echo c"}
     """
-    executor = _BreakingExecutor()
+    executor = _FailingSink()
+    before = pidfds()
     started = time.monotonic()
     result = local.run(spec, executor, RunRequest(max_parallel=2, keep_going=True))
 
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 10  # not the 30 s of the job, nor its SIGTERM grace
     a = jobs_of(result)["a"]
     assert a.status == "failed"
     assert "internal error" in (a.reason or "")
-    assert "lost track of the process" in (a.reason or "")
+    assert "No space left on device" in (a.reason or "")
     assert statuses(result) == {"a": "failed", "b": "skipped", "c": "success"}
-    # What the job ran is stopped, not left behind.
-    assert [b.canceled for b in executor.broken] == [True]
+    # What the job ran is killed (it ignores SIGTERM), reaped, and its pidfd closed.
+    assert executor.pids
+    assert all(reaped(pid) for pid in executor.pids)
+    assert pidfds() == before
+
+
+def test_an_interrupt_of_the_loop_leaves_no_job_running(local: Harness) -> None:
+    # Without the CLI's signal handlers (an embedding program), Ctrl-C raises
+    # KeyboardInterrupt inside the loop: the jobs it started must not outlive it.
+    spec = "version: 1\njobs:\n  long: {run: 'sleep 30'}\n  other: {run: 'sleep 30'}\n"
+    pids: list[int] = []
+
+    class Recording(LocalExecutor):
+        def start(self, request: ExecRequest, output: OutputSink) -> LocalExecution:
+            execution = super().start(request, output)
+            if execution.pid is not None:
+                pids.append(execution.pid)
+            return execution
+
+    def interrupt(_scheduler: object) -> None:
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+    before = pidfds()
+    with pytest.raises(KeyboardInterrupt):
+        local.run(spec, Recording(), RunRequest(max_parallel=2), on_start=interrupt)
+
+    assert len(pids) == 2
+    assert all(reaped(pid) for pid in pids)
+    assert pidfds() == before
 
 
 def test_a_real_jobs_cache_entry_is_written_after_its_dependents_have_started(

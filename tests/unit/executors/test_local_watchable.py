@@ -326,12 +326,15 @@ def test_wake_at_holds_still_until_advance_acts_on_it(
     while loop.pending:
         assert time.monotonic() < give_up, "a wake-up never came due"
         wakes = [w for e in loop.pending if (w := e.wake_at()) is not None]
-        time.sleep(max(0.0, min(wakes) - time.monotonic()) if wakes else 0.01)
+        timeout = max(0.0, min(wakes) - time.monotonic()) if wakes else 0.5
+        ready: dict[object, list[int]] = {}
+        for key, _ in loop.selector.select(timeout):
+            ready.setdefault(key.data, []).append(key.fd)
         now = time.monotonic()
         for execution in list(loop.pending):
             wake = execution.wake_at()  # asked again, after sleeping
-            if wake is not None and wake <= now:
-                loop.advance(execution)
+            if execution in ready or (wake is not None and wake <= now):
+                loop.advance(execution, ready.get(execution, []))
 
     assert loop.result_of(polled) == ExecResult("exited", 0, loop.result_of(polled).duration_s)
     assert loop.result_of(canceled).outcome == "canceled"
