@@ -1,30 +1,26 @@
 """The scheduler: starts each job the moment its needs are done, up to N at once.
 
-The scheduler's state lives in the thread that calls `run()`, which is also
-the Run's event loop: it waits on the running jobs themselves (their output
-and their exit, through the executor's `Watchable` executions), so a job that
-ends lets its dependents start without a hand-off between threads. Work that
-may take long (reading test reports, hashing outputs, writing cache entries)
-and the waiting of executions that cannot be watched go to worker threads,
-which post what the loop is to do next to it; so does a cancel request
-(Ctrl-C, SIGTERM), which is safe to send from a signal handler. Every state
-change is recorded as a JobRun update and an Event.
+The scheduler's state lives in the thread that calls `run()`, which turns
+the Run's event loop (`engine/job_loop.py`): it waits on the running jobs
+themselves, so a job that ends lets its dependents start without a hand-off
+between threads. Work that may take long (reading test reports, hashing
+outputs, writing cache entries) goes to worker threads, which post what the
+scheduler is to do next to the loop; so does a cancel request (Ctrl-C,
+SIGTERM), which is safe to send from a signal handler. Every state change is
+recorded as a JobRun update and an Event.
 """
 
 from __future__ import annotations
 
 import contextlib
 import heapq
-import os
-import selectors
 import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import TYPE_CHECKING, ParamSpec, TypeGuard
+from typing import ParamSpec
 
 from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock
@@ -33,22 +29,17 @@ from conveyor.core.records import (
     JobRecord,
     JobState,
 )
+from conveyor.engine.job_loop import JobLoop, import_workers
 from conveyor.engine.jobrun import JobAttempt, JobOutcome, RunContext
 from conveyor.engine.plan import Plan, upstream_outputs
 from conveyor.engine.recorder import Change, Recorder
 from conveyor.engine.reporting import Reporter
 from conveyor.engine.run_rules import need_satisfied, not_started, skip_reason, stop_reason
-from conveyor.executors.base import ExecResult, Execution, Watchable
+from conveyor.executors.base import ExecResult
 from conveyor.spec.pipeline import Job
 from conveyor.store.runs import JobUpdate
 
-if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
-
 _P = ParamSpec("_P")
-_WAKE = object()  # the selector's data for the scheduler's own wake-up pipe
-# The longest the loop sleeps without looking at the clock.
-_MAX_SLEEP_S = 1.0
 # Cache entries are written once no job has ended for _QUIET_S, or at the
 # latest _STORE_WITHIN_S after the oldest one waiting was made.
 _QUIET_S, _STORE_WITHIN_S = 0.005, 0.25
@@ -77,7 +68,7 @@ class Scheduler:
         warm_up: Callable[[], None] | None = None,
     ) -> None:
         self._plan = plan
-        self._warm_up: list[Callable[[], None]] | None = [_import_workers]
+        self._warm_up: list[Callable[[], None]] | None = [import_workers]
         if warm_up is not None:
             self._warm_up.append(warm_up)
         self._job_ids = job_ids
@@ -87,12 +78,11 @@ class Scheduler:
         self._clock = clock
         self._actor = actor
         self._options = options
-        # What worker threads (and a cancel request) ask the loop to do, on its thread.
-        self._inbox: deque[Callable[[], None]] = deque()  # appends and pops are atomic
-        # The loop's wake-up pipe, open while `run()` runs. Reentrant: a signal
-        # handler may post while the main thread holds it.
-        self._wake_lock = threading.RLock()
-        self._wake_r = self._wake_w = -1
+        self._jobs = JobLoop(
+            max_workers=options.max_parallel,
+            on_result=lambda name, result: self._guarded(name, self._ended, name, result),
+            on_fault=lambda name, exc: self._guarded(name, self._fault, name, exc),
+        )
         self._by_name = {job.name: job for job in plan.jobs}
         self._position = {job.name: i for i, job in enumerate(plan.jobs)}
         self._waiting = {job.name: set(job.needs) for job in plan.jobs}
@@ -100,8 +90,6 @@ class Scheduler:
         self._outcomes: dict[str, JobOutcome] = {}
         # Started and not yet settled: running, waiting to retry, or being judged.
         self._running: dict[str, JobAttempt] = {}
-        self._watched: dict[Watchable, str] = {}
-        self._watchable_kinds: dict[type, bool] = {}
         self._retries: list[tuple[float, str]] = []  # (monotonic time, job), a heap
         self._to_store: list[tuple[JobAttempt, JobOutcome]] = []
         self._to_store_since = 0.0
@@ -115,14 +103,7 @@ class Scheduler:
     def request_cancel(self) -> None:
         """Ask the Run to stop; safe from a signal handler or any thread."""
         self._cancel_requested = True  # seen before the next job starts
-        self._post(self._cancel)
-
-    def _post(self, step: Callable[[], None]) -> None:
-        self._inbox.append(step)
-        with self._wake_lock:
-            if self._wake_w >= 0:  # after the Run, a late cancel request has nothing to wake
-                with contextlib.suppress(BlockingIOError):
-                    os.write(self._wake_w, b"\0")  # a full pipe already wakes the loop
+        self._jobs.post(self._cancel)
 
     def run(self) -> dict[str, JobOutcome]:
         for job in self._plan.jobs:
@@ -135,41 +116,19 @@ class Scheduler:
         # A worker thread that holds the GIL delays the loop by up to this interval.
         interval = sys.getswitchinterval()
         sys.setswitchinterval(min(interval, 0.0005))
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_r, False)
-        os.set_blocking(wake_w, False)
-        with self._wake_lock:
-            self._wake_r, self._wake_w = wake_r, wake_w
         try:
-            with (
-                _Workers(self._options.max_parallel) as pool,
-                selectors.DefaultSelector() as selector,
-            ):
-                self._pool, self._selector = pool, selector
-                self._selector.register(wake_r, selectors.EVENT_READ, _WAKE)
+            with self._jobs:
                 try:
                     self._loop()
                 except BaseException:
-                    self._abandon_all()
+                    for attempt in self._running.values():  # the loop abandons what it watches
+                        with contextlib.suppress(Exception):
+                            attempt.cancel()
                     raise
         finally:
             sys.setswitchinterval(interval)
-            with self._wake_lock:  # its number may be reused by the next file opened
-                self._wake_r = self._wake_w = -1
-                os.close(wake_w)
-                os.close(wake_r)
         self._settle_leftovers()
         return self._outcomes
-
-    def _abandon_all(self) -> None:
-        """The loop failed: stop every job it ran, leaving no process or descriptor behind."""
-        for execution in list(self._watched):
-            with contextlib.suppress(Exception):
-                execution.abandon()
-            self._forget(execution)
-        for attempt in self._running.values():
-            with contextlib.suppress(Exception):
-                attempt.cancel()  # waited on in a worker thread, which then ends
 
     def _loop(self) -> None:
         while True:
@@ -178,77 +137,34 @@ class Scheduler:
                 self._write_cache_entries()
                 return
             self._start_warm_up()
-            events = self._selector.select(0)
-            if not events:
-                events = self._selector.select(self._idle())
-            self._take(events)
+            self._jobs.turn(self._idle)
             self._on_time()
 
-    def _idle(self) -> float:
-        """Nothing to act on: write cache entries if the jobs went quiet; how long to sleep.
+    def _idle(self) -> float | None:
+        """Nothing to act on: write cache entries if the jobs went quiet; when to look again.
 
         Jobs tend to end in bursts (a layer of the graph). Cache entries are
         written in a worker thread once no job has ended for a moment, so
         that this work does not compete with starting the jobs of the burst.
         """
-        sleep = self._sleep_time()
-        if not self._to_store:
-            return sleep
-        now = time.monotonic()
-        quiet_at = min(self._last_end + _QUIET_S, self._to_store_since + _STORE_WITHIN_S)
-        if now < quiet_at:
-            return min(sleep, quiet_at - now)
-        self._write_cache_entries()
-        return sleep
-
-    def _sleep_time(self) -> float:
         wakes = [when for when, _ in self._retries[:1]]
-        wakes += [w for execution in self._watched if (w := execution.wake_at()) is not None]
-        if not wakes:
-            return _MAX_SLEEP_S
-        return min(_MAX_SLEEP_S, max(0.0, min(wakes) - time.monotonic()))
-
-    def _take(self, events: Iterable[tuple[selectors.SelectorKey, int]]) -> None:
-        """Act on what the selector found ready: messages, then the jobs' output and exits."""
-        ready: dict[Watchable, list[int]] = {}
-        for key, _ in events:
-            if key.data is _WAKE:
-                with contextlib.suppress(BlockingIOError):
-                    os.read(self._wake_r, 4096)
-                self._read_inbox()
+        if self._to_store:
+            quiet_at = min(self._last_end + _QUIET_S, self._to_store_since + _STORE_WITHIN_S)
+            if time.monotonic() >= quiet_at:
+                self._write_cache_entries()
             else:
-                ready.setdefault(key.data, []).append(key.fd)
-        for execution, fds in ready.items():
-            self._advance(execution, fds)
+                wakes.append(quiet_at)
+        return min(wakes, default=None)
 
     def _on_time(self) -> None:
-        """Advance the executions whose deadline has come, and start the retries that are due."""
+        """Write cache entries that waited too long, and start the retries that are due."""
         now = time.monotonic()
         if self._to_store and now >= self._to_store_since + _STORE_WITHIN_S:
             self._write_cache_entries()  # jobs that never pause their output do not hold it up
-        for execution in [e for e in self._watched if (w := e.wake_at()) is not None and w <= now]:
-            self._advance(execution, ())
         while self._retries and self._retries[0][0] <= now:
             _, name = heapq.heappop(self._retries)
             attempt = self._running[name]
             self._guarded(name, self._begin, name, attempt, attempt.retry)
-
-    def _advance(self, execution: Watchable, fds: Iterable[int]) -> None:
-        name = self._watched.get(execution)
-        if name is None:
-            return  # given up after a fault, earlier in this round
-        try:
-            result = execution.advance(fds)
-        except Exception as exc:  # noqa: BLE001 - a fault in one job must not hang the run
-            self._fault(name, exc)
-            return
-        if result is not None:
-            del self._watched[execution]
-            self._ended(name, result)
-
-    def _read_inbox(self) -> None:
-        while self._inbox:
-            self._inbox.popleft()()
 
     def _start_warm_up(self) -> None:
         """Once the first jobs are started, prepare in the background what the Run ends with.
@@ -289,28 +205,8 @@ class Scheduler:
         execution = attempt.execution
         if execution is None:  # canceled before it began
             self._ended(name, ExecResult("canceled", None, 0.0, "canceled"))
-        elif self._is_watchable(execution):
-            self._watched[execution] = name
-            execution.attach(self._selector)
-            self._advance(execution, ())
         else:
-            self._pool.submit(self._wait_in_worker, name, execution)
-
-    def _is_watchable(self, execution: Execution) -> TypeGuard[Watchable]:
-        # Checking a protocol inspects the class each time (about 30 µs): once per class.
-        kind = type(execution)
-        known = self._watchable_kinds.get(kind)
-        if known is None:
-            known = self._watchable_kinds[kind] = isinstance(execution, Watchable)
-        return known
-
-    def _wait_in_worker(self, name: str, execution: Execution) -> None:
-        try:
-            result = execution.wait()
-        except Exception as exc:  # noqa: BLE001 - reported like any fault of the job
-            self._post(partial(self._fault, name, exc))
-        else:
-            self._post(partial(self._guarded, name, self._ended, name, result))
+            self._jobs.watch(name, execution)
 
     def _ended(self, name: str, result: ExecResult) -> None:
         """An attempt ended: judge it here when that is cheap, else in a worker thread."""
@@ -319,15 +215,15 @@ class Scheduler:
         if attempt.light:
             self._guarded(name, lambda: self._judged(name, attempt.ended(result)))
         else:
-            self._pool.submit(self._judge_in_worker, name, attempt, result)
+            self._jobs.in_worker(self._judge_in_worker, name, attempt, result)
 
     def _judge_in_worker(self, name: str, attempt: JobAttempt, result: ExecResult) -> None:
         try:
             verdict = attempt.ended(result)
         except Exception as exc:  # noqa: BLE001 - reported like any fault of the job
-            self._post(partial(self._fault, name, exc))
+            self._jobs.post(partial(self._guarded, name, self._fault, name, exc))
         else:
-            self._post(partial(self._guarded, name, self._judged, name, verdict))
+            self._jobs.post(partial(self._guarded, name, self._judged, name, verdict))
 
     def _fault(self, name: str, exc: Exception) -> None:
         self._finish(name, self._fault_outcome(exc))
@@ -363,28 +259,14 @@ class Scheduler:
 
     def _finish(self, name: str, outcome: JobOutcome) -> None:
         attempt = self._running.pop(name)
-        execution = attempt.execution
-        if execution is not None:  # a fault while it ran: nothing of it may be left behind
-            if self._is_watchable(execution):
-                with contextlib.suppress(Exception):
-                    execution.abandon()
-                self._forget(execution)
-            else:
-                with contextlib.suppress(Exception):
-                    execution.cancel()  # its worker thread waits for the end
+        if attempt.execution is not None:  # a fault while it ran: nothing of it may be left
+            self._jobs.abandon(attempt.execution)
         self._settle(name, outcome)
-
-    def _forget(self, execution: Watchable) -> None:
-        """Stop watching an execution: what it left in the selector would keep waking the loop."""
-        self._watched.pop(execution, None)
-        for key in list(self._selector.get_map().values()):
-            if key.data is execution:
-                self._selector.unregister(key.fd)
 
     def _write_cache_entries(self) -> None:
         """Hand the finished jobs' cache entries to one worker thread, to write in turn."""
         if self._to_store:
-            self._pool.submit(self._store_in_worker, self._to_store)
+            self._jobs.in_worker(self._store_in_worker, self._to_store)
             self._to_store = []
 
     def _store_in_worker(self, entries: list[tuple[JobAttempt, JobOutcome]]) -> None:
@@ -510,36 +392,6 @@ class Scheduler:
             tests=outcome.tests,
             outputs=outcome.outputs,
         )
-
-
-class _Workers:
-    """Threads for what the loop does not do itself, made on first use.
-
-    Many Runs need none (every job watched, light and not cached), so the
-    thread pool, and the import of `concurrent.futures`, wait until then.
-    """
-
-    def __init__(self, max_workers: int) -> None:
-        self._max_workers = max_workers
-        self._pool: ThreadPoolExecutor | None = None
-
-    def submit(self, work: Callable[_P, object], *args: _P.args, **kwargs: _P.kwargs) -> None:
-        if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(self._max_workers, thread_name_prefix="job")
-        self._pool.submit(work, *args, **kwargs)
-
-    def __enter__(self) -> _Workers:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-
-
-def _import_workers() -> None:
-    import concurrent.futures  # noqa: F401 - imported ahead of `_Workers.submit`
 
 
 def _quietly(*works: Callable[[], None]) -> None:
