@@ -27,8 +27,10 @@ from typing import Literal
 from conveyor.executors.base import ExecRequest, ExecResult, OutputSink
 
 # Read in small pieces: an event loop serving many jobs hands each its turn
-# in between, so a job that floods its output delays the others little.
-_READ = 16384
+# in between, so a job that floods its output delays the others little
+# (bench/log_flood_bench.py: 16 KiB reads let a flood slow a chain of jobs
+# 1.8x, 4 KiB 1.2x; a 21 MB log is captured in 5-7 s either way).
+_READ = 4096
 # Without a pidfd the script's exit is polled: every 2 ms at first (a short
 # script), backing off to every 50 ms (a long one).
 _POLL_FIRST_S, _POLL_MAX_S = 0.002, 0.05
