@@ -69,7 +69,7 @@ def test_a_dag_of_real_jobs_runs_in_order_of_its_needs(local: Harness) -> None:
 
 def test_no_more_than_max_parallel_real_jobs_run_at_once(local: Harness) -> None:
     # Each job counts the jobs running beside it through files that exist while it runs.
-    script = "touch running/$CONVEYOR_JOB; ls running | wc -l >> peaks; sleep 0.1"
+    script = "touch running/$CONVEYOR_JOB; ls running | wc -l >> peaks; sleep 0.3"
     (local.root / "running").mkdir()
     # Distinct scripts: identical jobs would share one cache key.
     jobs = "".join(f"  j{i}: {{run: '{script}; rm running/j{i}'}}\n" for i in range(8))
@@ -273,14 +273,13 @@ def test_an_interrupt_of_the_loop_leaves_no_job_running(local: Harness) -> None:
             execution = super().start(request, output)
             if execution.pid is not None:
                 pids.append(execution.pid)
+            if len(pids) == 2:  # both run: interrupt the loop while it waits on them
+                threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
             return execution
-
-    def interrupt(_scheduler: object) -> None:
-        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
 
     before = pidfds()
     with pytest.raises(KeyboardInterrupt):
-        local.run(spec, Recording(), RunRequest(max_parallel=2), on_start=interrupt)
+        local.run(spec, Recording(), RunRequest(max_parallel=2))
 
     assert len(pids) == 2
     assert all(reaped(pid) for pid in pids)
