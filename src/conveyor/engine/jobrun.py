@@ -114,6 +114,7 @@ class JobAttempt:
         self._log: JobLog | None = None
         self._started_at = 0.0
         self._attempts = 0
+        self._delay = 0.0  # before the next attempt, as `ended()` decided it
         self._before: dict[str, tuple[int, int, int]] = {}
         self._modes: dict[str, int] = {}  # of the outputs, as the job left them
 
@@ -188,15 +189,15 @@ class JobAttempt:
             return self._conclude(verdict)
         if self._attempts > retry.max:
             return self._conclude(verdict)
-        return retry.delay_before(self._attempts + 1)
+        self._delay = retry.delay_before(self._attempts + 1)
+        return self._delay
 
     def retry(self) -> None:
         """Start the next attempt, once the delay `ended()` asked for is over."""
         log = self._log
         assert log is not None, "begin() comes first"
-        retry = self._job.retry
-        delay = retry.delay_before(self._attempts + 1)
-        log.note(f"--- attempt {self._attempts + 1} of {retry.max + 1} (after {delay:g}s) ---")
+        attempts = self._job.retry.max + 1
+        log.note(f"--- attempt {self._attempts + 1} of {attempts} (after {self._delay:g}s) ---")
         self._spawn(log)
 
     def give_up(self) -> JobOutcome:

@@ -73,6 +73,10 @@ class Harness:
             pipeline, request or RunRequest(max_parallel=4), self.reporter, on_start=on_start
         )
 
+    def cache_entries(self) -> int:
+        """How many files the workspace's job cache holds."""
+        return sum(1 for p in self.workspace.cache_dir.rglob("*") if p.is_file())
+
     def write(self, rel: str, text: str) -> Path:
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,3 +177,19 @@ def cancel_after(seconds: float) -> Iterator[Callable[[Scheduler], None]]:
         for timer in timers:
             timer.cancel()
             timer.join()
+
+
+@dataclass
+class EntriesAtStart:
+    """Wraps an executor: how many cache entries the workspace held as each job started."""
+
+    inner: Executor
+    harness: Harness
+    at_start: dict[str, int] = field(default_factory=dict)
+
+    def stop_orphans(self, pgid: int, markers: Sequence[str]) -> bool:
+        return self.inner.stop_orphans(pgid, markers)
+
+    def start(self, request: ExecRequest, output: OutputSink) -> Execution:
+        self.at_start[request.job] = self.harness.cache_entries()
+        return self.inner.start(request, output)  # unwrapped: a watchable one stays watchable

@@ -11,12 +11,21 @@ import pytest
 from conveyor.core.errors import SpecError, UsageError
 from conveyor.engine.runner import Scheduler
 from conveyor.engine.service import RunRequest
-from conveyor.executors.base import ExecRequest, OutputSink
-from conveyor.executors.fake import FakeExecution, FakeExecutor, FakeOutcome
+from conveyor.executors.base import ExecRequest
+from conveyor.executors.fake import FakeExecutor, FakeOutcome
 from conveyor.store import events as event_log
 from conveyor.store import runs as run_store
 
-from .harness import Harness, Tracking, cancel_after, jobs_of, outcomes, parse, statuses
+from .harness import (
+    EntriesAtStart,
+    Harness,
+    Tracking,
+    cancel_after,
+    jobs_of,
+    outcomes,
+    parse,
+    statuses,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -471,26 +480,16 @@ def test_a_jobs_cache_entry_is_written_after_the_jobs_it_lets_go_have_started(
 ) -> None:
     # Writing the entry is bookkeeping: it waits until the scheduler has started
     # the dependents, so it does not compete with their start.
-    entries_at_start: dict[str, int] = {}
-
-    def entries() -> int:
-        return sum(1 for p in harness.workspace.cache_dir.rglob("*") if p.is_file())
-
-    class Watching(FakeExecutor):
-        def start(self, request: ExecRequest, output: OutputSink) -> FakeExecution:
-            entries_at_start[request.job] = entries()
-            return super().start(request, output)
-
     for attempt in range(5):
-        before = entries()
-        entries_at_start.clear()
+        before = harness.cache_entries()
+        watching = EntriesAtStart(FakeExecutor(), harness)
         jobs = f"  a: {{run: a{attempt}}}\n  b: {{run: b{attempt}, needs: [a]}}\n"
         spec = "version: 1\njobs:\n" + jobs
-        result = harness.run(spec, Watching(), RunRequest(max_parallel=2))
+        result = harness.run(spec, watching, RunRequest(max_parallel=2))
 
         assert statuses(result) == {"a": "success", "b": "success"}
-        assert entries_at_start == {"a": before, "b": before}
-        assert entries() == before + 2
+        assert watching.at_start == {"a": before, "b": before}
+        assert harness.cache_entries() == before + 2
 
 
 def test_a_cancel_request_after_the_run_touches_no_file(harness: Harness, tmp_path: Path) -> None:

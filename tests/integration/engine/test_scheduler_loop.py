@@ -23,7 +23,7 @@ from conveyor.engine.service import RunRequest
 from conveyor.executors.base import ExecRequest, OutputSink, Watchable
 from conveyor.executors.local import LocalExecution, LocalExecutor
 
-from .harness import Harness, jobs_of, statuses
+from .harness import EntriesAtStart, Harness, jobs_of, statuses
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -289,22 +289,12 @@ def test_an_interrupt_of_the_loop_leaves_no_job_running(local: Harness) -> None:
 def test_a_real_jobs_cache_entry_is_written_after_its_dependents_have_started(
     local: Harness,
 ) -> None:
-    entries_at_start: dict[str, int] = {}
-
-    def entries() -> int:
-        return sum(1 for p in local.workspace.cache_dir.rglob("*") if p.is_file())
-
-    class Watching(LocalExecutor):
-        def start(self, request: ExecRequest, output: OutputSink) -> LocalExecution:
-            entries_at_start[request.job] = entries()
-            return super().start(request, output)
-
     for attempt in range(5):
-        before = entries()
-        entries_at_start.clear()
+        before = local.cache_entries()
+        watching = EntriesAtStart(LocalExecutor(), local)
         jobs = f"  a: {{run: 'echo a{attempt}'}}\n  b: {{run: 'echo b{attempt}', needs: [a]}}\n"
-        result = local.run("version: 1\njobs:\n" + jobs, Watching(), RunRequest(max_parallel=2))
+        result = local.run("version: 1\njobs:\n" + jobs, watching, RunRequest(max_parallel=2))
 
         assert statuses(result) == {"a": "success", "b": "success"}
-        assert entries_at_start == {"a": before, "b": before}
-        assert entries() == before + 2
+        assert watching.at_start == {"a": before, "b": before}
+        assert local.cache_entries() == before + 2
