@@ -88,7 +88,7 @@ class RunContext:
     previous: PreviousFingerprint
     on_line: Callable[[str, str], None]
     warn: Callable[[str], None]
-    on_running: Callable[[Job, float], None] = lambda _job, _at: None
+    on_running: Callable[[Job, float, int | None], None] = lambda _job, _at, _pid: None
     on_process: Callable[[Job, int], None] = lambda _job, _pid: None
 
 
@@ -147,8 +147,8 @@ class JobAttempt:
             lambda line: ctx.on_line(job.name, line),
         )
         self._started_at = ctx.clock.now()
-        ctx.on_running(job, self._started_at)
-        self._spawn(self._log)
+        # Recorded once started: one state change per job carries the state and the process.
+        ctx.on_running(job, self._started_at, self._spawn(self._log))
 
     @property
     def execution(self) -> Execution | None:
@@ -198,7 +198,9 @@ class JobAttempt:
         assert log is not None, "begin() comes first"
         attempts = self._job.retry.max + 1
         log.note(f"--- attempt {self._attempts + 1} of {attempts} (after {self._delay:g}s) ---")
-        self._spawn(log)
+        pid = self._spawn(log)
+        if pid is not None:
+            self._ctx.on_process(self._job, pid)
 
     def give_up(self) -> JobOutcome:
         """The outcome of a job canceled while it waited to retry."""
@@ -294,7 +296,8 @@ class JobAttempt:
                 status, reason = "failed", problem
         return _Verdict(status, reason, result.exit_code, tests, outputs)
 
-    def _spawn(self, log: JobLog) -> None:
+    def _spawn(self, log: JobLog) -> int | None:
+        """Start an attempt; the id of its process group, when it has one."""
         job, ctx = self._job, self._ctx
         self._attempts += 1
         self._before = self._output_stamps()
@@ -307,10 +310,9 @@ class JobAttempt:
         )
         with self._lock:
             if self._canceled:
-                return
+                return None
             self._execution = ctx.executor.start(request, log.feed)
-        if self._execution.pid is not None:
-            ctx.on_process(job, self._execution.pid)
+        return self._execution.pid
 
     def _output_stamps(self) -> dict[str, tuple[int, int, int]]:
         """What the outputs name before an attempt: inode, change time and size of each file.

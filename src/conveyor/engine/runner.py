@@ -355,15 +355,16 @@ class Scheduler:
         self._recorder.record(Change(JobUpdate.final(record), (event,)))
         self._reporter.job_finished(record)
 
-    def record_running(self, job: Job, started_at: float) -> None:
-        """Called on the loop's thread when a job's script starts."""
-        update = JobUpdate(job_id=self._job_ids[job.name], status="running", started_at=started_at)
+    def record_running(self, job: Job, started_at: float, pid: int | None) -> None:
+        """Called on the loop's thread once a job's first attempt started (as process `pid`)."""
+        job_id = self._job_ids[job.name]
+        update = JobUpdate(job_id=job_id, status="running", started_at=started_at, pid=pid)
         event = NewEvent("job.running", self._subject(job), self._actor, started_at, {})
         self._recorder.record(Change(update, (event,)))
         self._reporter.job_started(job.name)
 
     def record_process(self, job: Job, pid: int) -> None:
-        """Called on the loop's thread with the process group of a job's attempt."""
+        """Called on the loop's thread with the process group of a retried attempt."""
         self._recorder.record(Change(JobUpdate(job_id=self._job_ids[job.name], pid=pid)))
 
     def _subject(self, job: Job) -> str:
