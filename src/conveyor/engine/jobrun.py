@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -109,18 +109,22 @@ class JobAttempt:
         self._lock = threading.Lock()
         self._execution: Execution | None = None
         self._canceled = False
+        self._cancel_reason: str | None = None
         self._fingerprint: dict[str, str] = {}
         self._key = ""
         self._log: JobLog | None = None
         self._started_at = 0.0
         self._attempts = 0
         self._delay = 0.0  # before the next attempt, as `ended()` decided it
+        self._last: _Verdict | None = None  # the attempt that ended, while a retry waits
         self._before: dict[str, tuple[int, int, int]] = {}
         self._modes: dict[str, int] = {}  # of the outputs, as the job left them
 
-    def cancel(self) -> None:
+    def cancel(self, reason: str | None = None) -> None:
+        """Stop the job: no further attempt; the running one ends `canceled` (with `reason`)."""
         with self._lock:
             self._canceled = True
+            self._cancel_reason = reason
             if self._execution is not None:
                 self._execution.cancel()
 
@@ -184,11 +188,14 @@ class JobAttempt:
         if result.detail and result.outcome != "exited":
             log.note(f"--- {result.detail} ---")
         verdict = self._judge(result, log)
+        if verdict.status == "canceled" and self._cancel_reason:
+            verdict = replace(verdict, reason=self._cancel_reason)
         retry = self._job.retry
         if verdict.status in ("success", "canceled") or self._canceled:
             return self._conclude(verdict)
         if self._attempts > retry.max:
             return self._conclude(verdict)
+        self._last = verdict
         self._delay = retry.delay_before(self._attempts + 1)
         return self._delay
 
@@ -202,9 +209,39 @@ class JobAttempt:
         if pid is not None:
             self._ctx.on_process(self._job, pid)
 
-    def give_up(self) -> JobOutcome:
-        """The outcome of a job canceled while it waited to retry."""
-        return self._conclude(_Verdict("canceled", "canceled while waiting to retry"))
+    def give_up(self, stopped: str | None = None) -> JobOutcome:
+        """The outcome of a job whose retry is not to come, as it waits for it.
+
+        Canceled when the Run was; when the Run stops for `stopped` (another
+        job failed, without --keep-going), the attempt that ended stands.
+        """
+        last = self._last
+        if stopped is None or last is None:
+            return self._conclude(_Verdict("canceled", "canceled while waiting to retry"))
+        assert self._log is not None, "an attempt ended before"
+        self._log.note(f"--- not retried: {stopped} ---")
+        return self._conclude(replace(last, reason=f"{last.reason}; not retried: {stopped}"))
+
+    def faulted(self, outcome: JobOutcome) -> JobOutcome:
+        """`outcome` (a fault in handling this job), with the job's log stored when it can be.
+
+        Its execution is abandoned by the caller. The fault is noted at the
+        end of the log; when the store cannot take the log either, the live
+        file stays, and `conveyor logs` reads that.
+        """
+        with self._lock:
+            self._execution = None
+        log = self._log
+        if log is None:  # it never started
+            return outcome
+        kept = replace(outcome, attempts=self._attempts, started_at=self._started_at)
+        try:
+            log.note(f"--- stopped by a fault: {outcome.reason} ---")
+            blob = self._ctx.cas.put_bytes(log.close())
+        except Exception:  # noqa: BLE001 - already a fault; the live log is what is left
+            return kept
+        log.discard()
+        return replace(kept, log_digest=blob.digest)
 
     def store(self, outcome: JobOutcome) -> None:
         """Write a successful outcome to the cache; a failure to do so is a warning."""

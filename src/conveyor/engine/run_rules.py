@@ -36,8 +36,10 @@ def stop_reason(name: str, status: JobState) -> str:
     return f"'{name}' {status.replace('_', ' ')}"
 
 
-def not_started(reason: str | None) -> str:
+def not_started(reason: str | None, *, keep_going_helps: bool = True) -> str:
     """Why a job was never started once the Run stopped for `reason`."""
+    if not keep_going_helps:  # an infrastructure fault stops the Run all the same
+        return f"not started: {reason}"
     return f"not started: {reason} (--keep-going runs independent jobs)"
 
 

@@ -226,7 +226,11 @@ class Scheduler:
             self._jobs.post(partial(self._guarded, name, self._judged, name, verdict))
 
     def _fault(self, name: str, exc: Exception) -> None:
-        self._finish(name, self._fault_outcome(exc))
+        outcome = self._fault_outcome(exc)
+        attempt = self._running[name]
+        if attempt.execution is not None:  # a fault while it ran: nothing of it may be left
+            self._jobs.abandon(attempt.execution)
+        self._finish(name, attempt.faulted(outcome))
 
     def _judged(self, name: str, verdict: JobOutcome | float) -> None:
         attempt = self._running[name]
@@ -236,13 +240,23 @@ class Scheduler:
                 if not self._to_store:
                     self._to_store_since = time.monotonic()
                 self._to_store.append((attempt, verdict))
-        elif self.canceled:
+        elif self.canceled or self._stop_reason is not None:
             self._guarded(name, self._give_up, name, attempt)
         else:
             heapq.heappush(self._retries, (time.monotonic() + verdict, name))
 
     def _give_up(self, name: str, attempt: JobAttempt) -> None:
-        self._finish(name, attempt.give_up())
+        """End a job whose next attempt is not to come: the Run was canceled or stops."""
+        self._finish(name, attempt.give_up(None if self.canceled else self._stop_reason))
+
+    def _stop(self, reason: str) -> None:
+        """Start no more jobs, nor attempts: those waiting to retry end now."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        waiting = [name for _, name in self._retries]
+        self._retries.clear()
+        for name in waiting:
+            self._guarded(name, self._give_up, name, self._running[name])
 
     def _guarded(
         self, name: str, step: Callable[_P, object], *args: _P.args, **kwargs: _P.kwargs
@@ -280,25 +294,24 @@ class Scheduler:
         if self.canceled:
             return
         self.canceled = True
-        self._stop_reason = "the run was canceled"
         for attempt in self._running.values():
             attempt.cancel()
-        waiting = [name for _, name in self._retries]
-        self._retries.clear()
-        for name in waiting:
-            attempt = self._running[name]
-            self._guarded(name, self._give_up, name, attempt)
+        self._stop("the run was canceled")
 
     def _fault_outcome(self, exc: Exception) -> JobOutcome:
         """A job that could not be handled: the store, the artifacts or the executor failed.
 
-        Such a fault stops the Run and is raised once it is recorded, so the
-        command exits 3 (infrastructure) rather than 1 (the work failed).
+        Such a fault stops the Run, even with --keep-going: the jobs still
+        running are canceled, as their results could not be kept either. It
+        is raised once the Run is recorded, so the command exits 3
+        (infrastructure) rather than 1 (the work failed).
         """
         if isinstance(exc, ArtifactError | StoreError | ExecutorError):
             if self.fault is None:
                 self.fault = exc
-                self._stop_reason = f"an infrastructure fault: {exc}"
+                for attempt in self._running.values():
+                    attempt.cancel("canceled: an infrastructure fault stopped the run")
+                self._stop(f"an infrastructure fault: {exc}")
             return JobOutcome(status="failed", reason=str(exc))
         return JobOutcome(status="failed", reason=f"internal error: {exc!r}")
 
@@ -310,7 +323,7 @@ class Scheduler:
         self._record_final(job, outcome)
         stops = not self._options.keep_going and outcome.status != "skipped"
         if stops and not self._satisfies(job, outcome):
-            self._stop_reason = stop_reason(name, outcome.status)
+            self._stop(stop_reason(name, outcome.status))
         for dependent in self._plan.dependents.get(name, ()):
             if self._state[dependent] != "pending" or self.canceled:
                 continue  # after a cancel, what is left pending ends `canceled`
@@ -333,7 +346,8 @@ class Scheduler:
             if self.canceled:
                 outcome = JobOutcome(status="canceled", reason="the run was canceled")
             else:
-                outcome = JobOutcome(status="skipped", reason=not_started(self._stop_reason))
+                reason = not_started(self._stop_reason, keep_going_helps=self.fault is None)
+                outcome = JobOutcome(status="skipped", reason=reason)
             self._state[job.name] = outcome.status
             self._outcomes[job.name] = outcome
             self._record_final(job, outcome)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.core.errors import SpecError, UsageError
+from conveyor.core.errors import ExecutorError, SpecError, UsageError
 from conveyor.engine.runner import Scheduler
 from conveyor.engine.service import RunRequest
 from conveyor.executors.base import ExecRequest
@@ -333,6 +333,76 @@ def test_cancel_during_a_retry_wait_cancels_the_job(harness: Harness) -> None:
     flaky = jobs_of(result)["flaky"]
     assert executor.attempts == {"flaky": 1}
     assert (flaky.status, flaky.attempts) == ("canceled", 1)
+
+
+FLAKY_BESIDE_BROKEN = """\
+version: 1
+jobs:
+  flaky: {run: flaky, retry: {max: 3, backoff: 30s}}
+  broken: {run: broken}
+"""
+
+
+def test_without_keep_going_a_job_waiting_to_retry_is_not_retried_once_another_failed(
+    harness: Harness,
+) -> None:
+    # `flaky` fails at once and waits 30 s to retry; `broken` fails meanwhile: the Run stops.
+    executor = FakeExecutor(outcomes({"flaky": FAIL, "broken": FakeOutcome(2, duration_s=0.2)}))
+    started = time.monotonic()
+    result = harness.run(FLAKY_BESIDE_BROKEN, executor, RunRequest(max_parallel=2))
+
+    assert time.monotonic() - started < 5
+    assert executor.attempts == {"flaky": 1, "broken": 1}
+    flaky = jobs_of(result)["flaky"]
+    assert (flaky.status, flaky.attempts, flaky.exit_code) == ("failed", 1, 1)
+    assert flaky.reason == "exited with code 1; not retried: 'broken' failed"
+    log, _ = harness.history().job_log(result.run.id, "flaky")
+    assert "--- not retried: 'broken' failed ---" in log
+    assert result.run.status == "failed"
+
+
+def test_with_keep_going_a_job_still_retries_after_another_failed(harness: Harness) -> None:
+    spec = FLAKY_BESIDE_BROKEN.replace("30s", "10ms")
+    executor = FakeExecutor(outcomes({"flaky": FAIL, "broken": FakeOutcome(2)}))
+    result = harness.run(spec, executor, RunRequest(max_parallel=2, keep_going=True))
+
+    assert executor.attempts == {"flaky": 4, "broken": 1}
+    assert jobs_of(result)["flaky"].reason == "exited with code 1"
+
+
+def test_an_infrastructure_fault_cancels_the_jobs_still_running(harness: Harness) -> None:
+    def script(request: ExecRequest, _attempt: int) -> FakeOutcome:
+        if request.job == "b":
+            raise ExecutorError("the runner pool is gone")
+        return FakeOutcome(duration_s=30)
+
+    spec = """\
+    version: 1
+    jobs:
+      a: {run: a}
+      b: {run: b}
+      c: {run: c, needs: [a]}
+      later: {run: later}
+    """
+    started = time.monotonic()
+    with pytest.raises(ExecutorError, match="the runner pool is gone"):
+        harness.run(spec, FakeExecutor(script), RunRequest(max_parallel=2, keep_going=True))
+
+    # Not the 30 s of `a`: what runs beside a fault is canceled, even with --keep-going.
+    assert time.monotonic() - started < 5
+    run = harness.history().get_run(None)
+    jobs = {job.name: job for job in run.jobs}
+    assert (jobs["a"].status, jobs["a"].reason) == (
+        "canceled",
+        "canceled: an infrastructure fault stopped the run",
+    )
+    assert jobs["b"].status == "failed"
+    assert jobs["c"].status == "skipped"
+    assert (jobs["later"].status, jobs["later"].reason) == (
+        "skipped",
+        "not started: an infrastructure fault: the runner pool is gone",
+    )
+    assert run.status == "failed"
 
 
 def test_targets_run_only_those_jobs_and_their_needs(harness: Harness) -> None:

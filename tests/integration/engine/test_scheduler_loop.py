@@ -18,12 +18,16 @@ from pathlib import Path
 
 import pytest
 
+from conveyor.artifacts.cache import JobCache
+from conveyor.artifacts.cas import Blob, ContentStore
+from conveyor.core.errors import ArtifactError
+from conveyor.core.records import RunRecord
 from conveyor.engine.runner import Scheduler
 from conveyor.engine.service import RunRequest
 from conveyor.executors.base import ExecRequest, OutputSink, Watchable
 from conveyor.executors.local import LocalExecution, LocalExecutor
 
-from .harness import EntriesAtStart, Harness, jobs_of, statuses
+from .harness import EntriesAtStart, Harness, jobs_of, parse, statuses
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -218,12 +222,25 @@ def reaped(pid: int) -> bool:
     return False
 
 
-class _FailingSink(LocalExecutor):
+class _Recording(LocalExecutor):
+    """Starts real processes and keeps their ids."""
+
+    def __init__(self, kill_grace_s: float = 0.5) -> None:
+        super().__init__(kill_grace_s=kill_grace_s)
+        self.pids: list[int] = []
+
+    def start(self, request: ExecRequest, output: OutputSink) -> LocalExecution:
+        execution = super().start(request, output)
+        if execution.pid is not None:
+            self.pids.append(execution.pid)
+        return execution
+
+
+class _FailingSink(_Recording):
     """Starts real processes; the output of job `a` cannot be kept (a full disk)."""
 
     def __init__(self) -> None:
         super().__init__(kill_grace_s=5.0)
-        self.pids: list[int] = []
 
     def start(self, request: ExecRequest, output: OutputSink) -> LocalExecution:
         if request.job == "a":
@@ -231,10 +248,7 @@ class _FailingSink(LocalExecutor):
             def output(_chunk: bytes) -> None:
                 raise OSError(errno.ENOSPC, "No space left on device")
 
-        execution = super().start(request, output)
-        if request.job == "a" and execution.pid is not None:
-            self.pids.append(execution.pid)
-        return execution
+        return super().start(request, output)
 
 
 def test_a_fault_while_watching_a_job_fails_it_and_leaves_nothing_of_it(local: Harness) -> None:
@@ -260,6 +274,76 @@ def test_a_fault_while_watching_a_job_fails_it_and_leaves_nothing_of_it(local: H
     assert executor.pids
     assert all(reaped(pid) for pid in executor.pids)
     assert pidfds() == before
+
+
+class _NoRoomForFiles(ContentStore):
+    """A content store that takes logs but not output files (a disk filling up)."""
+
+    def put_file(self, path: Path) -> Blob:
+        raise ArtifactError(f"cannot store {path.name}: No space left on device")
+
+
+def _run_without_room_for_outputs(
+    local: Harness, spec: str, executor: LocalExecutor, request: RunRequest
+) -> RunRecord:
+    """Run `spec` where outputs cannot be stored: the fault is raised; the Run as stored."""
+    service = local.service(executor)
+    service.cas = _NoRoomForFiles(local.workspace.cas_dir)
+    service.cache = JobCache(local.workspace.cache_dir, service.cas)
+    with pytest.raises(ArtifactError, match="No space left on device"):
+        service.run(parse(spec), request, local.reporter)
+    return local.history().get_run(None)
+
+
+def test_an_infrastructure_fault_stops_the_real_jobs_running_beside_it(local: Harness) -> None:
+    spec = """\
+    version: 1
+    jobs:
+      slow: {run: "touch ready; sleep 30"}
+      stubborn: {run: "trap '' TERM; touch stubborn; sleep 30"}
+      build:
+        run: "while [ ! -e ready ] || [ ! -e stubborn ]; do sleep 0.01; done; echo hi > out.txt"
+        outputs: [out.txt]
+    """
+    executor = _Recording()
+    before = pidfds()
+    started = time.monotonic()
+    run = _run_without_room_for_outputs(
+        local, spec, executor, RunRequest(max_parallel=3, keep_going=True)
+    )
+
+    # Not the 30 s of the jobs beside the fault: they are stopped (SIGKILL after the grace).
+    assert time.monotonic() - started < 10
+    jobs = {job.name: job for job in run.jobs}
+    assert jobs["build"].status == "failed"
+    assert "cannot store out.txt" in (jobs["build"].reason or "")
+    for name in ("slow", "stubborn"):
+        assert (jobs[name].status, jobs[name].reason) == (
+            "canceled",
+            "canceled: an infrastructure fault stopped the run",
+        )
+    assert run.status == "failed"
+    assert len(executor.pids) == 3
+    assert all(reaped(pid) for pid in executor.pids)
+    assert pidfds() == before
+
+
+def test_the_log_of_a_job_that_met_a_fault_is_stored_with_the_fault(local: Harness) -> None:
+    spec = """\
+    version: 1
+    jobs:
+      build: {run: "echo compiling; echo hi > out.txt", outputs: [out.txt]}
+    """
+    run = _run_without_room_for_outputs(local, spec, _Recording(), RunRequest(max_parallel=1))
+
+    (build,) = run.jobs
+    assert build.log_digest is not None
+    assert build.attempts == 1
+    log, live = local.history().job_log(run.id, "build")
+    assert not live
+    fault = "cannot store out.txt: No space left on device"
+    assert log == f"compiling\n--- stopped by a fault: {fault} ---\n"
+    assert not list(local.workspace.logs_dir.rglob("*.log"))  # no live file left behind
 
 
 def test_an_interrupt_of_the_loop_leaves_no_job_running(local: Harness) -> None:
