@@ -98,6 +98,9 @@ class Recorder:
             with self._cond:
                 self._written += len(batch)
                 self._cond.notify_all()
+                quiet = not (self._queue or self._flushing or self._closed)
+            if quiet:  # while jobs run, so that the end of the Run finds the log tidied
+                self._db.checkpoint()
 
     def _write(self, batch: list[Change]) -> None:
         with self._db.write() as tx:

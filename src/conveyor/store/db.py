@@ -14,6 +14,7 @@ Repositories write portable SQL with `:name` parameters and run it through a
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import threading
@@ -63,6 +64,10 @@ class Database(Protocol):
 
     @contextmanager
     def write(self) -> Iterator[Transaction]: ...
+
+    def checkpoint(self) -> None:
+        """Tidy up after writes, at a quiet moment, without waiting on anyone."""
+        ...
 
     def close(self) -> None: ...
 
@@ -159,6 +164,17 @@ class SqliteDatabase:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot write the store at {self.path}: {exc}") from exc
 
+    def checkpoint(self) -> None:
+        """Copy what the write-ahead log holds into the database file, as far as it can.
+
+        SQLite does this when the last connection closes, at the end of a
+        command; done while jobs run (the Recorder calls it when idle), that
+        end finds little left to copy. PASSIVE: it neither waits for nor blocks
+        other connections; what they still read stays in the log.
+        """
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -224,6 +240,9 @@ class SqlAlchemyDatabase:
     @property
     def engine(self) -> Engine:
         return self._engine
+
+    def checkpoint(self) -> None:
+        """The server tidies its own log."""
 
     def close(self) -> None:
         self._engine.dispose()

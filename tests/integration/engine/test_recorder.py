@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ class CountingDatabase:
 
     inner: Database
     writes: int = 0
+    checkpoints: int = 0
     broken: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -57,6 +59,11 @@ class CountingDatabase:
             raise StoreError("the disk is full")
         with self.inner.write() as tx:
             yield tx
+
+    def checkpoint(self) -> None:
+        with self._lock:
+            self.checkpoints += 1
+        self.inner.checkpoint()
 
     def close(self) -> None:
         self.inner.close()
@@ -191,3 +198,33 @@ def test_a_failed_write_is_raised_on_the_next_flush_and_record(
     finally:
         with pytest.raises(StoreError):
             recorder.close()
+
+
+def test_once_quiet_the_recorder_tidies_the_stores_log(
+    store: tuple[CountingDatabase, RunId, dict[str, int]],
+) -> None:
+    db, run_id, job_ids = store
+    recorder = Recorder(db, interval_s=0.001)
+    try:
+        recorder.record(change(job_ids["job0"], run_id, "job0", 0))
+        give_up = time.monotonic() + 10
+        while db.checkpoints == 0 and time.monotonic() < give_up:
+            time.sleep(0.005)
+        assert db.checkpoints == 1
+        assert db.writes == 1
+    finally:
+        recorder.close()
+
+
+def test_a_flush_is_not_held_up_by_tidying(
+    store: tuple[CountingDatabase, RunId, dict[str, int]],
+) -> None:
+    # The end of a Run flushes and goes on to record it: no checkpoint in its way.
+    db, run_id, job_ids = store
+    recorder = Recorder(db, interval_s=60)
+    try:
+        record_from_threads(recorder, run_id, job_ids)
+        recorder.flush()
+    finally:
+        recorder.close()
+    assert (db.writes, db.checkpoints) == (1, 0)

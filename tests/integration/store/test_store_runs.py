@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +17,7 @@ from conveyor.core.errors import NotFound
 from conveyor.core.records import JobRecord, OutputRecord, RunId, RunRecord, RunStatus, TestCounts
 from conveyor.store import events as event_log
 from conveyor.store import runs as run_store
-from conveyor.store.db import Database, open_database
+from conveyor.store.db import Database, SqliteDatabase, open_database
 
 MakeRun = Callable[..., tuple[RunId, dict[str, int]]]
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -445,3 +447,23 @@ def test_previous_fingerprint_is_the_newest_earlier_success_or_cached_one_of_tha
     assert (
         run_store.previous_fingerprint(db, project="shop", job="deploy", before_run=current) is None
     )
+
+
+def test_a_checkpoint_keeps_every_write_and_on_sqlite_puts_it_in_the_database_file(
+    db: Database, make_run: MakeRun, tmp_path: Path
+) -> None:
+    run_id, _ = make_run(jobs=["build"])
+    before = run_store.get_run(db, run_id=run_id)
+
+    db.checkpoint()
+
+    assert run_store.get_run(db, run_id=run_id) == before
+    if isinstance(db, SqliteDatabase):
+        # The database file alone, without its write-ahead log, now holds the Run.
+        alone = tmp_path / "alone.db"
+        shutil.copyfile(db.path, alone)
+        copy = SqliteDatabase(alone)
+        try:
+            assert run_store.get_run(copy, run_id=run_id) == before
+        finally:
+            copy.close()
