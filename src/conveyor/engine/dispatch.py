@@ -11,6 +11,8 @@ A held JobRun whose lease runs out is found by `sweep_expired` (any number of
 server processes may sweep at once): the attempt is `runner_lost`, and the
 JobRun is queued again while its retry policy allows, else it ends
 `runner_lost`. A failed attempt is retried the same way, after its backoff.
+Once a failure halts the Run (without keep_going), a JobRun waiting to retry
+is not: it ends with its last attempt's result, which it kept meanwhile.
 A runner that stops hands its JobRuns back: they are queued again at once.
 
 Secret values are never stored: a claim reads the secrets its Pipeline
@@ -147,8 +149,14 @@ class DispatchService:
     ) -> list[NewEvent]:
         """Queue or skip what can move on; finish the Run when nothing is left."""
         jobs = {job.id: job for job in queue.run_jobs(tx, run_id)}
+        retrying = [job.id for job in jobs.values() if job.status == "queued" and job.attempts]
+        last = attempts.last_attempts(tx, retrying)
         events = []
-        for step in advance(list(jobs.values()), keep_going=keep_going):
+        for step in advance(list(jobs.values()), keep_going=keep_going, last=last):
+            jobs[step.job.id] = replace(step.job, status=step.status)
+            if step.result is not None:  # a retry not to come: its last attempt's result stands
+                events.append(self._end(tx, step.job, step.result, now))
+                continue
             queued_at = now if step.status == "queued" else None
             finished_at = None if step.status == "queued" else now
             queue.set_status(
@@ -159,7 +167,6 @@ class DispatchService:
                 queued_at=queued_at,
                 finished_at=finished_at,
             )
-            jobs[step.job.id] = replace(step.job, status=step.status)
             events.append(self._event(step.job, step.status, now, reason=step.reason))
         status = outcome_of(list(jobs.values()))
         if status is not None:
@@ -351,7 +358,21 @@ class DispatchService:
             delay = retry_delay(job, attempts.failures(tx, job.id), result.status)
             if delay is not None:
                 queue.set_status(tx, job.id, "queued", reason=result.reason, queued_at=now + delay)
+                # Kept while the retry waits: the JobRun ends with it if the Run halts first.
+                kept = JobUpdate(
+                    job_id=job.id,
+                    exit_code=result.exit_code,
+                    duration_s=result.duration_s,
+                    log_digest=result.log_digest,
+                    tests=result.tests,
+                )
+                apply_job_update(tx, kept)
                 return [self._event(job, "retrying", now, after=result.status, delay_s=delay)]
+        events = [self._end(tx, job, result, now)]
+        return events + self._progress(tx, job.run_id, now, keep_going=keep_going)
+
+    def _end(self, tx: Transaction, job: QueueJob, result: AttemptResult, now: float) -> NewEvent:
+        """Record a JobRun's end with `result`; the Event saying so."""
         apply_job_update(
             tx,
             JobUpdate(
@@ -367,8 +388,7 @@ class DispatchService:
                 outputs=result.outputs,
             ),
         )
-        events = [final_event(job, result, self.actor, now)]
-        return events + self._progress(tx, job.run_id, now, keep_going=keep_going)
+        return final_event(job, result, self.actor, now)
 
     def hand_back(self, attempt_id: int, *, agent_id: int) -> bool:
         """A stopping runner gives a JobRun back: it is queued again at once."""

@@ -30,6 +30,7 @@ from conveyor.engine.plan import Plan
 from conveyor.engine.run_rules import need_satisfied, not_started, skip_reason, stop_reason
 from conveyor.spec.pipeline import Concurrency, Job
 from conveyor.spec.serialize import job_from_dict, job_to_dict
+from conveyor.store.attempts import LastAttempt
 from conveyor.store.queue import QueuedJob, QueueJob, Taken
 from conveyor.store.runs import JobUpdate, NewRun
 
@@ -136,15 +137,24 @@ class AttemptResult:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One JobRun moving on: queued, skipped or canceled, and why."""
+    """One JobRun moving on: queued, skipped or canceled, and why; or ended with `result`,
+    its last attempt's, when a retry it waited for is not to come."""
 
     job: QueueJob
     status: JobState
     reason: str | None = None
+    result: AttemptResult | None = None
 
 
-def advance(jobs: Sequence[QueueJob], *, keep_going: bool) -> list[Step]:
-    """Which pending JobRuns become queued or skipped, by the local Scheduler's rules."""
+def advance(
+    jobs: Sequence[QueueJob], *, keep_going: bool, last: Mapping[int, LastAttempt]
+) -> list[Step]:
+    """Which pending JobRuns become queued or skipped, by the local Scheduler's rules.
+
+    `last` is the last attempt of each JobRun queued again after one, by id: once
+    the Run halts, one waiting to retry ends with that attempt's result, as a
+    local job does.
+    """
     state = {job.name: job.status for job in jobs}
     by_name = {job.name: job for job in jobs}
     halt = None
@@ -154,7 +164,9 @@ def advance(jobs: Sequence[QueueJob], *, keep_going: bool) -> list[Step]:
     steps: list[Step] = []
     for job in jobs:  # pipeline order: needs come first, so one pass settles chains
         if state[job.name] == "queued" and halt is not None:
-            steps.append(Step(job, "skipped", not_started(halt)))
+            step = _halted(job, last.get(job.id), halt)
+            state[job.name] = step.status
+            steps.append(step)
         if state[job.name] != "pending":
             continue
         needs = [(n, state[n]) for n in job.needs]
@@ -170,6 +182,32 @@ def advance(jobs: Sequence[QueueJob], *, keep_going: bool) -> list[Step]:
         state[job.name] = step.status
         steps.append(step)
     return steps
+
+
+def _halted(job: QueueJob, last: LastAttempt | None, halt: str) -> Step:
+    """A queued JobRun once the Run halts: not started, or, when it waits to retry an
+    attempt that failed or lost its runner, ended with that attempt's result."""
+    status = None if last is None else _RETRIED.get(last.status)
+    if last is None or status is None:  # never taken, or handed back: no result to stand
+        return Step(job, "skipped", not_started(halt))
+    why = f"not retried: {halt}"
+    result = AttemptResult(
+        status=status,
+        exit_code=last.exit_code,
+        duration_s=last.duration_s or 0.0,
+        reason=f"{last.reason}; {why}" if last.reason else why,
+        log_digest=last.log_digest,
+        tests=last.tests,
+    )
+    return Step(job, status, result.reason, result)
+
+
+# The ends of an attempt that are retried (see `retry_delay`), as a JobRun's status.
+_RETRIED: dict[str, JobState] = {
+    "failed": "failed",
+    "timed_out": "timed_out",
+    "runner_lost": "runner_lost",
+}
 
 
 def _spoils(job: QueueJob, status: JobState) -> bool:

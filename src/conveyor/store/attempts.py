@@ -6,10 +6,12 @@ for the lock order every caller keeps.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from conveyor.core.errors import NotFound
-from conveyor.core.records import RunId
+from conveyor.core.records import RunId, TestCounts
 from conveyor.store.db import Row, Transaction
 from conveyor.store.queue import Taken, lock_clause
 
@@ -29,6 +31,19 @@ class AttemptRecord:
     lease_until: float
     finished_at: float | None
     reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LastAttempt:
+    """How a JobRun's last attempt ended, with the result its runner reported (the
+    JobRun keeps that while it waits to be retried; a hand-back leaves none)."""
+
+    status: str
+    reason: str | None
+    exit_code: int | None
+    duration_s: float | None
+    log_digest: str | None
+    tests: TestCounts | None
 
 
 # --- -------------------------------------------------------------------
@@ -133,3 +148,34 @@ def attempts_of(tx: Transaction, run_id: RunId) -> list[AttemptRecord]:
         f"SELECT {_ATTEMPT} FROM job_attempts WHERE run_id = :r ORDER BY id", {"r": run_id}
     )
     return [_attempt(row) for row in rows]
+
+
+def last_attempts(tx: Transaction, job_run_ids: Sequence[int]) -> dict[int, LastAttempt]:
+    """The last ended attempt of each of these JobRuns that has one."""
+    if not job_run_ids:
+        return {}
+    marks = ", ".join(f":j{i}" for i in range(len(job_run_ids)))
+    rows = tx.execute(
+        "SELECT a.job_run_id, a.status, a.reason, j.exit_code, j.duration_s, j.log_digest, "
+        "j.tests_passed, j.tests_failed, j.tests_skipped, j.failures FROM job_attempts a "
+        f"JOIN job_runs j ON j.id = a.job_run_id WHERE a.job_run_id IN ({marks}) "
+        "AND a.status <> 'running' ORDER BY a.job_run_id, a.number",
+        {f"j{i}": job_id for i, job_id in enumerate(job_run_ids)},
+    )
+    last: dict[int, LastAttempt] = {}
+    for row in rows:  # in order of number: the last one stays
+        tests = None
+        if row[6] is not None:
+            failures = tuple(json.loads(str(row[9] or "[]")))
+            tests = TestCounts(
+                passed=int(row[6]), failed=int(row[7]), skipped=int(row[8]), failures=failures
+            )
+        last[int(row[0])] = LastAttempt(
+            status=str(row[1]),
+            reason=None if row[2] is None else str(row[2]),
+            exit_code=None if row[3] is None else int(row[3]),
+            duration_s=None if row[4] is None else float(row[4]),
+            log_digest=None if row[5] is None else str(row[5]),
+            tests=tests,
+        )
+    return last

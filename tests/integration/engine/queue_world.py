@@ -6,6 +6,7 @@ import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from conveyor.audit.chain import Event
 from conveyor.core.clock import FrozenClock
 from conveyor.core.records import JobState, RunId, RunRecord
 from conveyor.engine.dispatch import DispatchService
@@ -103,9 +104,12 @@ class QueueWorld:
     def reasons(self, run_id: RunId) -> dict[str, str | None]:
         return {job.name: job.reason for job in self.run(run_id).jobs}
 
-    def kinds(self, run_id: RunId, job: str | None = None) -> list[str]:
+    def events(self, run_id: RunId, job: str | None = None) -> list[Event]:
         prefix = f"run/{run_id}" if job is None else f"run/{run_id}/job/{job}"
-        return [e.kind for e in event_log.for_subject(self.db, prefix, limit=100_000)]
+        return event_log.for_subject(self.db, prefix, limit=100_000)
+
+    def kinds(self, run_id: RunId, job: str | None = None) -> list[str]:
+        return [e.kind for e in self.events(run_id, job)]
 
     def attempts(self, run_id: RunId) -> list[AttemptRecord]:
         with self.db.read() as tx:

@@ -307,6 +307,125 @@ def test_a_failed_attempt_is_retried_after_its_backoff(world: QueueWorld) -> Non
     assert world.run(run).jobs[0].attempts == 2
 
 
+FLAKY_BESIDE_BROKEN = """\
+version: 1
+jobs:
+  flaky: {run: flaky, retry: {max: 3, backoff: 30s}}
+  broken: {run: broken}
+  after: {run: after, needs: flaky}
+"""
+
+
+def test_without_keep_going_a_job_waiting_to_retry_ends_with_its_last_failure_once_another_failed(
+    world: QueueWorld,
+) -> None:
+    run = world.submit(FLAKY_BESIDE_BROKEN)
+    agent = world.agent("a", concurrency=2)
+    flaky, broken = world.claim(agent), world.claim(agent)
+    log = "sha256:" + "3" * 64
+    tests = TestCounts(passed=2, failed=1, failures=("test_pay",))
+    failed = {"exit_code": 1, "duration_s": 4.0, "log_digest": log, "tests": tests}
+    world.finish(flaky, agent, "failed", reason="exited with code 1", **failed)
+    assert world.statuses(run)["flaky"] == "queued"  # to be retried in 30 s
+
+    world.finish(broken, agent, "failed", exit_code=2, reason="exited with code 2")
+
+    jobs = {job.name: job for job in world.run(run).jobs}
+    flaky_run = jobs["flaky"]
+    assert (flaky_run.status, flaky_run.exit_code, flaky_run.attempts) == ("failed", 1, 1)
+    assert (flaky_run.log_digest, flaky_run.tests, flaky_run.duration_s) == (log, tests, 4.0)
+    assert flaky_run.reason == "exited with code 1; not retried: 'broken' failed"
+    assert (jobs["after"].status, jobs["after"].reason) == ("skipped", "need 'flaky' failed")
+    world.clock.advance(60)
+    assert world.dispatch.claim(agent) is None
+    assert world.run(run).status == "failed"
+    events = world.events(run, "flaky")
+    assert [e.kind for e in events] == ["job.queued", "job.running", "job.retrying", "job.failed"]
+    assert {k: events[-1].data[k] for k in ("status", "exit_code", "reason", "attempts")} == {
+        "status": "failed",
+        "exit_code": 1,
+        "reason": "exited with code 1; not retried: 'broken' failed",
+        "attempts": 1,
+    }
+    assert world.kinds(run)[-1] == "run.failed"
+
+
+def test_with_keep_going_a_job_waiting_to_retry_is_retried_after_another_failed(
+    world: QueueWorld,
+) -> None:
+    run = world.submit(FLAKY_BESIDE_BROKEN, keep_going=True)
+    agent = world.agent("a", concurrency=2)
+    flaky, broken = world.claim(agent), world.claim(agent)
+    world.finish(flaky, agent, "failed", exit_code=1, reason="exited with code 1")
+    world.finish(broken, agent, "failed", exit_code=2)
+    assert world.statuses(run)["flaky"] == "queued"
+
+    world.clock.advance(30)
+    again = world.claim(agent)
+    assert (again.job.name, again.number) == ("flaky", 2)
+    world.finish(again, agent, exit_code=0)
+
+    assert world.statuses(run) == {"flaky": "success", "broken": "failed", "after": "queued"}
+    assert world.reasons(run)["flaky"] is None
+
+
+def test_a_retry_that_ends_without_a_result_keeps_nothing_of_the_failed_attempt(
+    world: QueueWorld,
+) -> None:
+    run = world.submit("version: 1\njobs:\n  a: {run: x, retry: {max: 1, backoff: 10s}}\n")
+    agent = world.agent("a")
+    world.finish(world.claim(agent), agent, "failed", exit_code=1, log_digest="sha256:" + "3" * 64)
+    world.clock.advance(10)
+    world.claim(agent)
+
+    world.clock.advance(31)
+    LeaseSweeper(dispatch=world.dispatch).run_once()
+
+    job = world.run(run).jobs[0]
+    assert (job.status, job.attempts) == ("runner_lost", 2)
+    assert (job.exit_code, job.log_digest) == (None, None)  # not the first attempt's
+
+
+def test_without_keep_going_a_job_queued_again_after_its_runner_was_lost_ends_runner_lost(
+    world: QueueWorld,
+) -> None:
+    run = world.submit(FLAKY_BESIDE_BROKEN)
+    gone, agent = world.agent("gone"), world.agent("a")
+    world.claim(gone)
+    broken = world.claim(agent)
+    world.clock.advance(20)
+    assert world.dispatch.heartbeat(broken.attempt_id, agent_id=agent) == "ok"
+    world.clock.advance(11)
+    assert LeaseSweeper(dispatch=world.dispatch).run_once() == 1
+    assert world.statuses(run)["flaky"] == "queued"  # a lost runner is retried at once
+
+    world.finish(broken, agent, "failed", exit_code=2)
+
+    flaky = world.run(run).jobs[0]
+    assert (flaky.status, flaky.attempts, flaky.exit_code) == ("runner_lost", 1, None)
+    assert flaky.reason == (
+        "runner lost: its lease ran out without a heartbeat; not retried: 'broken' failed"
+    )
+    assert world.dispatch.claim(gone) is None
+    assert world.run(run).status == "failed"
+    assert world.events(run, "flaky")[-1].data["status"] == "runner_lost"
+
+
+def test_without_keep_going_a_queued_job_the_halt_skips_skips_its_dependents_too(
+    world: QueueWorld,
+) -> None:
+    run = world.submit(
+        "version: 1\njobs:\n  broken: {run: x}\n  b: {run: y}\n  c: {run: z, needs: b}\n"
+    )
+    agent = world.agent("a")
+
+    world.finish(world.claim(agent), agent, "failed", exit_code=1)
+
+    assert world.statuses(run) == {"broken": "failed", "b": "skipped", "c": "skipped"}
+    assert world.reasons(run)["c"] == "need 'b' was skipped"
+    assert world.run(run).status == "failed"
+
+
 def test_canceling_a_run_cancels_waiting_jobs_and_tells_running_ones(world: QueueWorld) -> None:
     run = world.submit(CHAIN + "  lint: {run: ruff}\n")
     agent = world.agent("a")
