@@ -145,12 +145,15 @@ class Scheduler:
 
         Jobs tend to end in bursts (a layer of the graph). Cache entries are
         written in a worker thread once no job has ended for a moment, so
-        that this work does not compete with starting the jobs of the burst.
+        that this work does not compete with starting the jobs of the burst;
+        at once when every job has started (no start to compete with: the
+        last jobs' entries are written while the others still run).
         """
         wakes = [when for when, _ in self._retries[:1]]
         if self._to_store:
             quiet_at = min(self._last_end + _QUIET_S, self._to_store_since + _STORE_WITHIN_S)
-            if time.monotonic() >= quiet_at:
+            all_started = len(self._outcomes) + len(self._running) == len(self._state)
+            if all_started or time.monotonic() >= quiet_at:
                 self._write_cache_entries()
             else:
                 wakes.append(quiet_at)

@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -307,7 +308,7 @@ class RunService:
             options=SchedulerOptions(
                 max(1, launch.request.max_parallel), launch.request.keep_going
             ),
-            warm_up=_import_signing,
+            warm_up=partial(_prepare_signing, self.workspace.state_dir, self.environ),
         )
         ctx.on_running = scheduler.record_running
         ctx.on_process = scheduler.record_process
@@ -327,7 +328,7 @@ class RunService:
             launch, outcomes, canceled=scheduler.canceled, error=str(fault) if fault else None
         )
         # Signing the tree head after each Run anchors its events. `cryptography` costs
-        # 20 ms to import: the scheduler imports it while the jobs run (_import_signing).
+        # 20 ms to import: the scheduler imports it while the jobs run (_prepare_signing).
         from conveyor.engine.audit import sign_after_run
 
         sign_after_run(
@@ -430,12 +431,19 @@ class RunService:
         return None if found is None else found[1]
 
 
-def _import_signing() -> None:
-    """Import what signs the event log's tree head after a Run, so that the Run does not wait."""
+def _prepare_signing(state_dir: Path, environ: Mapping[str, str]) -> None:
+    """Import and load what signs the event log's tree head after a Run, so that it need not.
+
+    The first key loaded in a process also sets up OpenSSL's key parsing; the
+    key itself is read again when signing (a key file replaced meanwhile is
+    the one used).
+    """
     from conveyor.engine import audit_key
 
     audit_key.preload()
     import conveyor.engine.audit  # noqa: F401
+
+    audit_key.signing_key(state_dir, environ)
 
 
 def dry_run(service: RunService, pipeline: Pipeline, request: RunRequest) -> list[PlannedJob]:
