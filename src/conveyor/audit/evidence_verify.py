@@ -114,6 +114,8 @@ class Verification:
 
 @dataclass(slots=True)
 class _Findings:
+    """The problems a check found, up to a limit, and how many more."""
+
     problems: list[Problem] = field(default_factory=list)
     more: int = 0
 
@@ -239,6 +241,8 @@ def _entries(manifest: Mapping[str, object], found: _Findings) -> dict[str, Mapp
 
 @dataclass(slots=True)
 class _Previous:
+    """The Event before the one being checked: its sequence number and hash."""
+
     seq: int = 0
     hash: str = GENESIS
 

@@ -77,6 +77,8 @@ class EvidenceExport:
 
 @dataclass(frozen=True, slots=True)
 class _Contents:
+    """What goes into one evidence bundle."""
+
     release: Release
     report: ReportInput
     prefixes: tuple[str, ...]

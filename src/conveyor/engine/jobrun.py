@@ -56,6 +56,8 @@ class JobOutcome:
 
 @dataclass(frozen=True, slots=True)
 class _Verdict:
+    """How one attempt ended, judged: its status and why, with its tests and outputs."""
+
     status: JobState
     reason: str | None
     exit_code: int | None = None

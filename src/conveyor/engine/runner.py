@@ -47,6 +47,8 @@ _QUIET_S, _STORE_WITHIN_S = 0.005, 0.25
 
 @dataclass(frozen=True, slots=True)
 class SchedulerOptions:
+    """How many jobs may run at once, and whether a failure stops the Run."""
+
     max_parallel: int
     keep_going: bool
 

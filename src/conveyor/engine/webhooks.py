@@ -62,6 +62,8 @@ Outcome = Started | Ignored | Duplicate | Refused
 
 @dataclass(frozen=True, slots=True)
 class _Delivery:
+    """One webhook delivery as received, before its signature or token is checked."""
+
     provider: str
     event: str
     delivery: str
