@@ -327,8 +327,7 @@ class Scheduler:
         self._outcomes[name] = outcome
         self._record_final(job, outcome)
         stops = not self._options.keep_going and outcome.status != "skipped"
-        if stops and not self._satisfies(job, outcome):
-            self._stop(stop_reason(name, outcome.status))
+        stops = stops and not self._satisfies(job, outcome)
         for dependent in self._plan.dependents.get(name, ()):
             if self._state[dependent] != "pending" or self.canceled:
                 continue  # after a cancel, what is left pending ends `canceled`
@@ -339,6 +338,8 @@ class Scheduler:
             self._waiting[dependent].discard(name)
             if not self._waiting[dependent]:
                 heapq.heappush(self._ready, (self._position[dependent], dependent))
+        if stops:  # after its dependents: they are skipped for this job, not for one given up
+            self._stop(stop_reason(name, outcome.status))
 
     @staticmethod
     def _satisfies(job: Job, outcome: JobOutcome) -> bool:

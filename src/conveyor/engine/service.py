@@ -382,7 +382,8 @@ class RunService:
         canceled: bool,
         error: str | None = None,
     ) -> RunRecord:
-        status = run_status(launch.plan, outcomes, canceled=canceled)
+        # A Run an infrastructure fault stopped did not succeed, whatever its jobs' states.
+        status = "failed" if error else run_status(launch.plan, outcomes, canceled=canceled)
         now = self.clock.now()
         started = min((o.started_at for o in outcomes.values() if o.started_at), default=now)
         data: dict[str, object] = {"status": status}
@@ -436,14 +437,14 @@ def _prepare_signing(state_dir: Path, environ: Mapping[str, str]) -> None:
 
     The first key loaded in a process also sets up OpenSSL's key parsing; the
     key itself is read again when signing (a key file replaced meanwhile is
-    the one used).
+    the one used). A workspace's first key is made when signing, not here.
     """
     from conveyor.engine import audit_key
 
     audit_key.preload()
     import conveyor.engine.audit  # noqa: F401
 
-    audit_key.signing_key(state_dir, environ)
+    audit_key.public_key(state_dir, environ)
 
 
 def dry_run(service: RunService, pipeline: Pipeline, request: RunRequest) -> list[PlannedJob]:

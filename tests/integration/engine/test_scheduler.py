@@ -361,6 +361,24 @@ def test_without_keep_going_a_job_waiting_to_retry_is_not_retried_once_another_f
     assert result.run.status == "failed"
 
 
+def test_a_job_needing_the_failure_and_a_job_given_up_is_skipped_for_the_failure(
+    harness: Harness,
+) -> None:
+    spec = """\
+    version: 1
+    jobs:
+      broken: {run: broken}
+      flaky: {run: flaky, retry: {max: 3, backoff: 30s}}
+      after: {run: after, needs: [broken, flaky]}
+    """
+    executor = FakeExecutor(outcomes({"broken": FakeOutcome(2, duration_s=0.2), "flaky": FAIL}))
+    result = harness.run(spec, executor, RunRequest(max_parallel=2))
+
+    jobs = jobs_of(result)
+    assert jobs["flaky"].reason == "exited with code 1; not retried: 'broken' failed"
+    assert (jobs["after"].status, jobs["after"].reason) == ("skipped", "need 'broken' failed")
+
+
 def test_with_keep_going_a_job_still_retries_after_another_failed(harness: Harness) -> None:
     spec = FLAKY_BESIDE_BROKEN.replace("30s", "10ms")
     executor = FakeExecutor(outcomes({"flaky": FAIL, "broken": FakeOutcome(2)}))
@@ -403,6 +421,26 @@ def test_an_infrastructure_fault_cancels_the_jobs_still_running(harness: Harness
         "not started: an infrastructure fault: the runner pool is gone",
     )
     assert run.status == "failed"
+
+
+def test_a_run_stopped_by_an_infrastructure_fault_is_failed_even_if_the_job_may_fail(
+    harness: Harness,
+) -> None:
+    # `b` may fail, but its fault stopped the Run and canceled `a`: the Run did not succeed.
+    def script(request: ExecRequest, _attempt: int) -> FakeOutcome:
+        if request.job == "b":
+            raise ExecutorError("the runner pool is gone")
+        return FakeOutcome(duration_s=30)
+
+    spec = "version: 1\njobs:\n  a: {run: a}\n  b: {run: b, allow_failure: true}\n"
+    with pytest.raises(ExecutorError):
+        harness.run(spec, FakeExecutor(script), RunRequest(max_parallel=2))
+
+    run = harness.history().get_run(None)
+    assert (run.status, run.error) == ("failed", "the runner pool is gone")
+    assert {job.name: job.status for job in run.jobs} == {"a": "canceled", "b": "failed"}
+    kinds = [e.kind for e in event_log.for_subject(harness.service().db, f"run/{run.id}")]
+    assert kinds[-1] == "run.failed"
 
 
 def test_targets_run_only_those_jobs_and_their_needs(harness: Harness) -> None:
