@@ -4,10 +4,13 @@ Jobs change state from many threads; writing each change in its own
 transaction would put a database round-trip on the critical path of every
 job. The Recorder queues changes and a background thread writes them in one
 transaction per batch. `flush()` waits until everything queued is stored.
+Once the writes pause for `quiet_s`, it checkpoints the store's write-ahead
+log, so that closing the store at the end of a Run has little left to copy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 
@@ -29,9 +32,10 @@ class Change:
 class Recorder:
     """Writes queued Changes in batches from a thread of its own."""
 
-    def __init__(self, db: Database, *, interval_s: float = 0.05) -> None:
+    def __init__(self, db: Database, *, interval_s: float = 0.05, quiet_s: float = 0.02) -> None:
         self._db = db
         self._interval_s = interval_s
+        self._quiet_s = quiet_s
         self._queue: list[Change] = []
         self._cond = threading.Condition()
         self._written = 0
@@ -98,9 +102,16 @@ class Recorder:
             with self._cond:
                 self._written += len(batch)
                 self._cond.notify_all()
-                quiet = not (self._queue or self._flushing or self._closed)
-            if quiet:  # while jobs run, so that the end of the Run finds the log tidied
-                self._db.checkpoint()
+                # Tidy the store's log once the writes pause (between the bursts of a Run,
+                # while its jobs run), so that its end finds little to copy.
+                quiet = not self._cond.wait_for(self._busy, self._quiet_s)
+            if quiet:
+                with contextlib.suppress(Exception):  # only tidying: closing the store redoes it
+                    self._db.checkpoint()
+
+    def _busy(self) -> bool:
+        """Whether there is more to write, or someone waits on the writer (under the lock)."""
+        return bool(self._queue or self._flushing or self._closed)
 
     def _write(self, batch: list[Change]) -> None:
         with self._db.write() as tx:

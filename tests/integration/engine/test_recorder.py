@@ -216,6 +216,22 @@ def test_once_quiet_the_recorder_tidies_the_stores_log(
         recorder.close()
 
 
+def test_a_steady_stream_of_changes_is_not_interrupted_by_tidying(
+    store: tuple[CountingDatabase, RunId, dict[str, int]],
+) -> None:
+    db, run_id, job_ids = store
+    recorder = Recorder(db, interval_s=0.001, quiet_s=2.0)
+    try:
+        for n in range(30):  # a change every 10 ms: never a pause of 2 s
+            recorder.record(change(job_ids["job0"], run_id, "job0", n))
+            time.sleep(0.01)
+        recorder.flush()
+        assert db.writes > 1
+        assert db.checkpoints == 0
+    finally:
+        recorder.close()
+
+
 def test_a_flush_is_not_held_up_by_tidying(
     store: tuple[CountingDatabase, RunId, dict[str, int]],
 ) -> None:
