@@ -11,9 +11,12 @@ A held JobRun whose lease runs out is found by `sweep_expired` (any number of
 server processes may sweep at once): the attempt is `runner_lost`, and the
 JobRun is queued again while its retry policy allows, else it ends
 `runner_lost`. A failed attempt is retried the same way, after its backoff.
-Once a failure halts the Run (without keep_going), a JobRun waiting to retry
-is not: it ends with its last attempt's result, which it kept meanwhile.
 A runner that stops hands its JobRuns back: they are queued again at once.
+Each attempt's row keeps the result its runner reported. Once a failure halts
+the Run (without keep_going), nothing is queued again (`halt_of` is asked
+first) and a JobRun waiting to retry is not: it ends with its last failed or
+lost attempt's result, or is skipped when it has none (`halted`). The queued
+rows a halt ends are locked first, so a claim committed meanwhile stands.
 
 Secret values are never stored: a claim reads the secrets its Pipeline
 declares through `dispatch_secrets` and hands them to the runner in the Claim
@@ -23,7 +26,7 @@ carrying over what succeeded as cached and queuing the rest.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from conveyor.audit.chain import NewEvent
@@ -35,11 +38,15 @@ from conveyor.engine.dispatch_rules import (
     AttemptResult,
     Beat,
     Claim,
+    Step,
     Submission,
     advance,
     claim_of,
     final_event,
+    halt_of,
+    halted,
     job_event,
+    not_retried,
     outcome_of,
     queued_jobs,
     retry_delay,
@@ -51,7 +58,7 @@ from conveyor.engine.dispatch_secrets import SecretResolver, with_secrets
 from conveyor.store import agents, attempts, queue
 from conveyor.store import events as event_log
 from conveyor.store.agents import AgentRecord
-from conveyor.store.attempts import AttemptRecord
+from conveyor.store.attempts import AttemptRecord, LastAttempt
 from conveyor.store.db import Database, Transaction
 from conveyor.store.queue import Candidate, QueueJob, Taken
 from conveyor.store.runs import JobUpdate, apply_job_update
@@ -148,26 +155,21 @@ class DispatchService:
         self, tx: Transaction, run_id: RunId, now: float, *, keep_going: bool
     ) -> list[NewEvent]:
         """Queue or skip what can move on; finish the Run when nothing is left."""
-        jobs = {job.id: job for job in queue.run_jobs(tx, run_id)}
-        retrying = [job.id for job in jobs.values() if job.status == "queued" and job.attempts]
-        last = attempts.last_attempts(tx, retrying)
+        listed = queue.run_jobs(tx, run_id)
+        last: Mapping[int, LastAttempt] = {}
+        queued = [job.id for job in listed if job.status == "queued"]
+        if queued and halt_of(listed, keep_going=keep_going) is not None:
+            # The halt ends the queued ones: lock them first (a claim in flight commits before),
+            # then read again, so one a runner claimed meanwhile is seen running and left be.
+            queue.lock_unstarted(tx, queued)
+            listed = queue.run_jobs(tx, run_id)
+            retried = [job.id for job in listed if job.status == "queued" and job.attempts]
+            last = attempts.last_attempts(tx, retried)
+        jobs = {job.id: job for job in listed}
         events = []
-        for step in advance(list(jobs.values()), keep_going=keep_going, last=last):
+        for step in advance(listed, keep_going=keep_going, last=last):
             jobs[step.job.id] = replace(step.job, status=step.status)
-            if step.result is not None:  # a retry not to come: its last attempt's result stands
-                events.append(self._end(tx, step.job, step.result, now))
-                continue
-            queued_at = now if step.status == "queued" else None
-            finished_at = None if step.status == "queued" else now
-            queue.set_status(
-                tx,
-                step.job.id,
-                step.status,
-                reason=step.reason,
-                queued_at=queued_at,
-                finished_at=finished_at,
-            )
-            events.append(self._event(step.job, step.status, now, reason=step.reason))
+            events.append(self._apply(tx, step, now))
         status = outcome_of(list(jobs.values()))
         if status is not None:
             run_status, started, _ = queue.lock_run(tx, run_id)
@@ -176,6 +178,30 @@ class DispatchService:
                 data = {"status": status}
                 events.append(NewEvent(f"run.{status}", f"run/{run_id}", self.actor, now, data))
         return events
+
+    def _apply(self, tx: Transaction, step: Step, now: float) -> NewEvent:
+        """Record one Step: a JobRun queued or skipped, or ended with its last attempt's result."""
+        if step.result is not None:
+            return self._end(tx, step.job, step.result, now)
+        queued_at = now if step.status == "queued" else None
+        finished_at = None if step.status == "queued" else now
+        queue.set_status(
+            tx,
+            step.job.id,
+            step.status,
+            reason=step.reason,
+            queued_at=queued_at,
+            finished_at=finished_at,
+        )
+        return self._event(step.job, step.status, now, reason=step.reason)
+
+    def _halt(self, tx: Transaction, run_id: RunId, *, keep_going: bool) -> str | None:
+        """Why the Run halts (`halt_of`); None while it goes on.
+
+        The caller holds the Run's lock, so no JobRun of it ends meanwhile: a claim
+        moves one from queued to running only, which decides nothing here.
+        """
+        return None if keep_going else halt_of(queue.run_jobs(tx, run_id), keep_going=False)
 
     def retry(self, run_id: RunId, *, actor: str) -> RunId:
         """A new Run of a finished one: its successful jobs carried over as cached, the rest queued.
@@ -319,7 +345,17 @@ class DispatchService:
                 event_log.append(tx, [self._refused(tx, attempt, result, now)])
                 return False
             job, keep_going = self._job_of(tx, attempt)
-            attempts.end_attempt(tx, attempt.id, result.status, now, result.reason)
+            attempts.end_attempt(
+                tx,
+                attempt.id,
+                result.status,
+                now,
+                result.reason,
+                exit_code=result.exit_code,
+                duration_s=result.duration_s,
+                log_digest=result.log_digest,
+                tests=result.tests,
+            )
             events = self._settle(tx, job, result, now, keep_going=keep_going)
             event_log.append(tx, events)
         return True
@@ -353,21 +389,16 @@ class DispatchService:
         *,
         keep_going: bool,
     ) -> list[NewEvent]:
-        """Retry a failed attempt if its policy allows, else record the JobRun's end."""
+        """Retry a failed attempt if its policy allows and the Run goes on, else record the
+        JobRun's end."""
         if result.status in ("failed", "timed_out", "runner_lost"):
             delay = retry_delay(job, attempts.failures(tx, job.id), result.status)
-            if delay is not None:
+            halt = None if delay is None else self._halt(tx, job.run_id, keep_going=keep_going)
+            if delay is not None and halt is None:
                 queue.set_status(tx, job.id, "queued", reason=result.reason, queued_at=now + delay)
-                # Kept while the retry waits: the JobRun ends with it if the Run halts first.
-                kept = JobUpdate(
-                    job_id=job.id,
-                    exit_code=result.exit_code,
-                    duration_s=result.duration_s,
-                    log_digest=result.log_digest,
-                    tests=result.tests,
-                )
-                apply_job_update(tx, kept)
                 return [self._event(job, "retrying", now, after=result.status, delay_s=delay)]
+            if halt is not None:  # as a local job's: this attempt's result stands
+                result = not_retried(result, halt)
         events = [self._end(tx, job, result, now)]
         return events + self._progress(tx, job.run_id, now, keep_going=keep_going)
 
@@ -391,7 +422,8 @@ class DispatchService:
         return final_event(job, result, self.actor, now)
 
     def hand_back(self, attempt_id: int, *, agent_id: int) -> bool:
-        """A stopping runner gives a JobRun back: it is queued again at once."""
+        """A stopping runner gives a JobRun back: it is queued again at once, unless the Run
+        was canceled or halted."""
         now = self.clock.now()
         with self.db.write() as tx:
             attempt = attempts.lock_attempt(tx, attempt_id)
@@ -403,10 +435,22 @@ class DispatchService:
                 result = AttemptResult("canceled", reason="the run was canceled")
                 events = self._settle(tx, job, result, now, keep_going=keep_going)
             else:
-                queue.set_status(tx, job.id, "queued", queued_at=now)
                 events = [self._event(job, "handed_back", now, attempt=attempt.number)]
+                events += self._handed_back(tx, job, now, keep_going=keep_going)
             event_log.append(tx, events)
         return True
+
+    def _handed_back(
+        self, tx: Transaction, job: QueueJob, now: float, *, keep_going: bool
+    ) -> list[NewEvent]:
+        """Queue a handed-back JobRun again; once the Run halted, end it as `halted` says."""
+        halt = self._halt(tx, job.run_id, keep_going=keep_going)
+        if halt is None:
+            queue.set_status(tx, job.id, "queued", queued_at=now)
+            return []
+        last = attempts.last_attempts(tx, [job.id]).get(job.id)
+        events = [self._apply(tx, halted(job, last, halt), now)]
+        return events + self._progress(tx, job.run_id, now, keep_going=keep_going)
 
     def sweep_expired(self, *, limit: int = 100) -> int:
         """Give up attempts whose lease ran out; how many were found."""

@@ -1,7 +1,9 @@
 """What the dispatch service hands out and decides, as values (pure).
 
 `advance` applies the local Scheduler's rules to a remote Run's JobRuns:
-which pending ones become claimable, which are skipped and why. `outcome_of`
+which pending ones become claimable, which are skipped and why. `halt_of`
+says whether the Run halted (everything that would queue a JobRun again asks
+it first) and `halted` what becomes of such a JobRun then. `outcome_of`
 says how the Run ends once nothing is left. The Events recording each change
 are built here too, so the service only reads, decides and writes.
 """
@@ -9,7 +11,7 @@ are built here too, so the service only reads, decides and writes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
@@ -151,20 +153,16 @@ def advance(
 ) -> list[Step]:
     """Which pending JobRuns become queued or skipped, by the local Scheduler's rules.
 
-    `last` is the last attempt of each JobRun queued again after one, by id: once
-    the Run halts, one waiting to retry ends with that attempt's result, as a
-    local job does.
+    Once the Run halts, queued ones are not started (again): see `halted`; `last`
+    is, by id, the last attempt with a result of each one queued again after one.
     """
     state = {job.name: job.status for job in jobs}
     by_name = {job.name: job for job in jobs}
-    halt = None
-    if not keep_going:
-        halted = [j for j in jobs if _spoils(j, state[j.name]) and state[j.name] != "skipped"]
-        halt = stop_reason(halted[0].name, state[halted[0].name]) if halted else None
+    halt = halt_of(jobs, keep_going=keep_going)
     steps: list[Step] = []
     for job in jobs:  # pipeline order: needs come first, so one pass settles chains
         if state[job.name] == "queued" and halt is not None:
-            step = _halted(job, last.get(job.id), halt)
+            step = halted(job, last.get(job.id), halt)
             state[job.name] = step.status
             steps.append(step)
         if state[job.name] != "pending":
@@ -184,30 +182,47 @@ def advance(
     return steps
 
 
-def _halted(job: QueueJob, last: LastAttempt | None, halt: str) -> Step:
-    """A queued JobRun once the Run halts: not started, or, when it waits to retry an
-    attempt that failed or lost its runner, ended with that attempt's result."""
-    status = None if last is None else _RETRIED.get(last.status)
-    if last is None or status is None:  # never taken, or handed back: no result to stand
-        return Step(job, "skipped", not_started(halt))
+def halt_of(jobs: Sequence[QueueJob], *, keep_going: bool) -> str | None:
+    """Why a Run halts: without keep_going, the first of its JobRuns that ended so that
+    its dependents cannot follow; None while it goes on. Every JobRun that would be
+    queued (again) asks this first."""
+    if keep_going:
+        return None
+    for job in jobs:
+        if job.status != "skipped" and _spoils(job, job.status):
+            return stop_reason(job.name, job.status)
+    return None
+
+
+def halted(job: QueueJob, last: LastAttempt | None, halt: str) -> Step:
+    """A JobRun that would be queued (again) once the Run halted for `halt`.
+
+    When an attempt of it failed, timed out or lost its runner, the last such
+    attempt's result stands (`last`), as a local job's does; else it is skipped:
+    never started, or handed back by its runner and not started again.
+    """
+    if last is not None:
+        result = not_retried(
+            AttemptResult(
+                status=last.status,
+                exit_code=last.exit_code,
+                duration_s=last.duration_s or 0.0,
+                reason=last.reason,
+                log_digest=last.log_digest,
+                tests=last.tests,
+            ),
+            halt,
+        )
+        return Step(job, result.status, result.reason, result)
+    if job.attempts:  # every attempt was handed back
+        return Step(job, "skipped", f"handed back by its runner; {not_started(halt, again=True)}")
+    return Step(job, "skipped", not_started(halt))
+
+
+def not_retried(result: AttemptResult, halt: str) -> AttemptResult:
+    """An attempt's result that ends its JobRun: its retry is not to come, the Run halted."""
     why = f"not retried: {halt}"
-    result = AttemptResult(
-        status=status,
-        exit_code=last.exit_code,
-        duration_s=last.duration_s or 0.0,
-        reason=f"{last.reason}; {why}" if last.reason else why,
-        log_digest=last.log_digest,
-        tests=last.tests,
-    )
-    return Step(job, status, result.reason, result)
-
-
-# The ends of an attempt that are retried (see `retry_delay`), as a JobRun's status.
-_RETRIED: dict[str, JobState] = {
-    "failed": "failed",
-    "timed_out": "timed_out",
-    "runner_lost": "runner_lost",
-}
+    return replace(result, reason=f"{result.reason}; {why}" if result.reason else why)
 
 
 def _spoils(job: QueueJob, status: JobState) -> bool:

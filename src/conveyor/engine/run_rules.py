@@ -36,11 +36,13 @@ def stop_reason(name: str, status: JobState) -> str:
     return f"'{name}' {status.replace('_', ' ')}"
 
 
-def not_started(reason: str | None, *, keep_going_helps: bool = True) -> str:
-    """Why a job was never started once the Run stopped for `reason`."""
+def not_started(reason: str | None, *, keep_going_helps: bool = True, again: bool = False) -> str:
+    """Why a job was never started (`again`: after a runner handed it back) once the Run
+    stopped for `reason`."""
+    said = f"not started{' again' if again else ''}: {reason}"
     if not keep_going_helps:  # an infrastructure fault stops the Run all the same
-        return f"not started: {reason}"
-    return f"not started: {reason} (--keep-going runs independent jobs)"
+        return said
+    return f"{said} (--keep-going runs independent jobs)"
 
 
 def run_status(plan: Plan, outcomes: Mapping[str, JobOutcome], *, canceled: bool) -> RunStatus:

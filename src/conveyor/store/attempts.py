@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from conveyor.core.errors import NotFound
-from conveyor.core.records import RunId, TestCounts
+from conveyor.core.records import JobState, RunId, TestCounts
 from conveyor.store.db import Row, Transaction
 from conveyor.store.queue import Taken, lock_clause
 
@@ -35,10 +36,10 @@ class AttemptRecord:
 
 @dataclass(frozen=True, slots=True)
 class LastAttempt:
-    """How a JobRun's last attempt ended, with the result its runner reported (the
-    JobRun keeps that while it waits to be retried; a hand-back leaves none)."""
+    """How a JobRun's last attempt that produced a result ended (failed, timed out, or its
+    runner lost), with what its runner reported; kept on the attempt's own row."""
 
-    status: str
+    status: JobState
     reason: str | None
     exit_code: int | None
     duration_s: float | None
@@ -115,11 +116,35 @@ def extend_lease(
 
 
 def end_attempt(
-    tx: Transaction, attempt_id: int, status: str, now: float, reason: str | None = None
+    tx: Transaction,
+    attempt_id: int,
+    status: str,
+    now: float,
+    reason: str | None = None,
+    *,
+    exit_code: int | None = None,
+    duration_s: float | None = None,
+    log_digest: str | None = None,
+    tests: TestCounts | None = None,
 ) -> None:
+    """Record how an attempt ended, with the result its runner reported, if it did."""
     tx.execute(
-        "UPDATE job_attempts SET status = :s, finished_at = :now, reason = :reason WHERE id = :id",
-        {"s": status, "now": now, "reason": reason, "id": attempt_id},
+        "UPDATE job_attempts SET status = :s, finished_at = :now, reason = :reason, "
+        "exit_code = :code, duration_s = :d, log_digest = :log, tests_passed = :tp, "
+        "tests_failed = :tf, tests_skipped = :ts, failures = :fs WHERE id = :id",
+        {
+            "s": status,
+            "now": now,
+            "reason": reason,
+            "code": exit_code,
+            "d": duration_s,
+            "log": log_digest,
+            "tp": None if tests is None else tests.passed,
+            "tf": None if tests is None else tests.failed,
+            "ts": None if tests is None else tests.skipped,
+            "fs": None if tests is None else json.dumps(list(tests.failures)),
+            "id": attempt_id,
+        },
     )
 
 
@@ -151,27 +176,27 @@ def attempts_of(tx: Transaction, run_id: RunId) -> list[AttemptRecord]:
 
 
 def last_attempts(tx: Transaction, job_run_ids: Sequence[int]) -> dict[int, LastAttempt]:
-    """The last ended attempt of each of these JobRuns that has one."""
+    """The last attempt of each of these JobRuns that produced a result, if one did: it
+    failed, timed out or lost its runner (a hand-back produces none)."""
     if not job_run_ids:
         return {}
     marks = ", ".join(f":j{i}" for i in range(len(job_run_ids)))
     rows = tx.execute(
-        "SELECT a.job_run_id, a.status, a.reason, j.exit_code, j.duration_s, j.log_digest, "
-        "j.tests_passed, j.tests_failed, j.tests_skipped, j.failures FROM job_attempts a "
-        f"JOIN job_runs j ON j.id = a.job_run_id WHERE a.job_run_id IN ({marks}) "
-        "AND a.status <> 'running' ORDER BY a.job_run_id, a.number",
+        "SELECT job_run_id, status, reason, exit_code, duration_s, log_digest, tests_passed, "
+        f"tests_failed, tests_skipped, failures FROM job_attempts WHERE job_run_id IN ({marks}) "
+        "AND status IN ('failed', 'timed_out', 'runner_lost') ORDER BY job_run_id, number",
         {f"j{i}": job_id for i, job_id in enumerate(job_run_ids)},
     )
     last: dict[int, LastAttempt] = {}
     for row in rows:  # in order of number: the last one stays
         tests = None
         if row[6] is not None:
-            failures = tuple(json.loads(str(row[9] or "[]")))
+            names = tuple(json.loads(str(row[9] or "[]")))
             tests = TestCounts(
-                passed=int(row[6]), failed=int(row[7]), skipped=int(row[8]), failures=failures
+                passed=int(row[6]), failed=int(row[7]), skipped=int(row[8]), failures=names
             )
         last[int(row[0])] = LastAttempt(
-            status=str(row[1]),
+            status=cast(JobState, row[1]),
             reason=None if row[2] is None else str(row[2]),
             exit_code=None if row[3] is None else int(row[3]),
             duration_s=None if row[4] is None else float(row[4]),

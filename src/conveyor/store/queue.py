@@ -384,14 +384,12 @@ def older_run_unfinished(tx: Transaction, run_group: str, run_id: RunId) -> bool
 def take(tx: Transaction, job_id: int, now: float) -> Taken | None:
     """Mark a queued JobRun running; None when it was no longer queued.
 
-    What a JobRun waiting to retry kept of its last attempt's result goes: the
-    new attempt reports its own, and an end without some of it leaves it unset.
+    The reason it waited to retry (its failed attempt's) goes: the new attempt's end says
+    its own.
     """
     rows = tx.execute(
         "UPDATE job_runs SET status = 'running', started_at = :now, attempts = attempts + 1, "
-        "cancel_requested = :f, reason = NULL, exit_code = NULL, duration_s = NULL, "
-        "log_digest = NULL, tests_passed = NULL, tests_failed = NULL, tests_skipped = NULL, "
-        "failures = NULL WHERE id = :id AND status = 'queued' "
+        "cancel_requested = :f, reason = NULL WHERE id = :id AND status = 'queued' "
         "RETURNING id, run_id, name, attempts, queued_at, payload",
         {"now": now, "f": False, "id": job_id},
     )

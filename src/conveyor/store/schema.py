@@ -356,7 +356,9 @@ agents = Table(
 # One claim of a JobRun by a runner. `lease_until` is when it is given up unless a heartbeat
 # extends it; `queued_s` is how long the JobRun waited, claimable, before this claim. Its
 # status is `running` while held, then the job's outcome, or `runner_lost`, `handed_back`,
-# `canceled`.
+# `canceled`. An attempt its runner completed keeps the result it reported (exit code, log,
+# tests; revision 0011): a JobRun waiting to retry keeps none, and ends with its last
+# attempt's if the Run halts first.
 job_attempts = Table(
     "job_attempts",
     metadata,
@@ -372,6 +374,13 @@ job_attempts = Table(
     Column("heartbeat_at", Float, nullable=False),
     Column("finished_at", Float),
     Column("reason", Text),
+    Column("exit_code", Integer),
+    Column("duration_s", Float),
+    Column("log_digest", String(80)),
+    Column("tests_passed", Integer),
+    Column("tests_failed", Integer),
+    Column("tests_skipped", Integer),
+    Column("failures", Text),
     Index("ix_job_attempts_lease", "status", "lease_until"),
     Index("ix_job_attempts_job_run", "job_run_id"),
     Index("ix_job_attempts_agent", "agent_id", "status"),

@@ -118,7 +118,7 @@ CREATE TABLE job_attempts (
 	lease_until FLOAT NOT NULL, 
 	heartbeat_at FLOAT NOT NULL, 
 	finished_at FLOAT, 
-	reason TEXT, 
+	reason TEXT, exit_code INTEGER, duration_s FLOAT, log_digest VARCHAR(80), tests_passed INTEGER, tests_failed INTEGER, tests_skipped INTEGER, failures TEXT, 
 	PRIMARY KEY (id), 
 	FOREIGN KEY(job_run_id) REFERENCES job_runs (id) ON DELETE CASCADE, 
 	FOREIGN KEY(agent_id) REFERENCES agents (id)
@@ -314,5 +314,5 @@ CREATE INDEX ix_runs_status ON runs (status);
 
 CREATE INDEX ix_waivers_rule ON waivers (project, environment, rule);
 
-INSERT INTO alembic_version (version_num) VALUES ('0010');
+INSERT INTO alembic_version (version_num) VALUES ('0011');
 

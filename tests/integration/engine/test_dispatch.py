@@ -3,11 +3,15 @@ leases, retries and cancels, each recorded as Events."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from conveyor.core.errors import NotFound
 from conveyor.core.records import OutputRecord, TestCounts
 from conveyor.engine.dispatch import LeaseSweeper
+from conveyor.engine.dispatch_rules import Claim
+from conveyor.store import attempts, queue
 from conveyor.store.db import Database
 from integration.store.conftest import (  # noqa: F401 - fixtures
     database_url,
@@ -423,6 +427,218 @@ def test_without_keep_going_a_queued_job_the_halt_skips_skips_its_dependents_too
 
     assert world.statuses(run) == {"broken": "failed", "b": "skipped", "c": "skipped"}
     assert world.reasons(run)["c"] == "need 'b' was skipped"
+    assert world.run(run).status == "failed"
+
+
+def test_without_keep_going_a_job_that_fails_once_another_failed_is_not_retried(
+    world: QueueWorld,
+) -> None:
+    run = world.submit(FLAKY_BESIDE_BROKEN)
+    agent = world.agent("a", concurrency=2)
+    flaky, broken = world.claim(agent), world.claim(agent)
+    world.finish(broken, agent, "failed", exit_code=2, reason="exited with code 2")
+    log = "sha256:" + "3" * 64
+
+    world.finish(flaky, agent, "failed", exit_code=1, reason="exited with code 1", log_digest=log)
+
+    job = world.run(run).jobs[0]
+    assert (job.status, job.exit_code, job.log_digest, job.attempts) == ("failed", 1, log, 1)
+    assert job.reason == "exited with code 1; not retried: 'broken' failed"
+    assert world.reasons(run)["after"] == "need 'flaky' failed"
+    world.clock.advance(60)
+    assert world.dispatch.claim(agent) is None
+    assert world.run(run).status == "failed"
+    assert world.kinds(run, "flaky") == ["job.queued", "job.running", "job.failed"]
+
+
+def test_without_keep_going_a_job_whose_runner_is_lost_once_another_failed_is_not_retried(
+    world: QueueWorld,
+) -> None:
+    run = world.submit(FLAKY_BESIDE_BROKEN)
+    gone, agent = world.agent("gone"), world.agent("a")
+    world.claim(gone)
+    world.finish(world.claim(agent), agent, "failed", exit_code=2)
+    world.clock.advance(31)
+
+    assert LeaseSweeper(dispatch=world.dispatch).run_once() == 1
+
+    job = world.run(run).jobs[0]
+    assert (job.status, job.attempts) == ("runner_lost", 1)
+    assert job.reason == (
+        "runner lost: its lease ran out without a heartbeat; not retried: 'broken' failed"
+    )
+    assert world.dispatch.claim(agent) is None
+    assert world.run(run).status == "failed"
+    assert world.kinds(run, "flaky") == ["job.queued", "job.running", "job.runner_lost"]
+
+
+@pytest.mark.parametrize("handed_back", ["before the halt", "after the halt"])
+def test_without_keep_going_a_job_handed_back_is_not_started_again_once_another_failed(
+    world: QueueWorld, handed_back: str
+) -> None:
+    run = world.submit(FLAKY_BESIDE_BROKEN)
+    leaving, agent = world.agent("leaving"), world.agent("a")
+    flaky, broken = world.claim(leaving), world.claim(agent)
+
+    if handed_back == "before the halt":
+        assert world.dispatch.hand_back(flaky.attempt_id, agent_id=leaving)
+    world.finish(broken, agent, "failed", exit_code=2)
+    if handed_back == "after the halt":
+        assert world.dispatch.hand_back(flaky.attempt_id, agent_id=leaving)
+
+    assert world.statuses(run) == {"flaky": "skipped", "broken": "failed", "after": "skipped"}
+    assert world.reasons(run)["flaky"] == (
+        "handed back by its runner; "
+        "not started again: 'broken' failed (--keep-going runs independent jobs)"
+    )
+    assert world.dispatch.claim(leaving) is None
+    assert world.run(run).status == "failed"
+    assert world.kinds(run, "flaky")[-2:] == ["job.handed_back", "job.skipped"]
+
+
+@pytest.mark.parametrize("handed_back", ["before the halt", "after the halt"])
+def test_without_keep_going_a_job_handed_back_after_a_failed_attempt_ends_with_that_failure(
+    world: QueueWorld, handed_back: str
+) -> None:
+    run = world.submit(FLAKY_BESIDE_BROKEN)
+    agent = world.agent("a", concurrency=2)
+    flaky, broken = world.claim(agent), world.claim(agent)
+    log = "sha256:" + "3" * 64
+    failed = {"exit_code": 1, "duration_s": 4.0, "log_digest": log, "reason": "exited with code 1"}
+    world.finish(flaky, agent, "failed", **failed)
+    world.clock.advance(30)
+    again = world.claim(agent)
+    assert (again.job.name, again.number) == ("flaky", 2)
+
+    if handed_back == "before the halt":
+        assert world.dispatch.hand_back(again.attempt_id, agent_id=agent)
+    world.finish(broken, agent, "failed", exit_code=2)
+    if handed_back == "after the halt":
+        assert world.dispatch.hand_back(again.attempt_id, agent_id=agent)
+
+    job = world.run(run).jobs[0]
+    assert (job.status, job.exit_code, job.log_digest, job.duration_s) == ("failed", 1, log, 4.0)
+    assert job.reason == "exited with code 1; not retried: 'broken' failed"
+    assert job.attempts == 2
+    world.clock.advance(60)
+    assert world.dispatch.claim(agent) is None
+    assert world.run(run).status == "failed"
+    assert world.events(run, "flaky")[-1].data["exit_code"] == 1
+
+
+def test_a_job_canceled_while_waiting_to_retry_shows_nothing_of_the_failed_attempt(
+    world: QueueWorld,
+) -> None:
+    run = world.submit(FLAKY_BESIDE_BROKEN, keep_going=True)
+    agent = world.agent("a")
+    log = "sha256:" + "3" * 64
+    tests = TestCounts(passed=2, failed=1, failures=("test_pay",))
+    failed = {"exit_code": 1, "duration_s": 4.0, "log_digest": log, "tests": tests}
+    world.finish(world.claim(agent), agent, "failed", reason="exited with code 1", **failed)
+    assert world.statuses(run)["flaky"] == "queued"
+
+    assert world.dispatch.cancel(run, actor="ada")
+
+    job = world.run(run).jobs[0]
+    assert (job.status, job.reason) == ("canceled", "the run was canceled")
+    assert (job.exit_code, job.duration_s, job.log_digest, job.tests) == (None, None, None, None)
+    with world.db.read() as tx:  # the failed attempt keeps its own result
+        last = attempts.last_attempts(tx, [job.id])[job.id]
+    assert (last.status, last.exit_code, last.log_digest, last.tests) == ("failed", 1, log, tests)
+
+
+POSTGRESQL_ONLY = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+
+
+def claim_just_after(
+    world: QueueWorld, agent: int, monkeypatch: pytest.MonkeyPatch, module: object, name: str
+) -> list[Claim | None]:
+    """Make another server process claim (and commit) right after the next call of
+    `module.name`, in the middle of the transaction making it; the list gets what it took."""
+    real = getattr(module, name)
+    claimed: list[Claim | None] = []
+    armed = [True]
+
+    def hooked(*args: object) -> object:
+        found = real(*args)
+        if armed:
+            armed.clear()
+            other = threading.Thread(target=lambda: claimed.append(world.dispatch.claim(agent)))
+            other.start()
+            other.join(10)
+            assert claimed, "the claim did not end"
+        return found
+
+    monkeypatch.setattr(module, name, hooked)
+    return claimed
+
+
+@POSTGRESQL_ONLY
+def test_a_retry_claimed_while_a_failure_halts_the_run_runs_and_ends_once(
+    world: QueueWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = world.submit(FLAKY_BESIDE_BROKEN)
+    agent = world.agent("a", concurrency=3)
+    flaky, broken = world.claim(agent), world.claim(agent)
+    world.finish(flaky, agent, "failed", exit_code=1, reason="exited with code 1")
+    world.clock.advance(30)  # the retry is due
+    # It reads the run's JobRuns unlocked, and the due retry is claimed: it runs, and ends once.
+    claimed = claim_just_after(world, agent, monkeypatch, queue, "run_jobs")
+
+    world.finish(broken, agent, "failed", exit_code=2)
+    monkeypatch.undo()
+
+    again = claimed[0]
+    assert again is not None and (again.job.name, again.number) == ("flaky", 2)
+    assert world.statuses(run)["flaky"] == "running"
+    assert world.finish(again, agent, exit_code=0)
+    assert world.statuses(run) == {"flaky": "success", "broken": "failed", "after": "skipped"}
+    assert world.kinds(run, "flaky")[-2:] == ["job.running", "job.success"]
+    assert world.run(run).status == "failed"
+
+
+@POSTGRESQL_ONLY
+def test_a_retry_due_while_a_failure_halts_the_run_is_not_claimed_once_the_halt_locked_it(
+    world: QueueWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = world.submit(FLAKY_BESIDE_BROKEN)
+    agent = world.agent("a", concurrency=3)
+    flaky, broken = world.claim(agent), world.claim(agent)
+    world.finish(flaky, agent, "failed", exit_code=1, reason="exited with code 1")
+    world.clock.advance(30)  # the retry is due
+    # The halt reads the failed attempt once it locked the queued rows: a claim skips them.
+    claimed = claim_just_after(world, agent, monkeypatch, attempts, "last_attempts")
+
+    world.finish(broken, agent, "failed", exit_code=2)
+    monkeypatch.undo()
+
+    assert claimed == [None]
+    assert world.statuses(run) == {"flaky": "failed", "broken": "failed", "after": "skipped"}
+    assert world.reasons(run)["flaky"] == "exited with code 1; not retried: 'broken' failed"
+    assert world.kinds(run, "flaky") == ["job.queued", "job.running", "job.retrying", "job.failed"]
+    assert world.run(run).status == "failed"
+
+
+@POSTGRESQL_ONLY
+def test_a_job_claimed_while_a_failure_halts_the_run_is_not_skipped(
+    world: QueueWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = world.submit("version: 1\njobs:\n  broken: {run: x}\n  b: {run: y}\n")
+    first, second = world.agent("first"), world.agent("second")
+    broken = world.claim(first)
+    claimed = claim_just_after(world, second, monkeypatch, queue, "run_jobs")
+
+    world.finish(broken, first, "failed", exit_code=1)
+    monkeypatch.undo()
+
+    b = claimed[0]
+    assert b is not None and b.job.name == "b"
+    assert world.statuses(run) == {"broken": "failed", "b": "running"}
+    assert world.finish(b, second)
+    assert world.statuses(run) == {"broken": "failed", "b": "success"}
+    assert world.kinds(run, "b") == ["job.queued", "job.running", "job.success"]
     assert world.run(run).status == "failed"
 
 

@@ -192,6 +192,64 @@ def test_upgrading_from_0001_keeps_artifacts_and_lifts_the_2_gib_size_limit(
     assert _drift(connect_sqlalchemy) == []
 
 
+RESULT = "exit_code, duration_s, log_digest, tests_passed, tests_failed, tests_skipped, failures"
+
+
+def test_upgrading_from_0010_moves_a_waiting_retrys_result_onto_its_attempt_and_back(
+    empty_db: Database, connect_sqlalchemy: Connect
+) -> None:
+    _alembic(connect_sqlalchemy, command.upgrade, "0010")
+    kept = (1, 4.0, "sha256:" + "3" * 64, 2, 1, 0, '["test_pay"]')
+    done = (0, 2.0, "sha256:" + "4" * 64, None, None, None, None)
+    with empty_db.write() as tx:
+        (run_id,) = tx.execute(
+            "INSERT INTO runs (project, status, pipeline_path, spec_digest, workspace, event, "
+            "actor, targets, options, host, pid, created_at) VALUES ('shop', 'running', "
+            "'conveyor.yaml', 'sha256:0', '/srv/shop', 'manual', 'ada', '[]', '{}', 'h', 1, 0) "
+            "RETURNING id"
+        )[0]
+        jobs = {}
+        # 'flaky' waits to retry its failed attempt, whose result revision 0010 kept on the
+        # JobRun; 'build' succeeded at its second attempt, after one handed back.
+        for name, status, attempts, result in (
+            ("flaky", "queued", 1, kept),
+            ("build", "success", 2, done),
+        ):
+            (jobs[name],) = tx.execute(
+                "INSERT INTO job_runs (run_id, position, name, base_name, needs, status, cached, "
+                f"allow_failure, attempts, {RESULT}) VALUES (:r, :p, :n, :n, '[]', :s, :f, :f, "
+                ":a, :c, :d, :l, :tp, :tf, :ts, :fs) RETURNING id",
+                {"r": run_id, "p": len(jobs), "n": name, "s": status, "f": False, "a": attempts}
+                | dict(zip(("c", "d", "l", "tp", "tf", "ts", "fs"), result, strict=True)),
+            )[0]
+        for job, number, status in (
+            ("flaky", 1, "failed"),
+            ("build", 1, "handed_back"),
+            ("build", 2, "success"),
+        ):
+            tx.execute(
+                "INSERT INTO job_attempts (job_run_id, run_id, number, status, claimed_at, "
+                "queued_s, lease_until, heartbeat_at) VALUES (:j, :r, :n, :s, 0, 0, 30, 0)",
+                {"j": jobs[job], "r": run_id, "n": number, "s": status},
+            )
+
+    def results(table: str, order: str) -> list[tuple[object, ...]]:
+        with empty_db.read() as tx:
+            rows = tx.execute(f"SELECT {RESULT} FROM {table} ORDER BY {order}")
+        return [tuple(row) for row in rows]
+
+    assert migrate.upgrade(empty_db) == "0010"
+
+    empty = (None,) * 7
+    assert results("job_attempts", "job_run_id, number") == [kept, empty, done]
+    assert results("job_runs", "position") == [empty, done]
+    assert _drift(connect_sqlalchemy) == []
+
+    _alembic(connect_sqlalchemy, command.downgrade, "0010")
+
+    assert results("job_runs", "position") == [kept, done]
+
+
 def test_an_upgrade_that_fails_part_way_leaves_the_database_as_it_was(
     empty_db: Database, connect_sqlalchemy: Connect, monkeypatch: pytest.MonkeyPatch
 ) -> None:
