@@ -59,6 +59,14 @@ class BlobInfo:
 
 
 # The names follow the error families (`NotFound`, `Conflict`): no Error suffix.
+class UnreadableFile(ArtifactError):
+    """A file to store cannot be read: a fault of whoever made it, not of the store."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot read {path}: {reason}")
+        self.reason = reason
+
+
 class MissingBlob(ArtifactError):
     """A digest that should be in the store is not."""
 
@@ -89,9 +97,17 @@ class ContentStore:
         self._tmp = root / "tmp"
 
     def put_file(self, path: Path) -> Blob:
-        """Store the file at `path`, read once while hashing, and return its blob."""
+        """Store the file at `path`, read once while hashing, and return its blob.
+
+        `UnreadableFile` when the file cannot be opened; `ArtifactError` when
+        the store cannot take it.
+        """
         try:
-            with open(path, "rb") as src:
+            src = open(path, "rb")  # noqa: SIM115 - closed below
+        except OSError as err:
+            raise UnreadableFile(path, _reason(err)) from err
+        try:
+            with src:
                 return self._put_stream(src)
         except OSError as err:
             raise ArtifactError(f"cannot store {path}: {_reason(err)}") from err

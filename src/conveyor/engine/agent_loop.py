@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from conveyor.artifacts.cas import ContentStore
+from conveyor.artifacts.cas import ContentStore, UnreadableFile
 from conveyor.core.errors import ConveyorError
 from conveyor.core.masking import Masker
 from conveyor.core.records import OutputRecord, TestCounts
@@ -346,7 +346,10 @@ class AgentLoop:
             return (), "an output's file name contains a secret value"
         records = []
         for path in found.files:
-            blob = self._cas.put_file(root / path)
+            try:
+                blob = self._cas.put_file(root / path)
+            except UnreadableFile as exc:  # the job's own doing: it fails
+                return (), f"output {path} cannot be read: {exc.reason}"
             records.append(OutputRecord(path, blob.digest, blob.size))
         return tuple(records), None
 

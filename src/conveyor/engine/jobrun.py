@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.artifacts.cache import CachedOutput, CacheEntry, Corrupt, JobCache
-from conveyor.artifacts.cas import ContentStore
+from conveyor.artifacts.cas import ContentStore, UnreadableFile
 from conveyor.core.clock import Clock
 from conveyor.core.errors import ArtifactError
 from conveyor.core.masking import Masker
@@ -407,7 +407,10 @@ class JobAttempt:
                 )
         records = []
         for path in found.files:
-            blob = self._ctx.cas.put_file(root / path)
+            try:
+                blob = self._ctx.cas.put_file(root / path)
+            except UnreadableFile as exc:  # the job's own doing: it fails, the Run goes on
+                return (), f"output {path} cannot be read: {exc.reason}"
             records.append(OutputRecord(path, blob.digest, blob.size))
             # Read now: by the time the cache entry is written a dependent may have changed it.
             self._modes[path] = (root / path).stat().st_mode & 0o777

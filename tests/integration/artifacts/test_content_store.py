@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import time
 from collections.abc import Callable
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conveyor.artifacts.cas import ContentStore, CorruptBlob, MissingBlob
+from conveyor.artifacts.cas import ContentStore, CorruptBlob, MissingBlob, UnreadableFile
 from conveyor.core import digest
 from conveyor.core.errors import ArtifactError
 
@@ -77,13 +78,6 @@ def test_a_put_repairs_a_stored_blob_of_the_wrong_size(
     path.write_bytes(b"whole")
     assert cas.put_bytes(b"whole content") == blob
     assert cas.read_bytes(blob.digest) == b"whole content"
-
-
-def test_put_file_of_a_missing_file_raises_an_artifact_error(
-    cas: ContentStore, tmp_path: Path
-) -> None:
-    with pytest.raises(ArtifactError, match="cannot store"):
-        cas.put_file(tmp_path / "absent")
 
 
 def test_has_size_and_open_describe_a_stored_blob(cas: ContentStore) -> None:
@@ -293,3 +287,25 @@ def test_put_file_then_restore_round_trips_the_content(
     assert blob.digest == digest.of_bytes(data)
     shared_store.restore(blob.digest, scratch / "out" / name)
     assert (scratch / "out" / name).read_bytes() == data
+
+
+def test_a_file_that_cannot_be_read_is_the_files_fault_not_the_stores(
+    cas: ContentStore, tmp_path: Path
+) -> None:
+    with pytest.raises(UnreadableFile, match=r"cannot read .*gone\.txt: No such file") as raised:
+        cas.put_file(tmp_path / "gone.txt")
+    assert raised.value.reason == "No such file or directory"
+    assert list(cas.iter_blobs()) == []
+
+
+def test_a_store_that_cannot_take_a_file_is_the_stores_fault(
+    cas: ContentStore, tmp_path: Path
+) -> None:
+    source = tmp_path / "a.txt"
+    source.write_bytes(b"bytes")
+    shutil.rmtree(cas.root / "tmp", ignore_errors=True)
+    cas.root.mkdir(parents=True, exist_ok=True)
+    (cas.root / "tmp").write_text("not a directory")  # the store cannot write its temp files
+    with pytest.raises(ArtifactError, match=r"cannot store .*a\.txt") as raised:
+        cas.put_file(source)
+    assert not isinstance(raised.value, UnreadableFile)

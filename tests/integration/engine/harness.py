@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conveyor.artifacts.cas import Blob, ContentStore, UnreadableFile
 from conveyor.core.clock import FrozenClock
 from conveyor.core.records import JobRecord
 from conveyor.engine.history import History
@@ -193,3 +194,11 @@ class EntriesAtStart:
     def start(self, request: ExecRequest, output: OutputSink) -> Execution:
         self.at_start[request.job] = self.harness.cache_entries()
         return self.inner.start(request, output)  # unwrapped: a watchable one stays watchable
+
+
+class UnreadableOutputs(ContentStore):
+    """A content store given outputs it cannot open (as a job's file of mode 000 would be,
+    for a runner that is not root)."""
+
+    def put_file(self, path: Path) -> Blob:
+        raise UnreadableFile(path, "Permission denied")

@@ -26,6 +26,7 @@ from integration.store.conftest import (  # noqa: F401 - fixtures
     postgres_url,
 )
 
+from .harness import UnreadableOutputs
 from .queue_world import QueueWorld
 
 Start = Callable[..., AgentLoop]
@@ -189,3 +190,32 @@ def test_a_canceled_run_stops_the_job_at_its_next_heartbeat(
     wait_for(finished(world, run), "the run finished", timeout_s=10)
     assert world.statuses(run) == {"a": "canceled", "b": "canceled"}
     assert world.run(run).status == "canceled"
+
+
+def test_an_output_the_runner_cannot_read_fails_the_job_not_the_runner(
+    world: QueueWorld, tmp_path: Path
+) -> None:
+    run = world.submit(
+        "version: 1\njobs:\n  build: {run: 'echo x > out.bin', outputs: [out.bin]}\n",
+        source=checkout(tmp_path),
+    )
+    loop = AgentLoop(
+        source=InProcessSource(world.dispatch, world.agent("runner")),
+        executor=LocalExecutor(kill_grace_s=1.0),
+        cas=UnreadableOutputs(tmp_path / "cas"),
+        work_dir=tmp_path / "agents" / "runner",
+        heartbeat_s=0.05,
+        poll_s=0.02,
+    )
+    thread = threading.Thread(target=loop.run, name="loop-runner")
+    thread.start()
+    try:
+        wait_for(finished(world, run), "the run finished")
+    finally:
+        loop.kill()
+        thread.join(10)
+
+    (job,) = world.run(run).jobs
+    assert job.status == "failed"
+    assert job.reason == "output out.bin cannot be read: Permission denied"
+    assert not loop.errors

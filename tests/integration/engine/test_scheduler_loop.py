@@ -27,7 +27,7 @@ from conveyor.engine.service import RunRequest
 from conveyor.executors.base import ExecRequest, OutputSink, Watchable
 from conveyor.executors.local import LocalExecution, LocalExecutor
 
-from .harness import EntriesAtStart, Harness, jobs_of, parse, statuses
+from .harness import EntriesAtStart, Harness, UnreadableOutputs, jobs_of, parse, statuses
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -344,6 +344,30 @@ def test_the_log_of_a_job_that_met_a_fault_is_stored_with_the_fault(local: Harne
     fault = "cannot store out.txt: No space left on device"
     assert log == f"compiling\n--- stopped by a fault: {fault} ---\n"
     assert not list(local.workspace.logs_dir.rglob("*.log"))  # no live file left behind
+
+
+def test_an_output_that_cannot_be_read_fails_its_job_not_the_run_beside_it(
+    local: Harness,
+) -> None:
+    spec = """\
+    version: 1
+    jobs:
+      build: {run: "echo x > out.bin", outputs: [out.bin]}
+      other: {run: "sleep 0.3; echo done"}
+    """
+    service = local.service(LocalExecutor())
+    service.cas = UnreadableOutputs(local.workspace.cas_dir)
+    service.cache = JobCache(local.workspace.cache_dir, service.cas)
+    result = service.run(parse(spec), RunRequest(max_parallel=2, keep_going=True), local.reporter)
+
+    # The job's own doing: it fails (exit code 1 for the command), the Run is no fault.
+    build = jobs_of(result)["build"]
+    assert (build.status, build.reason) == (
+        "failed",
+        "output out.bin cannot be read: Permission denied",
+    )
+    assert jobs_of(result)["other"].status == "success"
+    assert (result.run.status, result.run.error) == ("failed", None)
 
 
 def test_an_interrupt_of_the_loop_leaves_no_job_running(local: Harness) -> None:
