@@ -22,6 +22,7 @@ from conveyor.artifacts.cache import JobCache
 from conveyor.artifacts.cas import Blob, ContentStore
 from conveyor.core.errors import ArtifactError
 from conveyor.core.records import RunRecord
+from conveyor.engine import runner
 from conveyor.engine.runner import Scheduler
 from conveyor.engine.service import RunRequest
 from conveyor.executors.base import ExecRequest, OutputSink, Watchable
@@ -406,3 +407,38 @@ def test_a_real_jobs_cache_entry_is_written_after_its_dependents_have_started(
         assert statuses(result) == {"a": "success", "b": "success"}
         assert watching.at_start == {"a": before, "b": before}
         assert local.cache_entries() == before + 2
+
+
+def test_once_every_job_has_started_a_cache_entry_is_written_without_waiting_for_quiet(
+    local: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Quiet and the deadline far away: only "no job left to start" lets `quick`'s entry out
+    # while `slow` still runs (before, the last jobs' entries waited for the end of the Run).
+    monkeypatch.setattr(runner, "_QUIET_S", 60.0)
+    monkeypatch.setattr(runner, "_STORE_WITHIN_S", 60.0)
+    before = local.cache_entries()
+    seen: list[int] = []
+
+    def release_when_stored(scheduler: Scheduler) -> None:
+        def watch() -> None:
+            give_up = time.monotonic() + 20
+            while local.cache_entries() == before and time.monotonic() < give_up:
+                time.sleep(0.01)
+            seen.append(local.cache_entries() - before)
+            (local.root / "go").touch()
+
+        threading.Thread(target=watch, daemon=True).start()
+
+    spec = """\
+    version: 1
+    jobs:
+      quick: {run: "echo quick"}
+      slow: {run: "while [ ! -e go ]; do sleep 0.01; done"}
+    """
+    result = local.run(
+        spec, LocalExecutor(), RunRequest(max_parallel=2), on_start=release_when_stored
+    )
+
+    assert statuses(result) == {"quick": "success", "slow": "success"}
+    assert seen == [1]  # `quick`'s entry, written while `slow` waited for it
+    assert local.cache_entries() == before + 2
