@@ -28,6 +28,7 @@ from conveyor.core.records import (
     RunStatus,
     TestCounts,
 )
+from conveyor.engine import run_rules
 from conveyor.engine.plan import Plan
 from conveyor.engine.run_rules import need_satisfied, not_started, skip_reason, stop_reason
 from conveyor.spec.pipeline import Concurrency, Job
@@ -221,8 +222,7 @@ def halted(job: QueueJob, last: LastAttempt | None, halt: str) -> Step:
 
 def not_retried(result: AttemptResult, halt: str) -> AttemptResult:
     """An attempt's result that ends its JobRun: its retry is not to come, the Run halted."""
-    why = f"not retried: {halt}"
-    return replace(result, reason=f"{result.reason}; {why}" if result.reason else why)
+    return replace(result, reason=run_rules.not_retried(result.reason, halt))
 
 
 def _spoils(job: QueueJob, status: JobState) -> bool:

@@ -27,6 +27,7 @@ from conveyor.engine import fingerprint as fp_module
 from conveyor.engine.keys import KeyMaker
 from conveyor.engine.logs import JobLog
 from conveyor.engine.outputs import expand
+from conveyor.engine.run_rules import not_retried
 from conveyor.executors.base import ExecRequest, ExecResult, Execution, Executor
 from conveyor.spec.pipeline import Job
 
@@ -222,7 +223,7 @@ class JobAttempt:
             return self._conclude(_Verdict("canceled", "canceled while waiting to retry"))
         assert self._log is not None, "an attempt ended before"
         self._log.note(f"--- not retried: {stopped} ---")
-        return self._conclude(replace(last, reason=f"{last.reason}; not retried: {stopped}"))
+        return self._conclude(replace(last, reason=not_retried(last.reason, stopped)))
 
     def faulted(self, outcome: JobOutcome) -> JobOutcome:
         """`outcome` (a fault in handling this job), with the job's log stored when it can be.

@@ -36,6 +36,12 @@ def stop_reason(name: str, status: JobState) -> str:
     return f"'{name}' {status.replace('_', ' ')}"
 
 
+def not_retried(reason: str | None, stop: str) -> str:
+    """Why a failed job's retry did not come: its attempt's `reason`, then the Run's `stop`."""
+    why = f"not retried: {stop}"
+    return f"{reason}; {why}" if reason else why
+
+
 def not_started(reason: str | None, *, keep_going_helps: bool = True, again: bool = False) -> str:
     """Why a job was never started (`again`: after a runner handed it back) once the Run
     stopped for `reason`."""
