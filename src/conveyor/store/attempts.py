@@ -6,7 +6,6 @@ for the lock order every caller keeps.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -15,6 +14,7 @@ from conveyor.core.errors import NotFound
 from conveyor.core.records import JobState, RunId, TestCounts
 from conveyor.store.db import Row, Transaction
 from conveyor.store.queue import Taken, lock_clause
+from conveyor.store.runs import tests_columns, tests_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +130,9 @@ def end_attempt(
     """Record how an attempt ended, with the result its runner reported, if it did."""
     tx.execute(
         "UPDATE job_attempts SET status = :s, finished_at = :now, reason = :reason, "
-        "exit_code = :code, duration_s = :d, log_digest = :log, tests_passed = :tp, "
-        "tests_failed = :tf, tests_skipped = :ts, failures = :fs WHERE id = :id",
+        "exit_code = :code, duration_s = :d, log_digest = :log, tests_passed = :tests_passed, "
+        "tests_failed = :tests_failed, tests_skipped = :tests_skipped, failures = :failures "
+        "WHERE id = :id",
         {
             "s": status,
             "now": now,
@@ -139,10 +140,7 @@ def end_attempt(
             "code": exit_code,
             "d": duration_s,
             "log": log_digest,
-            "tp": None if tests is None else tests.passed,
-            "tf": None if tests is None else tests.failed,
-            "ts": None if tests is None else tests.skipped,
-            "fs": None if tests is None else json.dumps(list(tests.failures)),
+            **tests_columns(tests),
             "id": attempt_id,
         },
     )
@@ -189,18 +187,12 @@ def last_attempts(tx: Transaction, job_run_ids: Sequence[int]) -> dict[int, Last
     )
     last: dict[int, LastAttempt] = {}
     for row in rows:  # in order of number: the last one stays
-        tests = None
-        if row[6] is not None:
-            names = tuple(json.loads(str(row[9] or "[]")))
-            tests = TestCounts(
-                passed=int(row[6]), failed=int(row[7]), skipped=int(row[8]), failures=names
-            )
         last[int(row[0])] = LastAttempt(
             status=cast(JobState, row[1]),
             reason=None if row[2] is None else str(row[2]),
             exit_code=None if row[3] is None else int(row[3]),
             duration_s=None if row[4] is None else float(row[4]),
             log_digest=None if row[5] is None else str(row[5]),
-            tests=tests,
+            tests=tests_of(row[6:10]),
         )
     return last

@@ -190,10 +190,7 @@ def apply_job_update(tx: Transaction, update: JobUpdate) -> None:
     if update.fingerprint is not None:
         values["fingerprint"] = json.dumps(update.fingerprint, sort_keys=True)
     if update.tests is not None:
-        values["tests_passed"] = update.tests.passed
-        values["tests_failed"] = update.tests.failed
-        values["tests_skipped"] = update.tests.skipped
-        values["failures"] = json.dumps(list(update.tests.failures))
+        values.update(tests_columns(update.tests))
     if values:
         assignments = ", ".join(f"{column} = :{column}" for column in values)
         tx.execute(
@@ -385,15 +382,34 @@ def _opt_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def tests_columns(tests: TestCounts | None) -> dict[str, object]:
+    """The columns test counts are kept in (`tests_passed` ... `failures`), on a JobRun or an
+    attempt; all NULL without counts."""
+    if tests is None:
+        return dict.fromkeys(("tests_passed", "tests_failed", "tests_skipped", "failures"))
+    return {
+        "tests_passed": tests.passed,
+        "tests_failed": tests.failed,
+        "tests_skipped": tests.skipped,
+        "failures": json.dumps(list(tests.failures)),
+    }
+
+
+def tests_of(columns: Row) -> TestCounts | None:
+    """The test counts read back from the columns `tests_columns` names, in its order."""
+    passed, failed, skipped, failures = columns
+    if passed is None:
+        return None
+    return TestCounts(
+        passed=int(passed),
+        failed=int(failed),
+        skipped=int(skipped),
+        failures=tuple(json.loads(str(failures or "[]"))),
+    )
+
+
 def _job(row: Row, outputs: tuple[OutputRecord, ...]) -> JobRecord:
-    tests = None
-    if row[18] is not None:
-        tests = TestCounts(
-            passed=int(row[18]),
-            failed=int(row[19]),
-            skipped=int(row[20]),
-            failures=tuple(json.loads(str(row[21] or "[]"))),
-        )
+    tests = tests_of(row[18:22])
     return JobRecord(
         id=int(row[0]),
         run_id=RunId(int(row[1])),
