@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from conveyor.core.errors import NotFound
-from conveyor.core.records import OutputRecord, TestCounts
+from conveyor.core.records import OutputRecord, RunId, TestCounts
 from conveyor.engine.dispatch import LeaseSweeper
 from conveyor.engine.dispatch_rules import Claim
 from conveyor.store import attempts, queue
@@ -320,12 +320,18 @@ jobs:
 """
 
 
+def both_running(world: QueueWorld, concurrency: int = 2) -> tuple[RunId, int, Claim, Claim]:
+    """FLAKY_BESIDE_BROKEN submitted, and its two first jobs claimed by one runner."""
+    run = world.submit(FLAKY_BESIDE_BROKEN)
+    agent = world.agent("a", concurrency=concurrency)
+    flaky, broken = world.claim(agent), world.claim(agent)
+    return run, agent, flaky, broken
+
+
 def test_without_keep_going_a_job_waiting_to_retry_ends_with_its_last_failure_once_another_failed(
     world: QueueWorld,
 ) -> None:
-    run = world.submit(FLAKY_BESIDE_BROKEN)
-    agent = world.agent("a", concurrency=2)
-    flaky, broken = world.claim(agent), world.claim(agent)
+    run, agent, flaky, broken = both_running(world)
     log = "sha256:" + "3" * 64
     tests = TestCounts(passed=2, failed=1, failures=("test_pay",))
     failed = {"exit_code": 1, "duration_s": 4.0, "log_digest": log, "tests": tests}
@@ -433,9 +439,7 @@ def test_without_keep_going_a_queued_job_the_halt_skips_skips_its_dependents_too
 def test_without_keep_going_a_job_that_fails_once_another_failed_is_not_retried(
     world: QueueWorld,
 ) -> None:
-    run = world.submit(FLAKY_BESIDE_BROKEN)
-    agent = world.agent("a", concurrency=2)
-    flaky, broken = world.claim(agent), world.claim(agent)
+    run, agent, flaky, broken = both_running(world)
     world.finish(broken, agent, "failed", exit_code=2, reason="exited with code 2")
     log = "sha256:" + "3" * 64
 
@@ -500,9 +504,7 @@ def test_without_keep_going_a_job_handed_back_is_not_started_again_once_another_
 def test_without_keep_going_a_job_handed_back_after_a_failed_attempt_ends_with_that_failure(
     world: QueueWorld, handed_back: str
 ) -> None:
-    run = world.submit(FLAKY_BESIDE_BROKEN)
-    agent = world.agent("a", concurrency=2)
-    flaky, broken = world.claim(agent), world.claim(agent)
+    run, agent, flaky, broken = both_running(world)
     log = "sha256:" + "3" * 64
     failed = {"exit_code": 1, "duration_s": 4.0, "log_digest": log, "reason": "exited with code 1"}
     world.finish(flaky, agent, "failed", **failed)
@@ -579,9 +581,7 @@ def claim_just_after(
 def test_a_retry_claimed_while_a_failure_halts_the_run_runs_and_ends_once(
     world: QueueWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run = world.submit(FLAKY_BESIDE_BROKEN)
-    agent = world.agent("a", concurrency=3)
-    flaky, broken = world.claim(agent), world.claim(agent)
+    run, agent, flaky, broken = both_running(world, concurrency=3)
     world.finish(flaky, agent, "failed", exit_code=1, reason="exited with code 1")
     world.clock.advance(30)  # the retry is due
     # It reads the run's JobRuns unlocked, and the due retry is claimed: it runs, and ends once.
@@ -603,9 +603,7 @@ def test_a_retry_claimed_while_a_failure_halts_the_run_runs_and_ends_once(
 def test_a_retry_due_while_a_failure_halts_the_run_is_not_claimed_once_the_halt_locked_it(
     world: QueueWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run = world.submit(FLAKY_BESIDE_BROKEN)
-    agent = world.agent("a", concurrency=3)
-    flaky, broken = world.claim(agent), world.claim(agent)
+    run, agent, flaky, broken = both_running(world, concurrency=3)
     world.finish(flaky, agent, "failed", exit_code=1, reason="exited with code 1")
     world.clock.advance(30)  # the retry is due
     # The halt reads the failed attempt once it locked the queued rows: a claim skips them.
