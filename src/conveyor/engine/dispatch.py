@@ -158,7 +158,8 @@ class DispatchService:
         listed = queue.run_jobs(tx, run_id)
         last: Mapping[int, LastAttempt] = {}
         queued = [job.id for job in listed if job.status == "queued"]
-        if queued and halt_of(listed, keep_going=keep_going) is not None:
+        halt = halt_of(listed, keep_going=keep_going)  # a claim meanwhile does not change it
+        if queued and halt is not None:
             # The halt ends the queued ones: lock them first (a claim in flight commits before),
             # then read again, so one a runner claimed meanwhile is seen running and left be.
             queue.lock_unstarted(tx, queued)
@@ -167,7 +168,7 @@ class DispatchService:
             last = attempts.last_attempts(tx, retried)
         jobs = {job.id: job for job in listed}
         events = []
-        for step in advance(listed, keep_going=keep_going, last=last):
+        for step in advance(listed, halt=halt, last=last):
             jobs[step.job.id] = replace(step.job, status=step.status)
             events.append(self._apply(tx, step, now))
         status = outcome_of(list(jobs.values()))

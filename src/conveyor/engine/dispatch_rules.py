@@ -150,16 +150,16 @@ class Step:
 
 
 def advance(
-    jobs: Sequence[QueueJob], *, keep_going: bool, last: Mapping[int, LastAttempt]
+    jobs: Sequence[QueueJob], *, halt: str | None, last: Mapping[int, LastAttempt]
 ) -> list[Step]:
     """Which pending JobRuns become queued or skipped, by the local Scheduler's rules.
 
-    Once the Run halts, queued ones are not started (again): see `halted`; `last`
-    is, by id, the last attempt with a result of each one queued again after one.
+    `halt` is why the Run halted (`halt_of`), or None. Once it has, queued ones are
+    not started (again): see `halted`; `last` is, by id, the last attempt with a
+    result of each one queued again after one.
     """
     state = {job.name: job.status for job in jobs}
     by_name = {job.name: job for job in jobs}
-    halt = halt_of(jobs, keep_going=keep_going)
     steps: list[Step] = []
     for job in jobs:  # pipeline order: needs come first, so one pass settles chains
         if state[job.name] == "queued" and halt is not None:
