@@ -86,10 +86,6 @@ class JobLoop:
             assert self._selector is not None
             self._selector.close()
 
-    @property
-    def watching(self) -> bool:
-        return bool(self._watched)
-
     def post(self, step: Callable[[], None]) -> None:
         """Have `step` run on the loop's thread; safe from any thread or a signal handler."""
         self._inbox.append(step)
