@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .support import WorkspaceFactory
+from .support import Workspace, WorkspaceFactory
 
 SPEC = """
 version: 1
@@ -44,15 +44,10 @@ except SystemExit as done:
 """
 
 
-@pytest.mark.parametrize("command", [["run", "-q"], ["runs", "--json"], ["show", "latest"]])
-def test_running_and_reading_history_load_no_delivery_or_server_module(
-    workspace: WorkspaceFactory, command: list[str]
-) -> None:
-    ws = workspace(SPEC)
-    assert ws.run().code == 0
-
+def loaded_by(ws: Workspace, command: list[str], heavy: tuple[str, ...]) -> str:
+    """`conveyor COMMAND` run in ws: its exit code and which of `heavy` it loaded."""
     done = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *command],
+        [sys.executable, "-c", PROBE.format(heavy=heavy), *command],
         cwd=ws.root,
         env=ws.env,
         capture_output=True,
@@ -60,8 +55,33 @@ def test_running_and_reading_history_load_no_delivery_or_server_module(
         timeout=60,
         check=False,
     )
+    return done.stderr.rstrip().rpartition("\n")[2] or done.stderr
 
-    assert done.stderr.rstrip().endswith("exit 0 loaded []"), done.stderr
+
+@pytest.mark.parametrize("command", [["run", "-q"], ["runs", "--json"], ["show", "latest"]])
+def test_running_and_reading_history_load_no_delivery_or_server_module(
+    workspace: WorkspaceFactory, command: list[str]
+) -> None:
+    ws = workspace(SPEC)
+    assert ws.run().code == 0
+
+    assert loaded_by(ws, command, HEAVY) == "exit 0 loaded []"
+
+
+@pytest.mark.parametrize(
+    ("command", "loaded"),
+    [
+        (["run", "-q", "--json"], []),
+        (["run", "build", "-j", "2", "--explain"], []),
+        (["run", "--help"], ["typer"]),  # help, usage errors and the rest are Typer's
+    ],
+)
+def test_a_run_in_its_common_forms_reads_its_arguments_without_typer(
+    workspace: WorkspaceFactory, command: list[str], loaded: list[str]
+) -> None:
+    ws = workspace(SPEC)
+
+    assert loaded_by(ws, command, ("typer",)) == f"exit 0 loaded {loaded}"
 
 
 LOUD = """

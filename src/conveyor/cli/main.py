@@ -8,13 +8,17 @@ import sys
 import threading
 from collections.abc import Sequence
 from importlib import import_module
-from typing import NoReturn
-
-import typer
+from typing import TYPE_CHECKING, NoReturn
 
 from conveyor.cli.errors import INFRASTRUCTURE, report
 from conveyor.cli.output import discard_stdout
+from conveyor.cli.quick import read_run
 from conveyor.core.errors import ConveyorError
+
+if TYPE_CHECKING:
+    import typer
+
+    from conveyor.cli.running import RunArgs
 
 HELP = (
     "Conveyor: pipelines as code that run the same on a laptop and on runners, "
@@ -65,7 +69,7 @@ def version() -> None:
     """Print Conveyor's version."""
     from conveyor import __version__
 
-    typer.echo(__version__)
+    print(__version__)
 
 
 def build_app(argv: Sequence[str] = ()) -> typer.Typer:
@@ -77,6 +81,8 @@ def build_app(argv: Sequence[str] = ()) -> typer.Typer:
     command or no command get the whole app, so usage and did-you-mean see
     every command.
     """
+    import typer
+
     app = typer.Typer(
         name="conveyor",
         help=HELP,
@@ -103,9 +109,17 @@ def _group() -> None:
 
 
 def main() -> NoReturn:
-    """Entry point: Typer handles usage errors (exit 2); Conveyor's errors map here."""
+    """Entry point: Typer handles usage errors (exit 2); Conveyor's errors map here.
+
+    The common forms of `conveyor run` skip Typer (`cli/quick.py`): they are
+    handled as Typer would, Ctrl-C before the Run starts included.
+    """
     try:
-        build_app(sys.argv[1:])()
+        args = read_run(sys.argv[1:])
+        if args is None:
+            build_app(sys.argv[1:])()
+        else:
+            _run_quickly(args)
     except ConveyorError as error:
         sys.exit(report(error))
     except BrokenPipeError:
@@ -143,6 +157,19 @@ def entry() -> NoReturn:
         except (OSError, ValueError):
             code = code or 120  # as Python itself exits when it cannot flush its output
     os._exit(code or 0)
+
+
+def _run_quickly(args: RunArgs) -> NoReturn:
+    """`conveyor run` read by `cli/quick.py`, ending as it would under Typer."""
+    from conveyor.cli.running import run_pipeline
+
+    try:
+        run_pipeline(args)
+    except KeyboardInterrupt:
+        sys.exit(130)  # Typer's code for Ctrl-C, silently
+    except EOFError:
+        sys.stderr.write("\nAborted!\n")
+        sys.exit(1)
 
 
 def _may_end_at_once() -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,12 +10,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from conveyor.cli.errors import OK, exit_code_for_run
+from conveyor.cli.running import display_path
 
 if TYPE_CHECKING:
-    from conveyor.control.base import ControlPlane
-    from conveyor.engine.runner import Scheduler
-    from conveyor.engine.service import RunRequest, RunResult
     from conveyor.spec.pipeline import Pipeline
 
 FileOption = Annotated[
@@ -43,16 +39,9 @@ def local_pipeline(file: Path | None) -> Callable[[], Pipeline]:
         from conveyor.engine.workspace import discover
 
         workspace = discover(file)
-        return load(_display_path(workspace.spec_path), workspace.state_dir)
+        return load(display_path(workspace.spec_path), workspace.state_dir)
 
     return read
-
-
-def _display_path(path: Path) -> str:
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return str(path)
 
 
 def run(
@@ -154,127 +143,27 @@ def run(
 
       conveyor run --remote        # on the server's runners; same exit codes
     """
-    from conveyor.control.embedded import EmbeddedControlPlane
-    from conveyor.engine.service import RunRequest
-    from conveyor.engine.specs import load
-    from conveyor.engine.workspace import discover
-    from conveyor.executors.local import LocalExecutor
+    from conveyor.cli.running import RunArgs, run_pipeline
 
-    workspace = discover(file)
-    if remote:
-        from conveyor.cli.runs_control import run_remote
-
-        options: dict[str, object] = {"jobs": list(jobs or ()), "event": event}
-        options |= {"keep_going": keep_going, "branch": branch or _branch(workspace.root)}
-        options |= {"commit": _commit(workspace.root)}
-        run_remote(workspace, options, json_output=json_output, quiet=quiet, wait=not no_wait)
-    pipeline = load(_display_path(workspace.spec_path), workspace.state_dir)
-    request = RunRequest(
-        targets=tuple(jobs or ()),
-        max_parallel=parallel,
-        keep_going=keep_going,
-        use_cache=not no_cache,
-        explain=explain,
-        event=event,
-        base=base,
-        branch=branch,
+    run_pipeline(
+        RunArgs(
+            jobs=tuple(jobs or ()),
+            file=file,
+            parallel=parallel,
+            keep_going=keep_going,
+            no_cache=no_cache,
+            explain=explain,
+            dry_run=dry_run,
+            event=event,
+            base=base,
+            branch=branch,
+            json_output=json_output,
+            quiet=quiet,
+            no_release=no_release,
+            remote=remote,
+            no_wait=no_wait,
+        )
     )
-    plane = EmbeddedControlPlane(workspace, executor=LocalExecutor())
-    try:
-        if dry_run:
-            _print_dry_run(plane, pipeline, request, json_output)
-            raise typer.Exit(OK)
-        result = _run_with_signals(plane, pipeline, request, json_output=json_output, quiet=quiet)
-        delivered = None if no_release else plane.release_run(pipeline, result.run)
-    finally:
-        plane.close()
-    from conveyor.cli import render
-    from conveyor.cli.delivery_view import auto_release_json, auto_release_text
-    from conveyor.cli.output import emit
-
-    # Progress and this summary are views: if they cannot be shown, the run's
-    # outcome (recorded in the store) still decides the exit code.
-    if json_output:
-        doc = render.run_json(result.run, result.explanations)
-        if delivered is not None:
-            doc["release"] = auto_release_json(delivered)
-        emit(render.dumps(doc))
-    else:
-        if not quiet or result.run.status != "success":
-            emit(render.summary(result.run, result.explanations))
-        if delivered is not None:
-            emit(auto_release_text(delivered))
-    raise typer.Exit(exit_code_for_run(result.run))
-
-
-def _branch(root: Path) -> str | None:
-    from conveyor.engine.service import ci_branch
-    from conveyor.engine.sources import git_facts
-
-    return git_facts(root).branch or ci_branch(os.environ)
-
-
-def _commit(root: Path) -> str | None:
-    from conveyor.engine.sources import git_facts
-
-    return git_facts(root).commit
-
-
-def _run_with_signals(
-    plane: ControlPlane,
-    pipeline: Pipeline,
-    request: RunRequest,
-    *,
-    json_output: bool,
-    quiet: bool,
-) -> RunResult:
-    """Run with Ctrl-C and SIGTERM turned into a clean cancel of every job."""
-    from conveyor.cli.progress import LiveReporter, make_reporter
-
-    reporter = make_reporter(json_mode=json_output, quiet=quiet)
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def on_start(scheduler: Scheduler) -> None:
-        def cancel(_signum: int, _frame: object) -> None:
-            scheduler.request_cancel()
-
-        for sig in previous:
-            signal.signal(sig, cancel)
-
-    try:
-        return plane.run(pipeline, request, reporter, on_start=on_start)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if isinstance(reporter, LiveReporter):
-            reporter.stop()
-
-
-def _print_dry_run(
-    plane: ControlPlane, pipeline: Pipeline, request: RunRequest, json_output: bool
-) -> None:
-    from conveyor.cli import render
-
-    planned = plane.dry_run(pipeline, request)
-    if json_output:
-        doc = {
-            "jobs": [
-                {"name": p.name, "action": p.action, "reasons": list(p.reasons)} for p in planned
-            ]
-        }
-        sys.stdout.write(render.dumps(doc) + "\n")
-        return
-    symbols = {"run": "▶", "cached": "●", "skipped": "○"}
-    for item in planned:
-        typer.echo(f"{symbols[item.action]} {item.name}: would {_verb(item.action)}")
-        for reason in item.reasons:
-            typer.echo(f"    {reason}")
-    tally = {a: sum(1 for p in planned if p.action == a) for a in ("run", "cached", "skipped")}
-    typer.echo(f"{tally['run']} would run, {tally['cached']} cached, {tally['skipped']} skipped")
-
-
-def _verb(action: str) -> str:
-    return {"run": "run", "cached": "be restored from the cache", "skipped": "be skipped"}[action]
 
 
 def validate(file: FileOption = None, json_output: JsonOption = False) -> None:
@@ -287,7 +176,7 @@ def validate(file: FileOption = None, json_output: JsonOption = False) -> None:
     from conveyor.spec.loader import load_pipeline
 
     workspace = discover(file)
-    shown = _display_path(workspace.spec_path)
+    shown = display_path(workspace.spec_path)
     try:
         pipeline = load_pipeline(shown)
     except SpecError as error:
