@@ -14,12 +14,17 @@ from conveyor.spec.pipeline import Job, Pipeline
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """The jobs of one Run in pipeline order, and the reason each skipped one is skipped."""
+    """The jobs of one Run in pipeline order, and the reason each skipped one is skipped.
+
+    `producers`: for each job, the jobs further up (needed directly or through
+    others) that declare `outputs`, in pipeline order; only they can leave a
+    file the job may read.
+    """
 
     jobs: tuple[Job, ...]
     skipped: Mapping[str, str]
     dependents: Mapping[str, tuple[str, ...]]
-    ancestors: Mapping[str, tuple[str, ...]]
+    producers: Mapping[str, tuple[str, ...]]
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -64,16 +69,25 @@ def make_plan(pipeline: Pipeline, targets: Sequence[str], condition: ConditionCh
     for job in jobs:
         for need in job.needs:
             dependents[need].append(job.name)
-    return Plan(jobs, skipped, {k: tuple(v) for k, v in dependents.items()}, _ancestors(jobs))
+    return Plan(jobs, skipped, {k: tuple(v) for k, v in dependents.items()}, _producers(jobs))
 
 
-def _ancestors(jobs: tuple[Job, ...]) -> dict[str, tuple[str, ...]]:
-    """Every job each job needs, directly or through others, in pipeline order."""
+def _producers(jobs: tuple[Job, ...]) -> dict[str, tuple[str, ...]]:
+    """For each job, the jobs it needs directly or through others that declare outputs.
+
+    Only those are collected: a graph of many layers whose jobs produce nothing
+    costs nothing here, where the full set of ancestors grows with depth times width.
+    """
     needs = {job.name: job.needs for job in jobs}
+    produces = {job.name for job in jobs if job.outputs}
     position = {job.name: i for i, job in enumerate(jobs)}
     found: dict[str, set[str]] = {}
     for name in topological_order(list(needs), needs):
-        found[name] = {need for n in needs[name] for need in (n, *found[n])}
+        above = found[name] = set()
+        for need in needs[name]:
+            above |= found[need]
+            if need in produces:
+                above.add(need)
     return {name: tuple(sorted(found[name], key=position.__getitem__)) for name in needs}
 
 
@@ -86,7 +100,7 @@ def upstream_outputs(
     produce nothing, so every ancestor's outputs belong in its cache key.
     """
     upstream = {need: outputs(need) for need in job.needs}
-    for ancestor in plan.ancestors[job.name]:
-        if ancestor not in upstream and (found := outputs(ancestor)):
-            upstream[ancestor] = found
+    for producer in plan.producers[job.name]:
+        if producer not in upstream and (found := outputs(producer)):
+            upstream[producer] = found
     return upstream

@@ -7,7 +7,8 @@ import textwrap
 import pytest
 
 from conveyor.core.errors import UsageError
-from conveyor.engine.plan import make_plan, select
+from conveyor.core.records import OutputRecord
+from conveyor.engine.plan import make_plan, select, upstream_outputs
 from conveyor.spec.loader import parse_pipeline
 from conveyor.spec.pipeline import Job
 
@@ -83,3 +84,54 @@ def test_conditions_are_checked_only_for_selected_jobs() -> None:
 
     make_plan(PIPELINE, ("lint",), condition)
     assert checked == ["lint"]
+
+
+PRODUCING = parse_pipeline(
+    textwrap.dedent(
+        """\
+        version: 1
+        jobs:
+          gen: {run: gen, outputs: [gen/*]}
+          lint: {run: lint}
+          compile: {needs: [gen, lint], run: compile}
+          bundle: {needs: [compile], run: bundle, outputs: [dist/*]}
+          ship: {needs: [bundle], run: ship}
+        """
+    )
+)
+
+
+def test_each_job_knows_the_jobs_above_it_that_declare_outputs() -> None:
+    plan = make_plan(PRODUCING, (), lambda job: None)
+
+    assert plan.producers == {
+        "gen": (),
+        "lint": (),
+        "compile": ("gen",),
+        "bundle": ("gen",),
+        "ship": ("gen", "bundle"),  # gen through two jobs that produce nothing of it
+    }
+
+
+def test_a_graph_where_nothing_declares_outputs_has_no_producers() -> None:
+    plan = make_plan(PIPELINE, (), lambda job: None)
+
+    assert set(plan.producers.values()) == {()}
+
+
+def test_a_job_sees_its_needs_and_every_producer_above_it() -> None:
+    plan = make_plan(PRODUCING, (), lambda job: None)
+    made = {
+        "gen": (OutputRecord("gen/a.py", "sha256:" + "1" * 64, 3),),
+        "bundle": (OutputRecord("dist/app.whl", "sha256:" + "2" * 64, 9),),
+    }
+    ship = next(job for job in plan.jobs if job.name == "ship")
+
+    seen = upstream_outputs(plan, ship, lambda name: made.get(name, ()))
+
+    assert seen == {"bundle": made["bundle"], "gen": made["gen"]}
+    compile_job = next(job for job in plan.jobs if job.name == "compile")
+    assert upstream_outputs(plan, compile_job, lambda name: made.get(name, ())) == {
+        "gen": made["gen"],
+        "lint": (),  # a direct need is always named, with what it produced
+    }
