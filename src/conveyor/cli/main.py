@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from importlib import import_module
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from conveyor.cli.errors import INFRASTRUCTURE, report
 from conveyor.cli.output import discard_stdout
@@ -17,8 +17,6 @@ from conveyor.core.errors import ConveyorError
 
 if TYPE_CHECKING:
     import typer
-
-    from conveyor.cli.running import RunArgs
 
 HELP = (
     "Conveyor: pipelines as code that run the same on a laptop and on runners, "
@@ -115,11 +113,11 @@ def main() -> NoReturn:
     handled as Typer would, Ctrl-C before the Run starts included.
     """
     try:
-        args = read_run(sys.argv[1:])
-        if args is None:
+        arguments = read_run(sys.argv[1:])
+        if arguments is None:
             build_app(sys.argv[1:])()
         else:
-            _run_quickly(args)
+            _run_quickly(arguments)
     except ConveyorError as error:
         sys.exit(report(error))
     except BrokenPipeError:
@@ -159,12 +157,12 @@ def entry() -> NoReturn:
     os._exit(code or 0)
 
 
-def _run_quickly(args: RunArgs) -> NoReturn:
+def _run_quickly(arguments: dict[str, Any]) -> NoReturn:
     """`conveyor run` read by `cli/quick.py`, ending as it would under Typer."""
     from conveyor.cli.running import run_pipeline
 
     try:
-        run_pipeline(args)
+        run_pipeline(**arguments)
     except KeyboardInterrupt:
         sys.exit(130)  # Typer's code for Ctrl-C, silently
     except EOFError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from conveyor.cli.running import display_path
+from conveyor.cli.running import DEFAULT_PARALLEL, display_path
 
 if TYPE_CHECKING:
     from conveyor.spec.pipeline import Pipeline
@@ -55,7 +54,7 @@ def run(
     parallel: Annotated[
         int,
         typer.Option("--jobs", "-j", min=1, help="How many jobs may run at once (default: CPUs)."),
-    ] = os.cpu_count() or 2,
+    ] = DEFAULT_PARALLEL,
     keep_going: Annotated[
         bool,
         typer.Option(
@@ -143,26 +142,24 @@ def run(
 
       conveyor run --remote        # on the server's runners; same exit codes
     """
-    from conveyor.cli.running import RunArgs, run_pipeline
+    from conveyor.cli.running import run_pipeline
 
     run_pipeline(
-        RunArgs(
-            jobs=tuple(jobs or ()),
-            file=file,
-            parallel=parallel,
-            keep_going=keep_going,
-            no_cache=no_cache,
-            explain=explain,
-            dry_run=dry_run,
-            event=event,
-            base=base,
-            branch=branch,
-            json_output=json_output,
-            quiet=quiet,
-            no_release=no_release,
-            remote=remote,
-            no_wait=no_wait,
-        )
+        jobs=tuple(jobs or ()),
+        file=file,
+        parallel=parallel,
+        keep_going=keep_going,
+        no_cache=no_cache,
+        explain=explain,
+        dry_run=dry_run,
+        event=event,
+        base=base,
+        branch=branch,
+        json_output=json_output,
+        quiet=quiet,
+        no_release=no_release,
+        remote=remote,
+        no_wait=no_wait,
     )
 
 

@@ -11,20 +11,17 @@ number of at least 1, an option this table does not know, and `--remote`.
 
 tests/unit/cli/test_quick.py keeps this table equal to the options of the
 Typer command (`cli/pipeline.py`) and checks that both read the same words
-into the same `RunArgs`.
+into the same keyword arguments of `run_pipeline` (`cli/running.py`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from conveyor.cli.running import RunArgs
-
-# Options without a value: each spelling, and the RunArgs field it sets to True.
+# Options without a value: each spelling, and the keyword argument it sets to True.
 FLAGS: dict[str, str] = {
     "--keep-going": "keep_going",
     "-k": "keep_going",
@@ -37,7 +34,7 @@ FLAGS: dict[str, str] = {
     "-q": "quiet",
     "--no-release": "no_release",
 }
-# Options with a value (`--jobs 4`, `-j 4`, `--jobs=4`): each spelling, and its field.
+# Options with a value (`--jobs 4`, `-j 4`, `--jobs=4`): each spelling, and its argument.
 VALUES: dict[str, str] = {
     "--file": "file",
     "-f": "file",
@@ -53,12 +50,15 @@ TO_TYPER: frozenset[str] = frozenset({"-h", "--help", "--remote", "--no-wait"})
 _COMPLETION = "_CONVEYOR_COMPLETE"
 
 
-def read_run(argv: Sequence[str]) -> RunArgs | None:
-    """`conveyor run`'s arguments from argv (the words after `conveyor`), or None for Typer."""
+def read_run(argv: Sequence[str]) -> dict[str, Any] | None:
+    """`run_pipeline`'s keyword arguments from argv (the words after `conveyor`), or None.
+
+    None: argv is not `conveyor run` in a form read here; Typer reads it.
+    """
     if not argv or argv[0] != "run" or _COMPLETION in os.environ:
         return None
     jobs: list[str] = []
-    fields: dict[str, Any] = {}  # checked by _convert, field by field
+    arguments: dict[str, Any] = {}  # each value checked by _convert
     words = iter(argv[1:])
     for word in words:
         if not word.startswith("-"):
@@ -66,7 +66,7 @@ def read_run(argv: Sequence[str]) -> RunArgs | None:
             continue
         name, equals, value = word.partition("=")
         if name in FLAGS and not equals:
-            fields[FLAGS[name]] = True
+            arguments[FLAGS[name]] = True
             continue
         if name not in VALUES or (equals and not name.startswith("--")):
             return None
@@ -78,15 +78,15 @@ def read_run(argv: Sequence[str]) -> RunArgs | None:
         converted = _convert(VALUES[name], value)
         if converted is None:
             return None
-        fields[VALUES[name]] = converted
-    return replace(RunArgs(jobs=tuple(jobs)), **fields)
+        arguments[VALUES[name]] = converted
+    return {"jobs": tuple(jobs), **arguments}
 
 
-def _convert(field: str, value: str) -> object | None:
+def _convert(argument: str, value: str) -> object | None:
     """The value as the Typer command would pass it, or None where Typer would refuse it."""
-    if field == "file":
+    if argument == "file":
         return Path(value)
-    if field == "parallel":
+    if argument == "parallel":
         try:
             number = int(value)
         except ValueError:

@@ -1,13 +1,15 @@
 """`conveyor run` read without Typer (cli/quick.py) reads exactly what Typer would.
 
 The quick reader is a second reading of one command's arguments, so these tests
-hold it to the Typer command: the same options, the same fields and defaults,
-and for each form of argv either the same `RunArgs` or a hand-over to Typer.
+hold it to the Typer command: the same options, the same parameters and
+defaults, and for each form of argv either the same keyword arguments of
+`run_pipeline` or a hand-over to Typer.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import inspect
+from typing import Any
 
 import pytest
 import typer
@@ -19,7 +21,6 @@ from conveyor.cli import main as cli_main
 from conveyor.cli import running
 from conveyor.cli.main import build_app
 from conveyor.cli.quick import FLAGS, TO_TYPER, VALUES, read_run
-from conveyor.cli.running import RunArgs
 
 
 def run_command() -> TyperCommand:
@@ -29,10 +30,20 @@ def run_command() -> TyperCommand:
     return command
 
 
-def typer_reads(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> RunArgs | int:
+SIGNATURE = inspect.signature(running.run_pipeline)  # before any test replaces it
+
+
+def complete(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments with the defaults of those not given, as `run_pipeline` sees them."""
+    bound = SIGNATURE.bind(**arguments)
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def typer_reads(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any] | int:
     """What the Typer command hands to `run_pipeline` for argv, or its exit code if nothing."""
-    seen: list[RunArgs] = []
-    monkeypatch.setattr(running, "run_pipeline", seen.append)
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(running, "run_pipeline", lambda **arguments: seen.append(arguments))
     result = CliRunner().invoke(build_app(argv), argv)
     return seen[0] if seen else result.exit_code
 
@@ -51,16 +62,17 @@ def test_the_table_has_every_option_of_the_typer_command_and_nothing_else() -> N
                 assert not option.is_flag and VALUES[spelling] == option.name, spelling
 
 
-def test_run_args_are_the_commands_parameters_with_the_same_defaults() -> None:
+def test_run_pipeline_takes_the_commands_parameters_with_the_same_defaults() -> None:
     params = {p.name: p for p in run_command().params}
-    fields = {f.name: f for f in dataclasses.fields(RunArgs)}
+    keywords = SIGNATURE.parameters
 
-    assert set(fields) == set(params)
+    assert set(keywords) == set(params)
+    assert all(k.kind is inspect.Parameter.KEYWORD_ONLY for k in keywords.values())
     (jobs,) = [p for p in params.values() if isinstance(p, TyperArgument)]
-    assert jobs.name == "jobs" and jobs.default is None and fields["jobs"].default == ()
+    assert jobs.name == "jobs" and jobs.default is None and keywords["jobs"].default == ()
     for name, param in params.items():
         if name != "jobs":
-            assert fields[name].default == param.default, name
+            assert keywords[name].default == param.default, name
 
 
 READ_ALIKE = [
@@ -84,9 +96,11 @@ def test_the_common_forms_are_read_as_typer_reads_them(
     argv: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     quick = read_run(argv)
+    typer_read = typer_reads(argv, monkeypatch)
 
     assert quick is not None
-    assert quick == typer_reads(argv, monkeypatch)
+    assert isinstance(typer_read, dict), f"Typer refused it: exit {typer_read}"
+    assert complete(quick) == complete(typer_read)
 
 
 LEFT_TO_TYPER = [
@@ -133,11 +147,11 @@ def test_shell_completion_is_left_to_typer(monkeypatch: pytest.MonkeyPatch) -> N
 def test_ctrl_c_before_the_run_starts_exits_as_under_typer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def interrupted(_args: RunArgs) -> None:
+    def interrupted(**_arguments: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(running, "run_pipeline", interrupted)
 
     with pytest.raises(SystemExit) as exited:
-        cli_main._run_quickly(RunArgs())
+        cli_main._run_quickly({"quiet": True})
     assert exited.value.code == 130
