@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass
 
@@ -153,6 +152,8 @@ def find_job(run: RunRecord, name: str) -> JobRecord:
     matches = [job for job in run.jobs if job.base_name == name]
     if len(matches) == 1:
         return matches[0]
+    import difflib  # only for this message: not among what `conveyor run` loads
+
     close = difflib.get_close_matches(name, [j.name for j in run.jobs], n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     raise NotFound(f"run {run.id} has no job '{name}'{hint}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -53,6 +52,8 @@ def select(pipeline: Pipeline, targets: Sequence[str]) -> tuple[Job, ...]:
 
 def _unknown_job(target: str, pipeline: Pipeline) -> str:
     names = sorted({*pipeline.names, *(j.base_name for j in pipeline.jobs)})
+    import difflib  # only for this message: not among what `conveyor run` loads
+
     close = difflib.get_close_matches(target, names, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     return f"there is no job '{target}' in {pipeline.path}{hint} (jobs: {', '.join(names)})"
