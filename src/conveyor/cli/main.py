@@ -91,19 +91,36 @@ def build_app(argv: Sequence[str] = ()) -> typer.Typer:
     )
     first = argv[0] if argv else None
     named = COMMANDS.get(first) if first else None
-    modules = () if first == "version" else (named,) if named else MODULES
+    modules = () if first in ("version", "--version") else (named,) if named else MODULES
     for module in modules:
         import_module(f"conveyor.cli.{module}").register(app)
     if named:
         app.registered_commands = [c for c in app.registered_commands if c.name == first]
         app.registered_groups = [g for g in app.registered_groups if g.name == first]
     app.command(name="version")(version)
-    app.callback()(_group)  # a group even with one command: `conveyor version`, not `conveyor`
+
+    def group(
+        _version: bool = typer.Option(
+            False,
+            "--version",
+            help="Print Conveyor's version and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
+    ) -> None:
+        """Commands come after `conveyor`; the group itself does nothing."""
+
+    app.callback()(group)  # a group even with one command: `conveyor version`, not `conveyor`
     return app
 
 
-def _group() -> None:
-    """Commands come after `conveyor`; the group itself does nothing."""
+def _print_version(given: bool) -> None:
+    """`conveyor --version`, as `conveyor version`."""
+    if given:
+        import typer
+
+        version()
+        raise typer.Exit(0)
 
 
 def main() -> NoReturn:

@@ -36,3 +36,17 @@ def test_help_an_unknown_command_or_none_build_every_command() -> None:
 
     for argv in ([], ["--help"], ["rnu"]):
         assert registered(build_app(argv)) == everything, argv
+
+
+def test_version_as_an_option_prints_the_version_and_builds_no_command() -> None:
+    from typer.testing import CliRunner
+
+    from conveyor import __version__
+
+    app = build_app(["--version"])
+    done = CliRunner().invoke(app, ["--version"])
+
+    assert done.exit_code == 0
+    assert done.output == f"{__version__}\n"
+    assert registered(app) == {"version"}
+    assert CliRunner().invoke(app, ["version"]).output == done.output
