@@ -40,6 +40,8 @@ _CHECK_S = 0.5
 _DRAIN_READS = 16
 # A single argument may hold 128 KiB on Linux; longer scripts go through a file.
 _INLINE_LIMIT = 100_000
+# Reads of a process's environment while it execs (see _environment).
+_EXEC_READS = 50
 
 
 # What `bash -c 'compgen -b; compgen -k'` prints (bash 5.2): words bash runs itself.
@@ -421,6 +423,30 @@ def _open_pidfd(pid: int) -> int | None:
         return None
 
 
+def _environment(process: Path) -> bytes:
+    """The environment of the process at /proc/PID, read again while it is caught mid-exec.
+
+    During an exec /proc shows a process with an empty environment, or none;
+    one still running is read again, a millisecond apart (the same rule as the
+    local target's `procfs.environment`, which this layer may not import).
+    """
+    for _ in range(_EXEC_READS):
+        try:
+            environ = (process / "environ").read_bytes()
+        except OSError:
+            environ = b""
+        if environ:
+            return environ
+        try:
+            state = (process / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return b""
+        if state in ("Z", "X"):
+            return b""
+        time.sleep(0.001)
+    return b""
+
+
 def stop_orphaned_group(pgid: int, markers: Sequence[str]) -> bool:
     """SIGKILL process group `pgid` if a member's environment holds every marker.
 
@@ -442,9 +468,9 @@ def stop_orphaned_group(pgid: int, markers: Sequence[str]) -> bool:
             pgrp = int(stat.rsplit(")", 1)[1].split()[2])
             if pgrp != pgid:
                 continue
-            environ = b"\0" + (entry / "environ").read_bytes() + b"\0"
         except (OSError, ValueError, IndexError):
             continue
+        environ = b"\0" + _environment(entry) + b"\0"
         if all(needle in environ for needle in needles):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, signal.SIGKILL)

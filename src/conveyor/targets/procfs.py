@@ -13,10 +13,15 @@ of the cost of a scan.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Sequence
 
 _PROC = "/proc"
 _LISTEN = "0A"
+# While a process execs, /proc shows it with an empty environment for a moment
+# (the old memory is gone, the new one not yet set up); reading again this many
+# times, a millisecond apart, outlasts an exec even on a loaded machine.
+_EXEC_READS = 50
 
 
 def process_state(pid: int) -> str | None:
@@ -38,12 +43,27 @@ def is_running(pid: int) -> bool:
 
 def carries(pid: int, markers: Sequence[str]) -> bool:
     """Whether the environment `pid` started with holds every `NAME=value` marker."""
-    try:
-        with open(f"{_PROC}/{pid}/environ", "rb") as handle:
-            environ = b"\0" + handle.read() + b"\0"
-    except OSError:
-        return False
+    environ = b"\0" + environment(pid) + b"\0"
     return all(b"\0" + marker.encode() + b"\0" in environ for marker in markers)
+
+
+def environment(pid: int) -> bytes:
+    """The environment `pid` started with (NUL-separated), or b"" when it has none or is gone.
+
+    A process caught in the middle of an exec shows an empty environment, or
+    none at all: one that still runs is read again until the exec is over. Without this, an
+    instance that had just been started was taken for one that had exited.
+    """
+    for _ in range(_EXEC_READS):
+        try:
+            with open(f"{_PROC}/{pid}/environ", "rb") as handle:
+                environ = handle.read()
+        except OSError:
+            environ = b""
+        if environ or not is_running(pid):
+            return environ
+        time.sleep(0.001)
+    return b""
 
 
 def group_members(pgid: int) -> list[int]:

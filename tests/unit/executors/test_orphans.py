@@ -36,6 +36,34 @@ def test_a_group_carrying_the_runs_marks_is_killed() -> None:
         proc.wait()
 
 
+# Execs itself until its count runs out: every exec is a moment in which /proc
+# shows the process with an empty environment.
+REEXEC = 'n=$1; if [ "$n" -gt 0 ]; then exec /bin/sh "$0" $((n - 1)); fi; sleep 60\n'
+
+
+def test_a_group_whose_only_process_is_in_the_middle_of_an_exec_is_still_found(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "reexec.sh"
+    script.write_text(REEXEC)
+    missed = 0
+    for _ in range(30):
+        proc = subprocess.Popen(
+            ["/bin/sh", str(script), "100000"],
+            env={**os.environ, "CONVEYOR_RUN_ID": "41"},
+            start_new_session=True,
+        )
+        try:
+            time.sleep(0.005)  # well into its execs
+            if not stop_orphaned_group(proc.pid, ["CONVEYOR_RUN_ID=41"]):
+                missed += 1
+        finally:
+            proc.kill()
+            proc.wait()
+
+    assert missed == 0, f"{missed} of 30 groups were taken for someone else's"
+
+
 def test_a_group_of_another_run_with_a_similar_id_is_left_alone() -> None:
     proc = _group({"CONVEYOR_RUN_ID": "410", "CONVEYOR_WORKSPACE": "/w"})
     try:
