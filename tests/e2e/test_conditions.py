@@ -148,6 +148,9 @@ def test_dry_run_lists_what_would_run_be_cached_or_be_skipped_and_runs_nothing(
     assert "docs: would be restored from the cache" in text.out
     assert "release: would be skipped" in text.out
     assert "1 would run, 1 cached, 1 skipped" in text.out
+    ascii_only = ws.cli("run", "--dry-run", env={"PYTHONIOENCODING": "ascii"})
+    assert ascii_only.code == 0, ascii_only.err
+    assert "? compile: would run" in ascii_only.out  # a symbol stdout cannot show becomes ?
     assert not ws.side_file("compile.ran").exists()
     assert not ws.side_file("docs.ran").exists()
     assert ws.read("main.o") == "int main;\n"

@@ -183,7 +183,7 @@ def _run_quickly(arguments: dict[str, Any]) -> NoReturn:
     except KeyboardInterrupt:
         sys.exit(130)  # Typer's code for Ctrl-C, silently
     except EOFError:
-        sys.stderr.write("\nAborted!\n")
+        sys.stderr.write("\nAborted.\n")  # as Typer says it
         sys.exit(1)
 
 

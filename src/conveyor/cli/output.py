@@ -8,9 +8,17 @@ import sys
 
 
 def emit(text: str) -> bool:
-    """Write `text` and a newline to stdout; False (and stdout discarded) when it cannot."""
+    """Write `text` and a newline to stdout; False (and stdout discarded) when it cannot.
+
+    A character stdout's encoding lacks (a `●` on an ASCII terminal) is written
+    as `?`, not raised.
+    """
     try:
-        sys.stdout.write(text + "\n")
+        try:
+            sys.stdout.write(text + "\n")
+        except UnicodeEncodeError:
+            encoding = sys.stdout.encoding or "ascii"
+            sys.stdout.write((text + "\n").encode(encoding, "replace").decode(encoding))
         sys.stdout.flush()
     except OSError:
         discard_stdout()

@@ -7,7 +7,8 @@ every CI job pays. The forms users type (`conveyor run`, `conveyor run -q -j 4`,
 goes to Typer, which reads it and reports usage errors as for any command:
 help, `--`, combined short flags (`-qk`), a value glued to a short option
 (`-j4`), a value that looks like an option, a `--jobs` that is not a whole
-number of at least 1, an option this table does not know, and `--remote`.
+number of at least 1, a `--file` that exists but cannot be read, an option
+this table does not know, and `--remote`.
 
 tests/unit/cli/test_quick.py keeps this table equal to the options of the
 Typer command (`cli/pipeline.py`) and checks that both read the same words
@@ -85,7 +86,9 @@ def read_run(argv: Sequence[str]) -> dict[str, Any] | None:
 def _convert(argument: str, value: str) -> object | None:
     """The value as the Typer command would pass it, or None where Typer would refuse it."""
     if argument == "file":
-        return Path(value)
+        # Typer's check of an existing file it cannot read, and its message, are Typer's.
+        path = Path(value)
+        return None if path.exists() and not os.access(path, os.R_OK) else path
     if argument == "parallel":
         try:
             number = int(value)

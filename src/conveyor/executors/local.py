@@ -40,8 +40,10 @@ _CHECK_S = 0.5
 _DRAIN_READS = 16
 # A single argument may hold 128 KiB on Linux; longer scripts go through a file.
 _INLINE_LIMIT = 100_000
-# Reads of a process's environment while it execs (see _environment).
-_EXEC_READS = 50
+# How long empty environments are read again while processes may be mid-exec
+# (see _environment), and the flag of a kernel thread, whose environment is empty.
+_EXEC_WAIT_S = 0.05
+_PF_KTHREAD = 0x00200000
 
 
 # What `bash -c 'compgen -b; compgen -k'` prints (bash 5.2): words bash runs itself.
@@ -423,28 +425,30 @@ def _open_pidfd(pid: int) -> int | None:
         return None
 
 
-def _environment(process: Path) -> bytes:
+def _environment(process: Path, deadline: float) -> bytes:
     """The environment of the process at /proc/PID, read again while it is caught mid-exec.
 
-    During an exec /proc shows a process with an empty environment, or none;
-    one still running is read again, a millisecond apart (the same rule as the
-    local target's `procfs.environment`, which this layer may not import).
+    During an exec /proc shows a process with an empty environment, or none
+    (ESRCH); one still running (not a kernel thread) is read again until
+    `deadline` (the same rule as the local target's `procfs.environment`,
+    which this layer may not import).
     """
-    for _ in range(_EXEC_READS):
+    while True:
         try:
             environ = (process / "environ").read_bytes()
+        except PermissionError:
+            return b""
         except OSError:
             environ = b""
-        if environ:
+        if environ or time.monotonic() >= deadline:
             return environ
         try:
-            state = (process / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return b""
-        if state in ("Z", "X"):
+            fields = (process / "stat").read_text().rsplit(")", 1)[1].split()
+            if fields[0] in ("Z", "X") or int(fields[6]) & _PF_KTHREAD:
+                return environ
+        except (OSError, IndexError, ValueError):
             return b""
         time.sleep(0.001)
-    return b""
 
 
 def stop_orphaned_group(pgid: int, markers: Sequence[str]) -> bool:
@@ -455,10 +459,15 @@ def stop_orphaned_group(pgid: int, markers: Sequence[str]) -> bool:
     a member must carry the job's own variables, such as
     `CONVEYOR_RUN_ID=7`. Linux only (reads /proc); elsewhere nothing is stopped.
     """
-    needles = [b"\0" + marker.encode() + b"\0" for marker in markers]
+    # Each marker whole, or as a starting bash shows it while it splits it in place.
+    needles = [
+        (whole, whole.replace(b"=", b"\0", 1))
+        for whole in (b"\0" + marker.encode() + b"\0" for marker in markers)
+    ]
     proc = Path("/proc")
     if not needles or not proc.is_dir():
         return False
+    deadline = time.monotonic() + _EXEC_WAIT_S  # for the whole scan, however many members
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -470,8 +479,8 @@ def stop_orphaned_group(pgid: int, markers: Sequence[str]) -> bool:
                 continue
         except (OSError, ValueError, IndexError):
             continue
-        environ = b"\0" + _environment(entry) + b"\0"
-        if all(needle in environ for needle in needles):
+        environ = b"\0" + _environment(entry, deadline) + b"\0"
+        if all(whole in environ or split in environ for whole, split in needles):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, signal.SIGKILL)
             return True

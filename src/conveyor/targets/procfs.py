@@ -19,9 +19,10 @@ from collections.abc import Iterator, Sequence
 _PROC = "/proc"
 _LISTEN = "0A"
 # While a process execs, /proc shows it with an empty environment for a moment
-# (the old memory is gone, the new one not yet set up); reading again this many
-# times, a millisecond apart, outlasts an exec even on a loaded machine.
-_EXEC_READS = 50
+# (the old memory is gone, the new one not yet set up); reading again for this
+# long, a millisecond apart, outlasts that moment even on a loaded machine.
+_EXEC_WAIT_S = 0.05
+_PF_KTHREAD = 0x00200000  # a kernel thread: its environment is always empty
 
 
 def process_state(pid: int) -> str | None:
@@ -42,28 +43,53 @@ def is_running(pid: int) -> bool:
 
 
 def carries(pid: int, markers: Sequence[str]) -> bool:
-    """Whether the environment `pid` started with holds every `NAME=value` marker."""
+    """Whether the environment `pid` started with holds every `NAME=value` marker.
+
+    bash, as it starts, splits each variable in place (`NAME\\0value`) while it
+    reads it; a marker caught so still counts.
+    """
     environ = b"\0" + environment(pid) + b"\0"
-    return all(b"\0" + marker.encode() + b"\0" in environ for marker in markers)
+    return all(any(form in environ for form in _marker_forms(marker)) for marker in markers)
+
+
+def _marker_forms(marker: str) -> tuple[bytes, bytes]:
+    """`NAME=value` as /proc shows it in an environment: whole, or split by a starting bash."""
+    whole = b"\0" + marker.encode() + b"\0"
+    return whole, whole.replace(b"=", b"\0", 1)
 
 
 def environment(pid: int) -> bytes:
     """The environment `pid` started with (NUL-separated), or b"" when it has none or is gone.
 
     A process caught in the middle of an exec shows an empty environment, or
-    none at all: one that still runs is read again until the exec is over. Without this, an
-    instance that had just been started was taken for one that had exited.
+    none (ESRCH): one that still runs (a user process, not a kernel thread) is
+    read again for up to 50 ms. Without this, an instance that had just been
+    started was taken for one that had exited. A process whose environment
+    really is empty (`env -i`) costs those 50 ms; one not ours to read, none.
     """
-    for _ in range(_EXEC_READS):
+    deadline = time.monotonic() + _EXEC_WAIT_S
+    while True:
         try:
             with open(f"{_PROC}/{pid}/environ", "rb") as handle:
                 environ = handle.read()
+        except PermissionError:
+            return b""  # not ours to read: reading again would not change that
         except OSError:
             environ = b""
-        if environ or not is_running(pid):
+        if environ or not _user_process_running(pid) or time.monotonic() >= deadline:
             return environ
         time.sleep(0.001)
-    return b""
+
+
+def _user_process_running(pid: int) -> bool:
+    """Whether `pid` runs and is not a kernel thread."""
+    try:
+        with open(f"{_PROC}/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[-1].split()
+        state, flags = fields[0], int(fields[6])
+    except (OSError, IndexError, ValueError):
+        return False
+    return state not in ("Z", "X") and not flags & _PF_KTHREAD
 
 
 def group_members(pgid: int) -> list[int]:

@@ -13,9 +13,12 @@ from conveyor.targets import procfs
 
 pytestmark = pytest.mark.timeout(60)
 
-# Execs itself until its count runs out: every exec is a moment in which /proc
-# shows the process with an empty environment.
-REEXEC = 'n=$1; if [ "$n" -gt 0 ]; then exec /bin/sh "$0" $((n - 1)); fi; sleep 0.3\n'
+# Execs itself until its count runs out. Every exec is a moment in which /proc
+# shows the process with an empty environment, and every start of bash one in
+# which it shows each variable split in place (`NAME\0value`) while bash reads it.
+REEXEC = (
+    'n=$1; if [ "$n" -gt 0 ]; then exec bash --noprofile --norc "$0" $((n - 1)); fi; sleep 0.3\n'
+)
 
 
 def test_a_process_in_the_middle_of_an_exec_still_carries_its_markers(tmp_path: Path) -> None:
@@ -23,9 +26,9 @@ def test_a_process_in_the_middle_of_an_exec_still_carries_its_markers(tmp_path: 
     script.write_text(REEXEC)
     marker = "CONVEYOR_INSTANCE=shop.dev.1.1"
     missed = checks = 0
-    for _ in range(5):
+    for _ in range(4):
         process = subprocess.Popen(
-            ["/bin/sh", str(script), "300"],
+            ["bash", "--noprofile", "--norc", str(script), "200"],
             env={"PATH": os.environ["PATH"], "CONVEYOR_INSTANCE": "shop.dev.1.1"},
         )
         try:
@@ -54,3 +57,15 @@ def test_a_process_without_the_markers_or_gone_does_not_carry_them() -> None:
     started = time.monotonic()
     assert not procfs.carries(process.pid, ["OTHER=1"])
     assert time.monotonic() - started < 0.5  # a process that is gone is not waited for
+
+
+def test_a_process_whose_environment_is_really_empty_is_not_waited_on_for_long() -> None:
+    process = subprocess.Popen(["env", "-i", "sleep", "5"])
+    try:
+        time.sleep(0.1)  # well past its exec
+        started = time.monotonic()
+        assert not procfs.carries(process.pid, ["CONVEYOR_INSTANCE=shop.dev.1.1"])
+        assert time.monotonic() - started < 0.5
+    finally:
+        process.kill()
+        process.wait()

@@ -9,6 +9,9 @@ defaults, and for each form of argv either the same keyword arguments of
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -144,14 +147,53 @@ def test_shell_completion_is_left_to_typer(monkeypatch: pytest.MonkeyPatch) -> N
     assert read_run(["run", "-q"]) is None
 
 
-def test_ctrl_c_before_the_run_starts_exits_as_under_typer(
+@pytest.mark.parametrize(
+    ("raised", "code"), [(KeyboardInterrupt, 130), (EOFError, 1)], ids=["ctrl-c", "eof"]
+)
+def test_an_interrupted_run_ends_as_under_typer(
+    raised: type[BaseException],
+    code: int,
     monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     def interrupted(**_arguments: object) -> None:
-        raise KeyboardInterrupt
+        raise raised
 
     monkeypatch.setattr(running, "run_pipeline", interrupted)
+    ended = {}
+    for argv in (["conveyor", "run", "-q"], ["conveyor", "run", "-qq"]):  # quick, then Typer
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as exited:
+            cli_main.main()
+        ended[argv[-1]] = (exited.value.code, capsys.readouterr().err.strip())
 
-    with pytest.raises(SystemExit) as exited:
-        cli_main._run_quickly({"quiet": True})
-    assert exited.value.code == 130
+    assert read_run(["run", "-q"]) is not None and read_run(["run", "-qq"]) is None
+    assert ended["-q"] == ended["-qq"]
+    assert ended["-q"][0] == code
+
+
+def test_a_file_that_exists_but_cannot_be_read_is_left_to_typer(tmp_path: Path) -> None:
+    spec = tmp_path / "conveyor.yaml"
+    spec.write_text("version: 1\njobs: {}\n")
+    spec.chmod(0)
+    probe = (
+        "from conveyor.cli.quick import read_run; print(read_run(['run', '-f', 'conveyor.yaml']))"
+    )
+    # Without the capabilities that let root read any file.
+    argv = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+    done = subprocess.run(
+        [*argv, sys.executable, "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "None"
+    readable = subprocess.run(
+        [sys.executable, "-c", probe.replace("conveyor.yaml", "other.yaml")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "PosixPath('other.yaml')" in readable.stdout  # a missing file is ours to report

@@ -64,6 +64,26 @@ def test_a_group_whose_only_process_is_in_the_middle_of_an_exec_is_still_found(
     assert missed == 0, f"{missed} of 30 groups were taken for someone else's"
 
 
+def test_members_with_an_empty_environment_share_one_short_wait() -> None:
+    # The group's leader and 20 of its members have no environment at all; the
+    # member carrying the run's marks starts last.
+    script = (
+        "for i in $(seq 20); do /usr/bin/env -i /bin/sleep 30 & done; "
+        "/usr/bin/env CONVEYOR_RUN_ID=41 /bin/sleep 30 & wait"
+    )
+    argv = ["/usr/bin/env", "-i", "/bin/bash", "-c", script]
+    proc = subprocess.Popen(argv, start_new_session=True)
+    try:
+        time.sleep(0.3)  # every member started
+        started = time.monotonic()
+        assert stop_orphaned_group(proc.pid, ["CONVEYOR_RUN_ID=41"])
+        assert time.monotonic() - started < 0.5
+        assert _gone(proc)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_a_group_of_another_run_with_a_similar_id_is_left_alone() -> None:
     proc = _group({"CONVEYOR_RUN_ID": "410", "CONVEYOR_WORKSPACE": "/w"})
     try:
