@@ -291,6 +291,11 @@ def test_a_missing_pipeline_file_exits_2_with_a_helpful_message(
     [
         ("run", "--jobs", "0"),
         ("run", "--jobs", "many"),
+        ("run", "--jobs=0"),
+        ("run", "-q", "--jobs"),
+        ("run", "-f"),
+        ("run", "-q", "-f", "nope.yaml"),
+        ("run", "-q", "no-such-job"),
         ("run", "--no-such-option"),
         ("runs", "--limit", "0"),
         ("no-such-command",),
@@ -304,6 +309,11 @@ def test_a_missing_pipeline_file_exits_2_with_a_helpful_message(
     ids=[
         "jobs-0",
         "jobs-not-a-number",
+        "jobs-0-joined",
+        "jobs-without-a-value",
+        "file-without-a-value",
+        "missing-file",
+        "unknown-job",
         "unknown-option",
         "limit-0",
         "unknown-command",
@@ -360,3 +370,19 @@ def test_a_damaged_database_file_is_an_infrastructure_fault_exit_3(
     assert "Traceback" not in runs.err + run.err
     assert "conveyor.db" in run.err
     assert not ws.side_file("ran").exists()
+
+
+def test_a_run_read_without_typer_names_what_is_wrong_and_records_nothing(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace('version: 1\njobs:\n  build:\n    run: touch "$SIDE/ran"\n')
+
+    missing = ws.cli("run", "-q", "-f", "nope.yaml")
+    unknown = ws.cli("run", "-q", "biuld")
+    no_value = ws.cli("run", "-q", "--jobs")
+
+    assert missing.code == 2 and "nope.yaml" in missing.err
+    assert unknown.code == 2 and "there is no job 'biuld'" in unknown.err
+    assert "did you mean 'build'?" in unknown.err
+    assert no_value.code == 2 and "'--jobs' requires an argument" in no_value.err
+    _no_run_recorded(ws)
