@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from conveyor.artifacts.cas import ContentStore, UnreadableFile
+from conveyor.artifacts.cas import ContentStore
 from conveyor.core.errors import ConveyorError
 from conveyor.core.masking import Masker
 from conveyor.core.records import OutputRecord, TestCounts
@@ -38,7 +38,7 @@ from conveyor.engine.dispatch_rules import AttemptResult, Beat, Claim
 from conveyor.engine.git_fetch import checkout_commit
 from conveyor.engine.jobrun import status_of
 from conveyor.engine.logs import JobLog
-from conveyor.engine.outputs import expand
+from conveyor.engine.outputs import expand, output_problem, store_outputs
 from conveyor.executors.base import ExecRequest, ExecResult, Execution, Executor
 
 
@@ -338,20 +338,9 @@ class AgentLoop:
         self, root: Path, claim: Claim, masker: Masker
     ) -> tuple[tuple[OutputRecord, ...], str | None]:
         found = expand(root, claim.job.workdir, claim.job.outputs)
-        if found.missing:
-            return (), "outputs " + ", ".join(f"'{p}'" for p in found.missing) + " matched no files"
-        if found.outside:
-            return (), f"output {found.outside[0]} leads outside the workspace through a symlink"
-        if masker and any(masker.mask(path) != path for path in found.files):
-            return (), "an output's file name contains a secret value"
-        records = []
-        for path in found.files:
-            try:
-                blob = self._cas.put_file(root / path)
-            except UnreadableFile as exc:  # the job's own doing: it fails
-                return (), f"output {path} cannot be read: {exc.reason}"
-            records.append(OutputRecord(path, blob.digest, blob.size))
-        return tuple(records), None
+        if (why := output_problem(found, masker)) is not None:
+            return (), why
+        return store_outputs(root, found.files, self._cas)
 
 
 def _masked(result: AttemptResult, masker: Masker) -> AttemptResult:

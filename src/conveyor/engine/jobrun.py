@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.artifacts.cache import CachedOutput, CacheEntry, Corrupt, JobCache
-from conveyor.artifacts.cas import ContentStore, UnreadableFile
+from conveyor.artifacts.cas import ContentStore
 from conveyor.core.clock import Clock
 from conveyor.core.errors import ArtifactError
 from conveyor.core.masking import Masker
@@ -26,7 +26,7 @@ from conveyor.core.records import JobState, OutputRecord, RunId, TestCounts
 from conveyor.engine import fingerprint as fp_module
 from conveyor.engine.keys import KeyMaker
 from conveyor.engine.logs import JobLog
-from conveyor.engine.outputs import expand
+from conveyor.engine.outputs import expand, output_problem, store_outputs
 from conveyor.engine.run_rules import not_retried
 from conveyor.executors.base import ExecRequest, ExecResult, Execution, Executor
 from conveyor.spec.pipeline import Job
@@ -392,30 +392,19 @@ class JobAttempt:
     def _outputs(self) -> tuple[tuple[OutputRecord, ...], str | None]:
         root = self._ctx.root
         found = expand(root, self._job.workdir, self._job.outputs)
-        if found.missing:
-            quoted = ", ".join(f"'{p}'" for p in found.missing)
-            return (), f"outputs {quoted} matched no files"
-        if found.outside:
-            return (), f"output {found.outside[0]} leads outside the workspace through a symlink"
-        masker = self._ctx.masker
-        if masker and any(masker.mask(path) != path for path in found.files):
-            return (), "an output's file name contains a secret value"
+        if (why := output_problem(found, self._ctx.masker)) is not None:
+            return (), why
         for path in found.files:
             if path in self._before and self._before[path] == _stamp(root / path):
                 self._ctx.warn(
                     f"{self._job.name}: output {path} was not written by this run; "
                     "it is left from an earlier one"
                 )
-        records = []
-        for path in found.files:
-            try:
-                blob = self._ctx.cas.put_file(root / path)
-            except UnreadableFile as exc:  # the job's own doing: it fails, the Run goes on
-                return (), f"output {path} cannot be read: {exc.reason}"
-            records.append(OutputRecord(path, blob.digest, blob.size))
+        records, why = store_outputs(root, found.files, self._ctx.cas)
+        for record in records:
             # Read now: by the time the cache entry is written a dependent may have changed it.
-            self._modes[path] = (root / path).stat().st_mode & 0o777
-        return tuple(records), None
+            self._modes[record.path] = (root / record.path).stat().st_mode & 0o777
+        return records, why
 
     def _store(self, outcome: JobOutcome, key: str, fingerprint: dict[str, str]) -> None:
         entry = CacheEntry(

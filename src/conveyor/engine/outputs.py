@@ -1,4 +1,8 @@
-"""Finding the files a job's `outputs` and `reports` patterns name."""
+"""Finding the files a job's `outputs` and `reports` patterns name, and storing outputs.
+
+A job's outputs are checked and stored the same way whether it ran here or on
+a runner (`output_problem`, then `store_outputs`); what fails the job is said the same way.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,10 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from conveyor.artifacts.cas import ContentStore, UnreadableFile
+from conveyor.core.masking import Masker
+from conveyor.core.records import OutputRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +55,34 @@ def expand(root: Path, workdir: str, patterns: Iterable[str]) -> Expanded:
             else:
                 outside.append(relative)
     return Expanded(list(found), missing, outside)
+
+
+def output_problem(found: Expanded, masker: Masker) -> str | None:
+    """Why the outputs `found` fail their job before any is stored, or None."""
+    if found.missing:
+        return "outputs " + ", ".join(f"'{p}'" for p in found.missing) + " matched no files"
+    if found.outside:
+        return f"output {found.outside[0]} leads outside the workspace through a symlink"
+    if masker and any(masker.mask(path) != path for path in found.files):
+        return "an output's file name contains a secret value"
+    return None
+
+
+def store_outputs(
+    root: Path, files: Iterable[str], cas: ContentStore
+) -> tuple[tuple[OutputRecord, ...], str | None]:
+    """Store each output file; a file the job left unreadable fails the job (the reason).
+
+    Only the store itself failing is a fault (`ArtifactError`, raised).
+    """
+    records = []
+    for path in files:
+        try:
+            blob = cas.put_file(root / path)
+        except UnreadableFile as exc:  # the job's own doing: it fails, the Run goes on
+            return (), f"output {path} cannot be read: {exc.reason}"
+        records.append(OutputRecord(path, blob.digest, blob.size))
+    return tuple(records), None
 
 
 def _files_below(path: Path) -> list[Path]:
