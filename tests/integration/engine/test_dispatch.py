@@ -577,13 +577,19 @@ def claim_just_after(
     return claimed
 
 
+def flaky_failed_and_due_again(world: QueueWorld) -> tuple[RunId, int, Claim]:
+    """`flaky` failed and its retry is due, `broken` still runs, a third slot is free."""
+    run, agent, flaky, broken = both_running(world, concurrency=3)
+    world.finish(flaky, agent, "failed", exit_code=1, reason="exited with code 1")
+    world.clock.advance(30)
+    return run, agent, broken
+
+
 @POSTGRESQL_ONLY
 def test_a_retry_claimed_while_a_failure_halts_the_run_runs_and_ends_once(
     world: QueueWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run, agent, flaky, broken = both_running(world, concurrency=3)
-    world.finish(flaky, agent, "failed", exit_code=1, reason="exited with code 1")
-    world.clock.advance(30)  # the retry is due
+    run, agent, broken = flaky_failed_and_due_again(world)
     # It reads the run's JobRuns unlocked, and the due retry is claimed: it runs, and ends once.
     claimed = claim_just_after(world, agent, monkeypatch, queue, "run_jobs")
 
@@ -603,9 +609,7 @@ def test_a_retry_claimed_while_a_failure_halts_the_run_runs_and_ends_once(
 def test_a_retry_due_while_a_failure_halts_the_run_is_not_claimed_once_the_halt_locked_it(
     world: QueueWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run, agent, flaky, broken = both_running(world, concurrency=3)
-    world.finish(flaky, agent, "failed", exit_code=1, reason="exited with code 1")
-    world.clock.advance(30)  # the retry is due
+    run, agent, broken = flaky_failed_and_due_again(world)
     # The halt reads the failed attempt once it locked the queued rows: a claim skips them.
     claimed = claim_just_after(world, agent, monkeypatch, attempts, "last_attempts")
 
