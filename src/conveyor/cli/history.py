@@ -96,17 +96,27 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-F", help="Keep printing while the job runs.")
     ] = False,
+    attempt: Annotated[
+        int | None,
+        typer.Option(
+            "--attempt",
+            min=1,
+            help="Print that attempt's own log, for a job that runners retried or took back "
+            "(`conveyor show RUN` lists its attempts). A job run on this machine keeps its "
+            "attempts in one log, each marked '--- attempt N of M ---'.",
+        ),
+    ] = None,
     file: FileOption = None,
 ) -> None:
     """Print a job's log (secrets masked as ***)."""
     plane = _plane(file)
     try:
-        text, live = plane.job_log(run, job)
+        text, live = plane.job_log(run, job, attempt)
         sys.stdout.write(text)
         printed = len(text)
         while follow and live:
             time.sleep(0.3)
-            text, live = plane.job_log(run, job)
+            text, live = plane.job_log(run, job, attempt)
             sys.stdout.write(text[printed:])
             sys.stdout.flush()
             printed = len(text)

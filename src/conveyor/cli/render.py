@@ -10,7 +10,7 @@ from conveyor.core import record_json
 from conveyor.core.clock import iso
 from conveyor.core.digest import short
 from conveyor.core.durations import format_duration
-from conveyor.core.records import RunRecord
+from conveyor.core.records import AttemptOutcome, RunRecord
 
 # Moved below the interfaces so the API renders a run exactly as `show --json` does.
 run_json = record_json.run_json
@@ -118,4 +118,17 @@ def show(run: RunRecord) -> str:
             head.append(f"      {output.path}  {short(output.digest)}")
         if job.tests and job.tests.failures:
             head += [f"      failed: {f}" for f in job.tests.failures]
+        head += [f"      {describe_attempt(a)}" for a in job.attempt_results]
     return "\n".join(head)
+
+
+def describe_attempt(attempt: AttemptOutcome) -> str:
+    """One line about an attempt a runner held: `attempt 2  failed 1.3s on ci-4 - why`."""
+    parts = [f"attempt {attempt.number} ", attempt.status.replace("_", " ")]
+    if attempt.duration_s is not None:
+        parts.append(format_duration(attempt.duration_s))
+    if attempt.runner:
+        parts.append(f"on {attempt.runner}")
+    if attempt.reason and attempt.status != "success":
+        parts.append(f"- {attempt.reason}")
+    return " ".join(parts)

@@ -170,8 +170,8 @@ class EmbeddedControlPlane:
     def get_run(self, ref: str | None) -> RunRecord:
         return self.history.get_run(ref)
 
-    def job_log(self, ref: str | None, job: str) -> tuple[str, bool]:
-        return self.history.job_log(ref, job)
+    def job_log(self, ref: str | None, job: str, attempt: int | None = None) -> tuple[str, bool]:
+        return self.history.job_log(ref, job, attempt)
 
     def explain(self, ref: str | None, job: str) -> Explanation:
         return self.history.explain(ref, job)

@@ -115,10 +115,13 @@ class RemoteControlPlane(DeliveryCalls):
             raise NotFound(f"no runs yet on {self.base_url}")
         return latest[0]
 
-    def job_log(self, ref: str | None, job: str) -> tuple[str, bool]:
-        """The job's log text, and whether it is still being written."""
+    def job_log(self, ref: str | None, job: str, attempt: int | None = None) -> tuple[str, bool]:
+        """The job's log text (or that of one of its attempts), and whether it is still being
+        written."""
         run = self.get_run(ref)
-        with self._request("GET", f"/api/v1/runs/{run.id}/jobs/{quote(job, safe='')}/log") as got:
+        path = f"/api/v1/runs/{run.id}/jobs/{quote(job, safe='')}/log"
+        params = None if attempt is None else {"attempt": attempt}
+        with self._request("GET", path, params) as got:
             text = got.read().decode("utf-8", errors="replace")
             complete = got.headers.get("X-Conveyor-Log-Complete", "true") == "true"
         return text, not complete

@@ -10,6 +10,7 @@ from conveyor.core.clock import iso
 from conveyor.core.records import (
     JOB_STATES,
     RUN_STATUSES,
+    AttemptOutcome,
     JobRecord,
     OutputRecord,
     RunId,
@@ -36,10 +37,26 @@ def job_json(job: JobRecord, explanation: Sequence[str] | None = None) -> dict[s
         "reason": job.reason,
         "needs": list(job.needs),
         "cache_key": job.cache_key,
+        "attempt_results": [attempt_json(a) for a in job.attempt_results],
     }
     if explanation is not None:
         out["explain"] = list(explanation)
     return out
+
+
+def attempt_json(attempt: AttemptOutcome) -> dict[str, object]:
+    """One attempt of a JobRun that runners held (its log is read with `logs --attempt N`)."""
+    return {
+        "number": attempt.number,
+        "status": attempt.status,
+        "runner": attempt.runner,
+        "started_at": iso(attempt.started_at),
+        "finished_at": iso(attempt.finished_at),
+        "duration_s": _round(attempt.duration_s),
+        "exit_code": attempt.exit_code,
+        "reason": attempt.reason,
+        "tests": tests_to_json(attempt.tests),
+    }
 
 
 def tests_to_json(tests: TestCounts | None) -> dict[str, object] | None:
@@ -91,9 +108,7 @@ def run_from_json(doc: Mapping[str, object]) -> RunRecord:
     digests) come back empty, so `run_json(run_from_json(doc)) == doc`.
     """
     run_id = RunId(_int(doc, "id"))
-    created = _time(doc, "created_at")
-    if created is None:
-        raise RecordFormatError("created_at: expected a time, found null")
+    created = _required_time(doc, "created_at")
     return RunRecord(
         id=run_id,
         project=_str(doc, "project"),
@@ -148,6 +163,13 @@ def job_from_json(doc: Mapping[str, object], *, run_id: RunId, position: int) ->
                 _output(_object(item, f"outputs[{i}]"))
                 for i, item in enumerate(_list(doc, "outputs"))
             ),
+            # A server from before per-attempt results sends none.
+            attempt_results=tuple(
+                _attempt(_object(item, f"attempt_results[{i}]"), f"attempt_results[{i}]")
+                for i, item in enumerate(_list(doc, "attempt_results"))
+            )
+            if "attempt_results" in doc
+            else (),
         )
     except RecordFormatError as err:
         raise RecordFormatError(f"job '{name}': {err}") from None
@@ -155,6 +177,23 @@ def job_from_json(doc: Mapping[str, object], *, run_id: RunId, position: int) ->
 
 def _output(doc: Mapping[str, object]) -> OutputRecord:
     return OutputRecord(path=_str(doc, "path"), digest=_str(doc, "digest"), size=_int(doc, "size"))
+
+
+def _attempt(doc: Mapping[str, object], where: str) -> AttemptOutcome:
+    try:
+        return AttemptOutcome(
+            number=_int(doc, "number"),
+            status=_str(doc, "status"),
+            runner=_opt(doc, "runner", str),
+            started_at=_required_time(doc, "started_at"),
+            finished_at=_time(doc, "finished_at"),
+            duration_s=_number(doc, "duration_s"),
+            exit_code=_opt(doc, "exit_code", int),
+            reason=_opt(doc, "reason", str),
+            tests=_tests(doc.get("tests")),
+        )
+    except RecordFormatError as err:
+        raise RecordFormatError(f"{where}.{err}") from None
 
 
 def _tests(value: object) -> TestCounts | None:
@@ -237,6 +276,13 @@ def _time(doc: Mapping[str, object], key: str) -> float | None:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
         raise RecordFormatError(f"{key}: '{text[:40]}' is not an ISO 8601 time") from None
+
+
+def _required_time(doc: Mapping[str, object], key: str) -> float:
+    value = _time(doc, key)
+    if value is None:
+        raise RecordFormatError(f"{key}: expected a time, found null")
+    return value
 
 
 def _choice(doc: Mapping[str, object], key: str, options: tuple[_T, ...]) -> _T:

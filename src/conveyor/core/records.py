@@ -54,8 +54,30 @@ class TestCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """One attempt of a JobRun dispatched to runners: which runner held it, how it ended.
+
+    `status` is a job state, or `handed_back` (its runner stopped and gave the
+    job back: not a failure), or `running` while it is held. A JobRun run by
+    `conveyor run` on this machine keeps no such rows: its attempts share one
+    log, each marked `--- attempt N of M ---`.
+    """
+
+    number: int
+    status: str
+    runner: str | None
+    started_at: float
+    finished_at: float | None = None
+    duration_s: float | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    log_digest: str | None = None
+    tests: TestCounts | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class JobRecord:
-    """One JobRun as stored."""
+    """One JobRun as stored; `attempt_results` only for a JobRun dispatched to runners."""
 
     id: int
     run_id: RunId
@@ -77,6 +99,7 @@ class JobRecord:
     log_digest: str | None
     tests: TestCounts | None
     outputs: tuple[OutputRecord, ...] = ()
+    attempt_results: tuple[AttemptOutcome, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

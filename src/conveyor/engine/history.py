@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from conveyor.artifacts.cas import ContentStore
 from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock, SystemClock
-from conveyor.core.errors import NotFound
-from conveyor.core.records import JobRecord, RunId, RunRecord
+from conveyor.core.errors import NotFound, UsageError
+from conveyor.core.records import AttemptOutcome, JobRecord, RunId, RunRecord
 from conveyor.engine import fingerprint as fp_module
 from conveyor.engine.keys import load_listing
 from conveyor.engine.locks import is_abandoned
@@ -93,18 +93,36 @@ class History:
             with_jobs=True,
         )
 
-    def job_log(self, ref: str | int | None, job: str) -> tuple[str, bool]:
-        """The job's log text, and whether it is still being written."""
+    def job_log(
+        self, ref: str | int | None, job: str, attempt: int | None = None
+    ) -> tuple[str, bool]:
+        """The job's log text, and whether it is still being written.
+
+        `attempt`: that attempt's own log, for a JobRun that runners held (each
+        of its attempts keeps the log its runner sent); the last one running is
+        read as the job's live log.
+        """
         run = self.get_run(ref)
         record = find_job(run, job)
+        if attempt is not None:
+            held = _attempt(run, record, attempt)
+            which = f"attempt {attempt} of '{record.name}' in run {run.id}"
+            if held.log_digest:
+                return self._stored_log(held.log_digest, which), False
+            if held.status != "running":
+                status = held.status.replace("_", " ")
+                raise NotFound(f"{which} left no log ({status})")
         if record.log_digest:
-            if not self.cas.has(record.log_digest):
-                raise NotFound(f"the log of '{record.name}' in run {run.id} was pruned")
-            return decompress(self.cas.read_bytes(record.log_digest)), False
+            return self._stored_log(record.log_digest, f"'{record.name}' in run {run.id}"), False
         live = self.workspace.logs_dir / f"run-{run.id}" / f"{record.position:04d}.log"
         if live.exists():
             return live.read_text(encoding="utf-8", errors="replace"), record.status == "running"
         raise NotFound(f"'{record.name}' in run {run.id} has no log ({record.status})")
+
+    def _stored_log(self, digest: str, which: str) -> str:
+        if not self.cas.has(digest):
+            raise NotFound(f"the log of {which} was pruned")
+        return decompress(self.cas.read_bytes(digest))
 
     def explain(self, ref: str | int | None, job: str) -> Explanation:
         """Why a job of a Run ran instead of restoring from the cache."""
@@ -143,6 +161,20 @@ class Explanation:
     status: str
     reasons: tuple[str, ...]
     compared_to: RunId | None = None
+
+
+def _attempt(run: RunRecord, job: JobRecord, number: int) -> AttemptOutcome:
+    """Attempt `number` of a JobRun that runners held."""
+    if not job.attempt_results:
+        raise UsageError(
+            f"'{job.name}' in run {run.id} ran on the machine that started the run: its "
+            "attempts share one log, each marked '--- attempt N of M ---'; leave out --attempt"
+        )
+    for held in job.attempt_results:
+        if held.number == number:
+            return held
+    numbers = ", ".join(str(a.number) for a in job.attempt_results)
+    raise NotFound(f"'{job.name}' in run {run.id} has no attempt {number}; its attempts: {numbers}")
 
 
 def find_job(run: RunRecord, name: str) -> JobRecord:

@@ -10,6 +10,7 @@ from typing import Any, cast
 from conveyor.audit.chain import NewEvent
 from conveyor.core.errors import NotFound
 from conveyor.core.records import (
+    AttemptOutcome,
     JobRecord,
     JobState,
     OutputRecord,
@@ -367,11 +368,43 @@ def _jobs_of(tx: Transaction, run_ids: Sequence[RunId]) -> dict[RunId, tuple[Job
         params,
     ):
         outputs.setdefault(int(job_id), []).append(OutputRecord(str(path), str(digest), int(size)))
+    tried = _attempts_of(tx, marks, params)
     result: dict[RunId, list[JobRecord]] = {}
     for row in rows:
-        job = _job(row, tuple(outputs.get(int(row[0]), ())))
+        job_id = int(row[0])
+        job = _job(row, tuple(outputs.get(job_id, ())), tuple(tried.get(job_id, ())))
         result.setdefault(job.run_id, []).append(job)
     return {rid: tuple(jobs) for rid, jobs in result.items()}
+
+
+def _attempts_of(
+    tx: Transaction, marks: str, params: dict[str, RunId]
+) -> dict[int, list[AttemptOutcome]]:
+    """The attempts of the JobRuns of these Runs that runners held, by JobRun, oldest first."""
+    found: dict[int, list[AttemptOutcome]] = {}
+    for row in tx.execute(
+        "SELECT a.job_run_id, a.number, a.status, g.name, a.claimed_at, a.finished_at, "
+        "a.duration_s, a.exit_code, a.reason, a.log_digest, a.tests_passed, a.tests_failed, "
+        "a.tests_skipped, a.failures FROM job_attempts a JOIN job_runs j ON j.id = a.job_run_id "
+        f"LEFT JOIN agents g ON g.id = a.agent_id WHERE j.run_id IN ({marks}) "
+        "ORDER BY a.job_run_id, a.number, a.id",
+        params,
+    ):
+        found.setdefault(int(row[0]), []).append(
+            AttemptOutcome(
+                number=int(row[1]),
+                status=str(row[2]),
+                runner=None if row[3] is None else str(row[3]),
+                started_at=float(row[4]),
+                finished_at=_opt_float(row[5]),
+                duration_s=_opt_float(row[6]),
+                exit_code=_opt_int(row[7]),
+                reason=None if row[8] is None else str(row[8]),
+                log_digest=None if row[9] is None else str(row[9]),
+                tests=tests_of(row[10:14]),
+            )
+        )
+    return found
 
 
 def _opt_float(value: Any) -> float | None:
@@ -408,7 +441,9 @@ def tests_of(columns: Row) -> TestCounts | None:
     )
 
 
-def _job(row: Row, outputs: tuple[OutputRecord, ...]) -> JobRecord:
+def _job(
+    row: Row, outputs: tuple[OutputRecord, ...], tried: tuple[AttemptOutcome, ...] = ()
+) -> JobRecord:
     tests = tests_of(row[18:22])
     return JobRecord(
         id=int(row[0]),
@@ -431,6 +466,7 @@ def _job(row: Row, outputs: tuple[OutputRecord, ...]) -> JobRecord:
         log_digest=None if row[17] is None else str(row[17]),
         tests=tests,
         outputs=outputs,
+        attempt_results=tried,
     )
 
 

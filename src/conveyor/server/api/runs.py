@@ -96,9 +96,18 @@ def get_run(run_id: int, caller: Caller, state: State) -> dict[str, object]:
     summary="A job's complete log as text (secrets masked).",
     response_class=PlainTextResponse,
 )
-def job_log(run_id: int, job: str, caller: Caller, state: State) -> PlainTextResponse:
+def job_log(
+    run_id: int,
+    job: str,
+    caller: Caller,
+    state: State,
+    attempt: Annotated[
+        int | None,
+        Query(ge=1, description="That attempt's own log (a job runners retried or took back)."),
+    ] = None,
+) -> PlainTextResponse:
     _visible_run(caller, state, run_id)
-    text, live = state.history.job_log(run_id, job)
+    text, live = state.history.job_log(run_id, job, attempt)
     return PlainTextResponse(text, headers={"X-Conveyor-Log-Complete": str(not live).lower()})
 
 
