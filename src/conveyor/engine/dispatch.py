@@ -15,8 +15,11 @@ A runner that stops hands its JobRuns back: they are queued again at once.
 Each attempt's row keeps the result its runner reported. Once a failure halts
 the Run (without keep_going), nothing is queued again (`halt_of` is asked
 first) and a JobRun waiting to retry is not: it ends with its last failed or
-lost attempt's result, or is skipped when it has none (`halted`). The queued
-rows a halt ends are locked first, so a claim committed meanwhile stands.
+lost attempt's result, or is skipped when it has none (`halted`). As a local
+job's, its log then ends with `--- not retried: <why> ---`: the attempt's log
+with that line is stored as a new blob for the JobRun, and the attempt's row
+keeps the log its runner stored. The queued rows a halt ends are locked first,
+so a claim committed meanwhile stands.
 
 Secret values are never stored: a claim reads the secrets its Pipeline
 declares through `dispatch_secrets` and hands them to the runner in the Claim
@@ -29,10 +32,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from conveyor.artifacts.cas import ContentStore
 from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock
 from conveyor.core.errors import ConveyorError
 from conveyor.core.records import JobState, OutputRecord, RunId
+from conveyor.engine import logs, run_rules
 from conveyor.engine.dispatch_retry import retry_run
 from conveyor.engine.dispatch_rules import (
     AttemptResult,
@@ -68,7 +73,12 @@ DEFAULT_HEARTBEAT_S = 5.0
 
 
 class DispatchService:
-    """Hands out the JobRuns of remote Runs to runners; records every change as an Event."""
+    """Hands out the JobRuns of remote Runs to runners; records every change as an Event.
+
+    `cas` is the content store runners' logs are uploaded to: a JobRun whose retry
+    is not to come gets its log there with the line saying so. Without one (the
+    queue alone, in tests), logs stay as their runners stored them.
+    """
 
     def __init__(
         self,
@@ -78,12 +88,14 @@ class DispatchService:
         lease_s: float = DEFAULT_LEASE_S,
         actor: str = "conveyor",
         secrets: SecretResolver | None = None,
+        cas: ContentStore | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.lease_s = lease_s
         self.actor = actor
         self.secrets = secrets
+        self.cas = cas
 
     # --- runs --------------------------------------------------------------------
 
@@ -183,7 +195,7 @@ class DispatchService:
     def _apply(self, tx: Transaction, step: Step, now: float) -> NewEvent:
         """Record one Step: a JobRun queued or skipped, or ended with its last attempt's result."""
         if step.result is not None:
-            return self._end(tx, step.job, step.result, now)
+            return self._end(tx, step.job, step.result, now, note=step.note)
         queued_at = now if step.status == "queued" else None
         finished_at = None if step.status == "queued" else now
         queue.set_status(
@@ -392,6 +404,7 @@ class DispatchService:
     ) -> list[NewEvent]:
         """Retry a failed attempt if its policy allows and the Run goes on, else record the
         JobRun's end."""
+        note = None
         if result.status in ("failed", "timed_out", "runner_lost"):
             delay = retry_delay(job, attempts.failures(tx, job.id), result.status)
             halt = None if delay is None else self._halt(tx, job.run_id, keep_going=keep_going)
@@ -399,12 +412,23 @@ class DispatchService:
                 queue.set_status(tx, job.id, "queued", reason=result.reason, queued_at=now + delay)
                 return [self._event(job, "retrying", now, after=result.status, delay_s=delay)]
             if halt is not None:  # as a local job's: this attempt's result stands
-                result = not_retried(result, halt)
-        events = [self._end(tx, job, result, now)]
+                result, note = not_retried(result, halt), run_rules.not_retried_note(halt)
+        events = [self._end(tx, job, result, now, note=note)]
         return events + self._progress(tx, job.run_id, now, keep_going=keep_going)
 
-    def _end(self, tx: Transaction, job: QueueJob, result: AttemptResult, now: float) -> NewEvent:
-        """Record a JobRun's end with `result`; the Event saying so."""
+    def _end(
+        self,
+        tx: Transaction,
+        job: QueueJob,
+        result: AttemptResult,
+        now: float,
+        *,
+        note: str | None = None,
+    ) -> NewEvent:
+        """Record a JobRun's end with `result`, its log ending with `note` if given; the Event
+        saying so."""
+        if note is not None:
+            result = self._noted(result, note)
         apply_job_update(
             tx,
             JobUpdate(
@@ -421,6 +445,23 @@ class DispatchService:
             ),
         )
         return final_event(job, result, self.actor, now)
+
+    def _noted(self, result: AttemptResult, note: str) -> AttemptResult:
+        """`result` with its log ending in `note`, stored as a new blob (the attempt's row
+        keeps the log its runner stored).
+
+        Unchanged when there is no log to end: its runner was lost before storing one
+        (a log of the note alone would hide the lines the runner streamed, or say the
+        job printed nothing; the JobRun's reason says it was not retried), the log was
+        pruned, or it is not a log Conveyor wrote.
+        """
+        digest = result.log_digest
+        if self.cas is None or digest is None or not self.cas.has(digest):
+            return result
+        noted = logs.with_note(self.cas.read_bytes(digest), note)
+        if noted is None:
+            return result
+        return replace(result, log_digest=self.cas.put_bytes(noted).digest)
 
     def hand_back(self, attempt_id: int, *, agent_id: int) -> bool:
         """A stopping runner gives a JobRun back: it is queued again at once, unless the Run

@@ -30,7 +30,13 @@ from conveyor.core.records import (
 )
 from conveyor.engine import run_rules
 from conveyor.engine.plan import Plan
-from conveyor.engine.run_rules import need_satisfied, not_started, skip_reason, stop_reason
+from conveyor.engine.run_rules import (
+    need_satisfied,
+    not_retried_note,
+    not_started,
+    skip_reason,
+    stop_reason,
+)
 from conveyor.spec.pipeline import Concurrency, Job
 from conveyor.spec.serialize import job_from_dict, job_to_dict
 from conveyor.store.attempts import LastAttempt
@@ -141,12 +147,14 @@ class AttemptResult:
 @dataclass(frozen=True, slots=True)
 class Step:
     """One JobRun moving on: queued, skipped or canceled, and why; or ended with `result`,
-    its last attempt's, when a retry it waited for is not to come."""
+    its last attempt's, when a retry it waited for is not to come, and `note` the line
+    its log then ends with."""
 
     job: QueueJob
     status: JobState
     reason: str | None = None
     result: AttemptResult | None = None
+    note: str | None = None
 
 
 def advance(
@@ -214,7 +222,7 @@ def halted(job: QueueJob, last: LastAttempt | None, halt: str) -> Step:
             ),
             halt,
         )
-        return Step(job, result.status, result.reason, result)
+        return Step(job, result.status, result.reason, result, not_retried_note(halt))
     if job.attempts:  # every attempt was handed back
         return Step(job, "skipped", f"handed back by its runner; {not_started(halt, again=True)}")
     return Step(job, "skipped", not_started(halt))

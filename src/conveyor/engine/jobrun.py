@@ -27,7 +27,7 @@ from conveyor.engine import fingerprint as fp_module
 from conveyor.engine.keys import KeyMaker
 from conveyor.engine.logs import JobLog
 from conveyor.engine.outputs import expand, output_problem, store_outputs
-from conveyor.engine.run_rules import not_retried
+from conveyor.engine.run_rules import not_retried, not_retried_note
 from conveyor.executors.base import ExecRequest, ExecResult, Execution, Executor
 from conveyor.spec.pipeline import Job
 
@@ -222,7 +222,7 @@ class JobAttempt:
         if stopped is None or last is None:
             return self._conclude(_Verdict("canceled", "canceled while waiting to retry"))
         assert self._log is not None, "an attempt ended before"
-        self._log.note(f"--- not retried: {stopped} ---")
+        self._log.note(not_retried_note(stopped))
         return self._conclude(replace(last, reason=not_retried(last.reason, stopped)))
 
     def faulted(self, outcome: JobOutcome) -> JobOutcome:

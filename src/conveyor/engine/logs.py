@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import threading
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
@@ -21,7 +22,14 @@ LineSink = Callable[[str], None]
 
 # Logs up to this size are kept in memory too, to compress without reading back.
 _MEMORY_LIMIT = 8 << 20
-_EMPTY = gzip.compress(b"", compresslevel=6, mtime=0)
+
+
+def compress(content: bytes) -> bytes:
+    """A log as stored: gzip without a time in its header, so equal logs are one blob."""
+    return gzip.compress(content, compresslevel=6, mtime=0)
+
+
+_EMPTY = compress(b"")
 
 
 class JobLog:
@@ -93,7 +101,7 @@ class JobLog:
                 content = self.path.read_bytes()
         if not content:
             return _EMPTY  # many jobs print nothing
-        return gzip.compress(content, compresslevel=6, mtime=0)
+        return compress(content)
 
     def discard(self) -> None:
         """Remove the live file once the log is stored."""
@@ -103,3 +111,15 @@ class JobLog:
 
 def decompress(blob: bytes) -> str:
     return gzip.decompress(blob).decode("utf-8", "replace")
+
+
+def with_note(blob: bytes, text: str) -> bytes | None:
+    """A stored log with `text` as its last line, as `JobLog.note` adds one after any
+    unfinished line; None when `blob` is not a stored log (not gzip)."""
+    try:
+        content = gzip.decompress(blob)
+    except (OSError, EOFError, zlib.error):
+        return None
+    if content and not content.endswith(b"\n"):
+        content += b"\n"
+    return compress(content + text.encode() + b"\n")

@@ -42,6 +42,11 @@ def not_retried(reason: str | None, stop: str) -> str:
     return f"{reason}; {why}" if reason else why
 
 
+def not_retried_note(stop: str) -> str:
+    """The line a job's log ends with when its retry is not to come, the Run stopped."""
+    return f"--- not retried: {stop} ---"
+
+
 def not_started(reason: str | None, *, keep_going_helps: bool = True, again: bool = False) -> str:
     """Why a job was never started (`again`: after a runner handed it back) once the Run
     stopped for `reason`."""

@@ -141,7 +141,7 @@ def open_state(
     projects = ProjectService(db=db, clock=clock, environ=environ)
     metrics.status_counts.attach(lambda: status_counts(db))
     dispatch = DispatchService(
-        db=db, clock=clock, lease_s=settings.lease_s, secrets=stored_secrets(db, environ)
+        db=db, clock=clock, lease_s=settings.lease_s, secrets=stored_secrets(db, environ), cas=cas
     )
     remote_runs = RemoteRunService(
         db=db,
