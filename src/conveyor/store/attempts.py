@@ -12,7 +12,7 @@ from typing import cast
 
 from conveyor.core.errors import NotFound
 from conveyor.core.records import JobState, RunId, TestCounts
-from conveyor.store.db import Row, Transaction
+from conveyor.store.db import Row, Transaction, bind_list
 from conveyor.store.queue import Taken, lock_clause
 from conveyor.store.runs import tests_columns, tests_of
 
@@ -178,12 +178,12 @@ def last_attempts(tx: Transaction, job_run_ids: Sequence[int]) -> dict[int, Last
     failed, timed out or lost its runner (a hand-back produces none)."""
     if not job_run_ids:
         return {}
-    marks = ", ".join(f":j{i}" for i in range(len(job_run_ids)))
+    marks, params = bind_list("j", job_run_ids)
     rows = tx.execute(
         "SELECT job_run_id, status, reason, exit_code, duration_s, log_digest, tests_passed, "
         f"tests_failed, tests_skipped, failures FROM job_attempts WHERE job_run_id IN ({marks}) "
         "AND status IN ('failed', 'timed_out', 'runner_lost') ORDER BY job_run_id, number",
-        {f"j{i}": job_id for i, job_id in enumerate(job_run_ids)},
+        params,
     )
     last: dict[int, LastAttempt] = {}
     for row in rows:  # in order of number: the last one stays

@@ -19,7 +19,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,6 +32,12 @@ if TYPE_CHECKING:
 Params = Mapping[str, object]
 # Drivers return untyped values; repositories convert them at once.
 Row = tuple[Any, ...]
+
+
+def bind_list(prefix: str, values: Iterable[object]) -> tuple[str, dict[str, object]]:
+    """Placeholders for an SQL `IN (...)` (`:p0, :p1, ...`) and the parameters they bind."""
+    params = {f"{prefix}{i}": value for i, value in enumerate(values)}
+    return ", ".join(f":{name}" for name in params), params
 
 
 class Transaction(Protocol):

@@ -24,7 +24,7 @@ from conveyor.core.errors import NotFound, StoreError
 from conveyor.rollout.deployment import Deployment, DeploymentId, NewDeployment
 from conveyor.rollout.status import DeploymentStatus, StatusFormatError, from_json, to_json
 from conveyor.store import events as event_log
-from conveyor.store.db import Database, Row, Transaction
+from conveyor.store.db import Database, Row, Transaction, bind_list
 
 _FIELDS = (
     "id",
@@ -113,9 +113,9 @@ def claim(
     )
     params: dict[str, object] = {"p": project, "now": now, "owner": owner}
     if skip:
-        marks = ", ".join(f":skip{i}" for i in range(len(skip)))
+        marks, skipped = bind_list("skip", skip)
         clause += f" AND d.id NOT IN ({marks})"
-        params.update({f"skip{i}": deployment_id for i, deployment_id in enumerate(skip)})
+        params.update(skipped)
     with db.write() as tx:
         lock = " FOR UPDATE OF d SKIP LOCKED" if tx.dialect == "postgresql" else ""
         rows = tx.execute(

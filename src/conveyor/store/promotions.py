@@ -27,7 +27,7 @@ from conveyor.promotion.model import (
 )
 from conveyor.release.model import ReleaseId
 from conveyor.store import events as event_log
-from conveyor.store.db import Database, Row, Transaction
+from conveyor.store.db import Database, Row, Transaction, bind_list
 
 _COLUMNS = (
     "id, project, service, version, release_id, release_digest, environment, requested_by, "
@@ -299,9 +299,9 @@ def list_promotions(
         clause += " AND environment = :e"
         params["e"] = environment
     if states:
-        marks = ", ".join(f":st{i}" for i in range(len(states)))
+        marks, listed = bind_list("st", states)
         clause += f" AND state IN ({marks})"
-        params.update({f"st{i}": state for i, state in enumerate(states)})
+        params.update(listed)
     with db.read() as tx:
         rows = tx.execute(
             f"SELECT {_COLUMNS} FROM promotions WHERE {clause} ORDER BY id DESC LIMIT :n", params
@@ -312,11 +312,10 @@ def list_promotions(
 def _with_approvals(tx: Transaction, rows: Sequence[Row]) -> list[Promotion]:
     if not rows:
         return []
-    ids = [int(row[0]) for row in rows]
-    marks = ", ".join(f":i{i}" for i in range(len(ids)))
+    marks, params = bind_list("i", (int(row[0]) for row in rows))
     found = tx.execute(
         f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE promotion_id IN ({marks}) ORDER BY id",
-        {f"i{i}": pid for i, pid in enumerate(ids)},
+        params,
     )
     by_promotion: dict[int, list[Approval]] = {}
     for row in found:

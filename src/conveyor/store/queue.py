@@ -20,7 +20,7 @@ from typing import cast
 
 from conveyor.core.errors import NotFound
 from conveyor.core.records import JobState, OutputRecord, RunId, RunStatus
-from conveyor.store.db import Row, Transaction
+from conveyor.store.db import Row, Transaction, bind_list
 from conveyor.store.runs import NewRun
 
 # Claims from one batch of rows locked at once; past it, rows are tried one by one.
@@ -262,11 +262,11 @@ def lock_unstarted(tx: Transaction, job_ids: Sequence[int]) -> list[int]:
     """Of `job_ids`, those still pending or queued, locked (waits for a claim in flight)."""
     if not job_ids:
         return []
-    marks = ", ".join(f":j{i}" for i in range(len(job_ids)))
+    marks, params = bind_list("j", job_ids)
     rows = tx.execute(
         f"SELECT id FROM job_runs WHERE id IN ({marks}) AND status IN ('pending', 'queued') "
         f"ORDER BY id{lock_clause(tx)}",
-        {f"j{i}": job_id for i, job_id in enumerate(job_ids)},
+        params,
     )
     return [int(row[0]) for row in rows]
 
@@ -302,12 +302,12 @@ def finish_run(
 def outputs_of(tx: Transaction, job_ids: Sequence[int]) -> dict[int, tuple[OutputRecord, ...]]:
     if not job_ids:
         return {}
-    marks = ", ".join(f":j{i}" for i in range(len(job_ids)))
+    marks, params = bind_list("j", job_ids)
     found: dict[int, list[OutputRecord]] = {}
     for job_id, path, digest, size in tx.execute(
         f"SELECT job_run_id, path, digest, size FROM artifacts WHERE job_run_id IN ({marks}) "
         "ORDER BY id",
-        {f"j{i}": job_id for i, job_id in enumerate(job_ids)},
+        params,
     ):
         found.setdefault(int(job_id), []).append(OutputRecord(str(path), str(digest), int(size)))
     return {job_id: tuple(outputs) for job_id, outputs in found.items()}

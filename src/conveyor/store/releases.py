@@ -10,7 +10,7 @@ from conveyor.core.errors import NotFound
 from conveyor.core.records import RunId
 from conveyor.release.model import Commit, NewRelease, Release, ReleaseArtifact, ReleaseId
 from conveyor.store import events as event_log
-from conveyor.store.db import Database, Row, Transaction
+from conveyor.store.db import Database, Row, Transaction, bind_list
 
 _COLUMNS = (
     "id, project, service, version, commit_sha, run_id, config_digest, config, "
@@ -103,11 +103,11 @@ def _artifacts_of(
 ) -> dict[int, tuple[ReleaseArtifact, ...]]:
     if not release_ids:
         return {}
-    marks = ", ".join(f":r{i}" for i in range(len(release_ids)))
+    marks, params = bind_list("r", release_ids)
     rows = tx.execute(
         f"SELECT release_id, path, digest, size FROM release_artifacts "
         f"WHERE release_id IN ({marks}) ORDER BY release_id, path",
-        {f"r{i}": rid for i, rid in enumerate(release_ids)},
+        params,
     )
     out: dict[int, list[ReleaseArtifact]] = {}
     for release_id, path, digest, size in rows:

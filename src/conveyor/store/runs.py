@@ -20,7 +20,7 @@ from conveyor.core.records import (
     TestCounts,
 )
 from conveyor.store import events as event_log
-from conveyor.store.db import Database, Row, Transaction
+from conveyor.store.db import Database, Params, Row, Transaction, bind_list
 
 _RUN_COLUMNS = (
     "id, project, status, pipeline_path, spec_digest, workspace, branch, commit_sha, event, "
@@ -355,8 +355,7 @@ def previous_fingerprint(
 def _jobs_of(tx: Transaction, run_ids: Sequence[RunId]) -> dict[RunId, tuple[JobRecord, ...]]:
     if not run_ids:
         return {}
-    marks = ", ".join(f":r{i}" for i in range(len(run_ids)))
-    params = {f"r{i}": rid for i, rid in enumerate(run_ids)}
+    marks, params = bind_list("r", run_ids)
     rows = tx.execute(
         f"SELECT {_JOB_COLUMNS} FROM job_runs WHERE run_id IN ({marks}) ORDER BY run_id, position",
         params,
@@ -377,9 +376,7 @@ def _jobs_of(tx: Transaction, run_ids: Sequence[RunId]) -> dict[RunId, tuple[Job
     return {rid: tuple(jobs) for rid, jobs in result.items()}
 
 
-def _attempts_of(
-    tx: Transaction, marks: str, params: dict[str, RunId]
-) -> dict[int, list[AttemptOutcome]]:
+def _attempts_of(tx: Transaction, marks: str, params: Params) -> dict[int, list[AttemptOutcome]]:
     """The attempts of the JobRuns of these Runs that runners held, by JobRun, oldest first."""
     found: dict[int, list[AttemptOutcome]] = {}
     for row in tx.execute(

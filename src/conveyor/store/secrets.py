@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from conveyor.store.db import Database, Row, Transaction
+from conveyor.store.db import Database, Row, Transaction, bind_list
 
 GLOBAL = ""
 _COLUMNS = "id, project, name, ciphertext, key_id, created_at, updated_at, updated_by"
@@ -97,8 +97,7 @@ def for_run(db: Database, *, project: str, names: Sequence[str]) -> list[SecretR
     """The stored secrets among `names` a Run of `project` may use: its own and the global ones."""
     if not names:
         return []
-    marks = ", ".join(f":n{i}" for i in range(len(names)))
-    params: dict[str, object] = {f"n{i}": name for i, name in enumerate(names)}
+    marks, params = bind_list("n", names)
     params["p"] = project
     with db.read() as tx:
         rows = tx.execute(

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from conveyor.core.errors import NotFound
 from conveyor.policy.waiver import NewWaiver, Waiver, WaiverDecision, WaiverId
-from conveyor.store.db import Database, Row, Transaction
+from conveyor.store.db import Database, Row, Transaction, bind_list
 
 _COLUMNS = (
     "id, project, rule, environment, reason, requested_by, requested_at, expires_at, "
@@ -120,11 +120,10 @@ def by_ids(db: Database, ids: Sequence[int]) -> list[Waiver]:
     """The Waivers with these ids, in id order (unknown ids are left out)."""
     if not ids:
         return []
-    names = {f"i{n}": waiver_id for n, waiver_id in enumerate(ids)}
-    listed = ", ".join(f":{name}" for name in names)
+    listed, params = bind_list("i", ids)
     with db.read() as tx:
         rows = tx.execute(
-            f"SELECT {_COLUMNS} FROM waivers WHERE id IN ({listed}) ORDER BY id", names
+            f"SELECT {_COLUMNS} FROM waivers WHERE id IN ({listed}) ORDER BY id", params
         )
     return [_waiver(row) for row in rows]
 
