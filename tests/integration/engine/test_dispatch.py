@@ -256,6 +256,34 @@ def test_an_expired_lease_is_runner_lost_and_the_job_is_retried_on_another_runne
     ]
 
 
+def test_a_run_read_back_lists_each_attempt_with_its_runner_and_result(
+    world: QueueWorld,
+) -> None:
+    run = world.submit("version: 1\njobs:\n  a: {run: x, retry: {max: 2, backoff: 1s}}\n")
+    gone, other = world.agent("gone"), world.agent("other")
+    world.claim(gone)
+    world.clock.advance(31)
+    assert LeaseSweeper(dispatch=world.dispatch).run_once() == 1
+    tests = TestCounts(passed=3, failed=1, failures=("test_pay",))
+    world.finish(world.claim(other), other, "failed", exit_code=4, duration_s=0.5, tests=tests)
+    world.clock.advance(10)  # past the backoff
+    world.finish(world.claim(other), other, exit_code=0, duration_s=0.25)
+
+    (job,) = world.run(run).jobs
+    assert [
+        (a.number, a.status, a.runner, a.exit_code, a.duration_s, a.tests)
+        for a in job.attempt_results
+    ] == [
+        (1, "runner_lost", "gone", None, None, None),
+        (2, "failed", "other", 4, 0.5, tests),
+        (3, "success", "other", 0, 0.25, None),
+    ]
+    lost, failed, passed = job.attempt_results
+    assert lost.reason is not None and lost.reason.startswith("runner lost")
+    assert lost.started_at < failed.started_at < passed.started_at
+    assert all(a.finished_at is not None for a in job.attempt_results)
+
+
 def test_without_retries_a_lost_runner_ends_the_job_runner_lost(world: QueueWorld) -> None:
     run = world.submit(CHAIN)
     agent = world.agent("a")
