@@ -2,7 +2,8 @@
 
 The graph: 20 layers of 10 jobs, each `sleep 0.1`, every job needing two jobs
 of the previous layer (critical path 2.0 s), run 10 at a time. Also 500 jobs
-of `true` in a chain-free pipeline, to measure the engine's own cost per job.
+of `true` in a chain-free pipeline, to measure the engine's own cost per job,
+and one `true` job, to measure what a Run costs besides its jobs.
 
     python bench/dag_bench.py [--repeat 5] [--json]
 
@@ -126,6 +127,30 @@ def bench_trues(repeat: int, conveyor: str, count: int = 500) -> dict[str, objec
     }
 
 
+def bench_fixed(repeat: int, conveyor: str) -> dict[str, object]:
+    """What one Run costs besides its jobs: a cold run of one `true` job, beside make's.
+
+    Start-up (the interpreter, imports, reading the spec, recording the Run)
+    and the end (the last records, signing the event log's tree head) are
+    paid once per Run; on the 200-job graph they add to the critical path.
+    """
+    results: dict[str, list[float]] = {"make": [], "conveyor": []}
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            (root / "conveyor.yaml").write_text("version: 1\njobs:\n  one: {run: 'true'}\n")
+            (root / "Makefile").write_text(".PHONY: one\none:\n\ttrue\n")
+            timed([conveyor, "run", "-q"], root)  # create the store
+            results["make"].append(timed(["make", "-s"], root))
+            shutil.rmtree(root / ".conveyor" / "cache")
+            results["conveyor"].append(timed([conveyor, "run", "-q"], root))
+    return {
+        "runs": results,
+        "median_s": {k: median(v) for k, v in results.items()},
+        "fastest_s": {k: min(v) for k, v in results.items()},
+    }
+
+
 def compile_bytecode() -> None:
     """Compile Conveyor's modules first, as installing a wheel does.
 
@@ -153,8 +178,9 @@ def main() -> None:
     compile_bytecode()
     dag = bench_dag(args.repeat, args.command)
     trues = bench_trues(args.repeat, args.command)
+    fixed = bench_fixed(args.repeat, args.command)
     if args.json:
-        print(json.dumps({"dag": dag, "trues": trues}, indent=2))
+        print(json.dumps({"dag": dag, "trues": trues, "fixed": fixed}, indent=2))
         return
     med = dag["median_s"]
     assert isinstance(med, dict)
@@ -172,6 +198,12 @@ def main() -> None:
     print(
         f"500 x true   conveyor -j1 {trues['per_job_ms']:.2f} ms/job, "
         f"engine's own cost {trues['engine_own_per_job_ms']:.2f} ms/job"
+    )
+    once = fixed["median_s"]
+    assert isinstance(once, dict)
+    print(
+        f"1 x true     conveyor run (cold) {once['conveyor'] * 1000:.0f} ms, "
+        f"make {once['make'] * 1000:.0f} ms: the cost of a Run besides its jobs"
     )
 
 
