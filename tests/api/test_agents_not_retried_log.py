@@ -107,6 +107,13 @@ def test_a_job_that_fails_once_another_failed_has_its_log_end_saying_it_is_not_r
     kept = attempt_log(world, job)  # the attempt keeps the log its runner sent
     assert kept is not None and kept != job.log_digest
     assert gzip.decompress(blob_of(client, issue, kept)).decode() == FLAKY_LOG
+    # ... which is what `conveyor logs RUN flaky --attempt 1` reads
+    first = client.get(
+        f"/api/v1/runs/{run}/jobs/flaky/log",
+        params={"attempt": 1},
+        headers=bearer(issue("viewer")),
+    )
+    assert (first.status_code, first.text) == (200, FLAKY_LOG)
 
 
 def test_a_job_waiting_to_retry_when_another_fails_has_its_log_end_saying_it_is_not_retried(
