@@ -185,6 +185,34 @@ def test_run_remote_exits_1_when_a_job_fails_and_prints_plain_lines(
     assert "check: failed" in done.stdout
 
 
+def test_run_remote_says_each_attempt_that_failed_and_was_retried(
+    client: httpx.Client, issue: Issue, runner: AgentLoop, tmp_path: Path
+) -> None:
+    mark = tmp_path / "tried"
+    spec = f"""\
+version: 1
+env: {{MARK: '{mark}'}}
+jobs:
+  flaky:
+    run: 'if [ -e "$MARK" ]; then echo again; else touch "$MARK"; exit 3; fi'
+    retry: {{max: 1, backoff: 0s}}  # due at once: this server's clock is frozen
+"""
+    ws = _checkout(tmp_path / "ws", spec)
+    server = {"CONVEYOR_SERVER": str(client.base_url), "CONVEYOR_TOKEN": issue("developer")}
+
+    done = cli(ws, "run", "--remote", **server)
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    said = [line for line in lines if line.startswith("flaky: attempt")]
+    # Said even when the retry came and went between two looks at the Run.
+    assert len(said) == 1, done.stdout
+    assert said[0].startswith("flaky: attempt 1  failed")
+    assert said[0].endswith("on runner-1 - exited with code 3")
+    assert "flaky: success" in lines
+    assert lines.index(said[0]) < lines.index("flaky: success")
+
+
 def test_run_remote_no_wait_returns_the_run_id_at_once(
     client: httpx.Client, issue: Issue, tmp_path: Path
 ) -> None:

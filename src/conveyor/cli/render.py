@@ -40,7 +40,8 @@ def counts(run: RunRecord) -> str:
 def summary(run: RunRecord, explanations: Mapping[str, Sequence[str]] | None = None) -> str:
     """The text printed after a Run: outcome, artifacts, failed tests, why jobs ran."""
     took = format_duration(run.duration_s or 0.0)
-    lines = [f"run {run.id} {run.status} in {took}: {len(run.jobs)} jobs ({counts(run)})"]
+    jobs = f"{len(run.jobs)} job" + ("" if len(run.jobs) == 1 else "s")
+    lines = [f"run {run.id} {run.status} in {took}: {jobs} ({counts(run)})"]
     outputs = [(job.name, o) for job in run.jobs for o in job.outputs]
     if outputs:
         lines.append("artifacts:")

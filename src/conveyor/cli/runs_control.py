@@ -88,15 +88,29 @@ def run_remote(
 
 
 def _progress_printer() -> Callable[[RunRecord], None]:
-    """Plain lines, one per job whose status moved."""
+    """Plain lines, one per job whose status moved, and one per attempt that did not end
+    its job (failed and retried, or taken back by its runner), said once it ended."""
+    from conveyor.cli.render import describe_attempt
+    from conveyor.core.records import TERMINAL_JOB_STATES
+
     last: dict[str, str] = {}
+    told: dict[str, int] = {}  # attempts already said, by job
 
     def show(run: RunRecord) -> None:
         for job in run.jobs:
+            ended = [a for a in job.attempt_results if a.status != "running"]
+            if job.status in TERMINAL_JOB_STATES:
+                ended = ended[:-1]  # the job's own line tells how its last attempt ended
+            for attempt in ended[told.get(job.name, 0) :]:
+                typer.echo(f"{job.name}: {describe_attempt(attempt)}")
+            told[job.name] = max(told.get(job.name, 0), len(ended))
             if last.get(job.name) != job.status and job.status != "pending":
-                suffix = f" ({job.reason})" if job.reason and job.status != "success" else ""
-                cached = " (cached)" if job.cached else ""
-                typer.echo(f"{job.name}: {job.status}{cached}{suffix}")
+                if job.status == "queued" and job.attempts:
+                    typer.echo(f"{job.name}: queued for attempt {job.attempts + 1}")
+                else:
+                    suffix = f" ({job.reason})" if job.reason and job.status != "success" else ""
+                    cached = " (cached)" if job.cached else ""
+                    typer.echo(f"{job.name}: {job.status}{cached}{suffix}")
             last[job.name] = job.status
 
     return show

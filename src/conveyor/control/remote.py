@@ -170,11 +170,15 @@ class RemoteControlPlane(DeliveryCalls):
         poll_s: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
     ) -> RunRecord:
-        """Poll a Run until it finishes, calling `on_change` whenever a job's status moved."""
-        seen: tuple[tuple[str, str], ...] = ()
+        """Poll a Run until it finishes, calling `on_change` whenever a job's status moved or
+        one of its attempts ended (a retry may come and go between two looks)."""
+        seen: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
         while True:
             run = self.get_run(str(run_id))
-            now = tuple((job.name, job.status) for job in run.jobs)
+            now = tuple(
+                (job.name, job.status, tuple(a.status for a in job.attempt_results))
+                for job in run.jobs
+            )
             if now != seen:
                 on_change(run)
                 seen = now
