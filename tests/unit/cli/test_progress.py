@@ -7,34 +7,16 @@ import re
 
 from rich.console import Console
 
+from builders.records import job_record
 from conveyor.cli.progress import LiveReporter, PlainReporter, describe
 from conveyor.core.records import JobRecord, RunId, TestCounts
 
 
 def _job(name: str, status: str, **extra: object) -> JobRecord:
-    fields: dict[str, object] = {
-        "id": 1,
-        "run_id": RunId(1),
-        "position": 0,
-        "name": name,
-        "base_name": name,
-        "needs": (),
-        "status": status,
-        "cached": status == "cached",
-        "allow_failure": False,
-        "exit_code": 1 if status == "failed" else 0,
-        "attempts": 1,
-        "reason": None,
-        "started_at": 0.0,
-        "finished_at": 1.5,
-        "duration_s": 1.5,
-        "cache_key": None,
-        "fingerprint": None,
-        "log_digest": None,
-        "tests": None,
-    }
-    fields.update(extra)
-    return JobRecord(**fields)  # type: ignore[arg-type]
+    """A JobRun that took 1.5 s, exiting 1 when it failed."""
+    fields: dict[str, object] = {"exit_code": 1 if status == "failed" else 0}
+    fields.update({"finished_at": 1.5, "duration_s": 1.5} | extra)
+    return job_record(name, status, **fields)
 
 
 def test_the_live_view_prints_finished_jobs_and_the_tail_of_a_failing_ones_log() -> None:

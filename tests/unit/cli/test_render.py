@@ -6,62 +6,18 @@ from dataclasses import replace
 
 import pytest
 
+from builders.records import job_record, run_record
 from conveyor.cli import render
 from conveyor.cli.runs_control import _progress_printer
-from conveyor.core.records import AttemptOutcome, JobRecord, JobState, RunId, RunRecord
-
-RUN = RunId(12)
+from conveyor.core.records import AttemptOutcome, JobRecord, RunRecord
 
 
-def _job(
-    name: str, status: JobState, *tried: AttemptOutcome, reason: str | None = None
-) -> JobRecord:
-    return JobRecord(
-        id=1,
-        run_id=RUN,
-        position=0,
-        name=name,
-        base_name=name,
-        needs=(),
-        status=status,
-        cached=False,
-        allow_failure=False,
-        exit_code=None,
-        attempts=len(tried),
-        reason=reason,
-        started_at=None,
-        finished_at=None,
-        duration_s=None,
-        cache_key=None,
-        fingerprint=None,
-        log_digest=None,
-        tests=None,
-        attempt_results=tried,
-    )
+def _job(name: str, status: str, *tried: AttemptOutcome, reason: str | None = None) -> JobRecord:
+    return job_record(name, status, attempts=len(tried), reason=reason, attempt_results=tried)
 
 
 def _run(*jobs: JobRecord, status: str = "running") -> RunRecord:
-    return RunRecord(
-        id=RUN,
-        project="shop",
-        status=status,  # type: ignore[arg-type]
-        pipeline_path="conveyor.yaml",
-        spec_digest="",
-        workspace="",
-        branch="main",
-        commit_sha=None,
-        event="push",
-        actor="ada",
-        targets=(),
-        host="",
-        pid=0,
-        created_at=0.0,
-        started_at=0.0,
-        finished_at=None,
-        duration_s=1.25,
-        error=None,
-        jobs=jobs,
-    )
+    return run_record(*jobs, status=status, id=12, duration_s=1.25)
 
 
 def _attempt(number: int, status: str, reason: str | None = None) -> AttemptOutcome:
