@@ -198,6 +198,9 @@ class JobAttempt:
             return self._conclude(verdict)
         if self._attempts > retry.max:
             return self._conclude(verdict)
+        if verdict.reason and result.outcome == "exited":  # a timeout's detail is noted above
+            # Said when the attempt ends: the next one may be a long backoff away.
+            log.note(f"--- attempt {self._attempts} failed: {verdict.reason} ---")
         self._last = verdict
         self._delay = retry.delay_before(self._attempts + 1)
         return self._delay

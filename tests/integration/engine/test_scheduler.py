@@ -243,8 +243,13 @@ def test_a_job_passing_on_its_third_attempt_succeeds(harness: Harness) -> None:
     assert result.run.status == "success"
     log, live = harness.history().job_log(result.run.id, "flaky")
     assert not live
-    assert "--- attempt 2 of 3 (after 0.01s) ---" in log
-    assert "--- attempt 3 of 3 (after 0.02s) ---" in log
+    assert log.splitlines()[-5:] == [
+        "--- attempt 1 failed: exited with code 1 ---",
+        "--- attempt 2 of 3 (after 0.01s) ---",
+        "--- attempt 2 failed: exited with code 1 ---",
+        "--- attempt 3 of 3 (after 0.02s) ---",
+        "ok",
+    ]
 
 
 def test_a_job_failing_every_attempt_fails_after_its_retries(harness: Harness) -> None:
@@ -260,6 +265,10 @@ def test_a_timed_out_attempt_is_retried(harness: Harness) -> None:
     result = harness.run(RETRIED, executor)
     flaky = jobs_of(result)["flaky"]
     assert (flaky.status, flaky.attempts) == ("success", 2)
+    log, _ = harness.history().job_log(result.run.id, "flaky")
+    # The timeout is said once, by its own note: no second line of why.
+    assert "failed:" not in log
+    assert "--- attempt 2 of 3 (after 0.01s) ---" in log
 
 
 def test_a_job_without_retries_runs_once(harness: Harness) -> None:
@@ -579,7 +588,8 @@ def test_the_log_keeps_an_unterminated_last_line_before_the_next_attempt(harness
     result = harness.run(spec, FakeExecutor(outcomes({"flaky": [first, second]})))
     log, _ = harness.history().job_log(result.run.id, "flaky")
     assert log == (
-        "first attempt dies mid-line\n--- attempt 2 of 2 (after 0.01s) ---\nsecond attempt\n"
+        "first attempt dies mid-line\n--- attempt 1 failed: exited with code 1 ---\n"
+        "--- attempt 2 of 2 (after 0.01s) ---\nsecond attempt\n"
     )
 
 

@@ -129,7 +129,10 @@ def test_a_real_job_is_retried_after_its_backoff_and_passes(local: Harness) -> N
     flaky = jobs_of(result)["flaky"]
     assert flaky.attempts == 2
     log, _ = local.history().job_log(result.run.id, "flaky")
-    assert log == "first\n--- attempt 2 of 3 (after 0.05s) ---\nsecond\n"
+    assert log == (
+        "first\n--- attempt 1 failed: exited with code 3 ---\n"
+        "--- attempt 2 of 3 (after 0.05s) ---\nsecond\n"
+    )
 
 
 def test_a_real_job_failing_every_attempt_fails_after_its_retries(local: Harness) -> None:
