@@ -112,12 +112,21 @@ class History:
             if held.status != "running":
                 status = held.status.replace("_", " ")
                 raise NotFound(f"{which} left no log ({status})")
+        which = f"'{record.name}' in run {run.id}"
         if record.log_digest:
-            return self._stored_log(record.log_digest, f"'{record.name}' in run {run.id}"), False
+            return self._stored_log(record.log_digest, which), False
         live = self.workspace.logs_dir / f"run-{run.id}" / f"{record.position:04d}.log"
-        if live.exists():
-            return live.read_text(encoding="utf-8", errors="replace"), record.status == "running"
-        raise NotFound(f"'{record.name}' in run {run.id} has no log ({record.status})")
+        try:
+            text = live.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            # The job may have ended since its record was read: its live log goes only
+            # once the JobRun naming the stored one is recorded, so a new read finds it.
+            record = find_job(self.get_run(run.id), record.name)
+            if record.log_digest:
+                return self._stored_log(record.log_digest, which), False
+            raise NotFound(f"{which} has no log ({record.status})") from None
+        # A job's start is recorded a moment after its log begins.
+        return text, record.status in ("running", "pending")
 
     def _stored_log(self, digest: str, which: str) -> str:
         if not self.cas.has(digest):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from conveyor.audit.chain import NewEvent
@@ -23,10 +24,12 @@ from conveyor.store.db import Database
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One JobRun update and the Events that record it."""
+    """One JobRun update and the Events that record it; `then`, done once they are stored
+    (such as removing what they make stale), not when they could not be."""
 
     update: run_store.JobUpdate | None
     events: tuple[NewEvent, ...] = ()
+    then: Callable[[], None] | None = None
 
 
 class Recorder:
@@ -120,3 +123,7 @@ class Recorder:
                     run_store.apply_job_update(tx, change.update)
             appended = event_log.append(tx, [e for change in batch for e in change.events])
         self.appended.update((event.seq, event.hash) for event in appended)
+        for change in batch:
+            if change.then is not None:
+                with contextlib.suppress(Exception):  # only tidying: what is stored stands
+                    change.then()

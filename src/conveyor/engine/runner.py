@@ -280,7 +280,7 @@ class Scheduler:
         attempt = self._running.pop(name)
         if attempt.execution is not None:  # a fault while it ran: nothing of it may be left
             self._jobs.abandon(attempt.execution)
-        self._settle(name, outcome)
+        self._settle(name, outcome, then=attempt.forget_live_log)
 
     def _write_cache_entries(self) -> None:
         """Hand the finished jobs' cache entries to one worker thread, to write in turn."""
@@ -320,12 +320,15 @@ class Scheduler:
             return JobOutcome(status="failed", reason=str(exc))
         return JobOutcome(status="failed", reason=f"internal error: {exc!r}")
 
-    def _settle(self, name: str, outcome: JobOutcome) -> None:
-        """Record a terminal outcome and let dependents proceed or skip."""
+    def _settle(
+        self, name: str, outcome: JobOutcome, *, then: Callable[[], None] | None = None
+    ) -> None:
+        """Record a terminal outcome (and do `then` once it is stored); let dependents proceed
+        or skip."""
         job = self._by_name[name]
         self._state[name] = outcome.status
         self._outcomes[name] = outcome
-        self._record_final(job, outcome)
+        self._record_final(job, outcome, then)
         stops = not self._options.keep_going and outcome.status != "skipped"
         stops = stops and not self._satisfies(job, outcome)
         for dependent in self._plan.dependents.get(name, ()):
@@ -358,7 +361,9 @@ class Scheduler:
             self._outcomes[job.name] = outcome
             self._record_final(job, outcome)
 
-    def _record_final(self, job: Job, outcome: JobOutcome) -> None:
+    def _record_final(
+        self, job: Job, outcome: JobOutcome, then: Callable[[], None] | None = None
+    ) -> None:
         now = self._clock.now()
         if outcome.finished_at is None:
             outcome = replace(outcome, finished_at=now)
@@ -372,7 +377,7 @@ class Scheduler:
             data["outputs"] = {o.path: o.digest for o in outcome.outputs}
         record = self.record_of(job, outcome)
         event = NewEvent(f"job.{outcome.status}", self._subject(job), self._actor, now, data)
-        self._recorder.record(Change(JobUpdate.final(record), (event,)))
+        self._recorder.record(Change(JobUpdate.final(record), (event,), then))
         self._reporter.job_finished(record)
 
     def record_running(self, job: Job, started_at: float, pid: int | None) -> None:

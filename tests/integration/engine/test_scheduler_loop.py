@@ -20,7 +20,7 @@ import pytest
 
 from conveyor.artifacts.cache import JobCache
 from conveyor.artifacts.cas import Blob, ContentStore
-from conveyor.core.errors import ArtifactError
+from conveyor.core.errors import ArtifactError, NotFound
 from conveyor.core.records import RunRecord
 from conveyor.engine import runner
 from conveyor.engine.runner import Scheduler
@@ -445,3 +445,39 @@ def test_once_every_job_has_started_a_cache_entry_is_written_without_waiting_for
     assert statuses(result) == {"quick": "success", "slow": "success"}
     assert seen == [1]  # `quick`'s entry, written while `slow` waited for it
     assert local.cache_entries() == before + 2
+
+
+def test_a_jobs_log_can_be_read_at_every_moment_of_its_end(local: Harness) -> None:
+    """Read from another connection as `conveyor logs --follow` does, a job's log is live
+    until its stored copy is recorded: never neither, as the job ends."""
+    spec = """\
+    version: 1
+    jobs:
+      quick: {run: "echo quick"}
+      slow: {run: "sleep 1; echo slow"}
+    """
+    reader = local.history()
+    done = threading.Event()
+    seen: list[tuple[str, bool]] = []
+    missing: list[str] = []
+
+    def follow() -> None:
+        while not done.is_set():
+            try:
+                seen.append(reader.job_log("1", "quick"))
+            except NotFound as exc:
+                if seen:  # once it was there, it must stay there
+                    missing.append(str(exc))
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    try:
+        result = local.run(spec, LocalExecutor())
+    finally:
+        done.set()
+        thread.join(10)
+
+    assert statuses(result) == {"quick": "success", "slow": "success"}
+    assert missing == []
+    assert seen[-1] == ("quick\n", False)
