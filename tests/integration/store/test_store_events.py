@@ -156,13 +156,15 @@ def _turns(db: Database) -> int:
 
 def test_appenders_on_several_threads_build_one_contiguous_chain(db: Database) -> None:
     workers, rounds, parts = 8, 15, 3
+    # Every round starts all workers at once: on a busy machine one thread could
+    # otherwise do all its rounds before another ran, and nothing would contend.
     start = threading.Barrier(workers)
     failures: list[BaseException] = []
 
     def work(worker: int) -> None:
         try:
-            start.wait()
             for r in range(rounds):
+                start.wait()
                 _append(db, *(_event(worker=worker, round=r, part=p) for p in range(parts)))
         except BaseException as exc:
             failures.append(exc)
