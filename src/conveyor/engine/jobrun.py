@@ -122,7 +122,6 @@ class JobAttempt:
         self._last: _Verdict | None = None  # the attempt that ended, while a retry waits
         self._before: dict[str, tuple[int, int, int]] = {}
         self._modes: dict[str, int] = {}  # of the outputs, as the job left them
-        self._log_stored = False
 
     def cancel(self, reason: str | None = None) -> None:
         """Stop the job: no further attempt; the running one ends `canceled` (with `reason`)."""
@@ -247,17 +246,15 @@ class JobAttempt:
             blob = self._ctx.cas.put_bytes(log.close())
         except Exception:  # noqa: BLE001 - already a fault; the live log is what is left
             return kept
-        self._log_stored = True
         return replace(kept, log_digest=blob.digest)
 
     def forget_live_log(self) -> None:
-        """Remove the live log once the JobRun naming its stored copy is recorded.
+        """Remove the live log, once the JobRun naming its stored copy is recorded.
 
         Until then a reader (`conveyor logs --follow`, from another process)
-        finds the live file; after, the stored log. A log that could not be
-        stored stays live.
+        finds the live file; after, the stored log.
         """
-        if self._log is not None and self._log_stored:
+        if self._log is not None:
             self._log.discard()
 
     def store(self, outcome: JobOutcome) -> None:
@@ -316,8 +313,7 @@ class JobAttempt:
         ctx, log = self._ctx, self._log
         assert log is not None
         finished = ctx.clock.now()
-        log_blob = ctx.cas.put_bytes(log.close())
-        self._log_stored = True  # the live file goes once the outcome is recorded
+        log_blob = ctx.cas.put_bytes(log.close())  # the live file goes once this is recorded
         explanation = self._explain(self._fingerprint) if ctx.explain else ()
         return JobOutcome(
             status=verdict.status,

@@ -280,7 +280,8 @@ class Scheduler:
         attempt = self._running.pop(name)
         if attempt.execution is not None:  # a fault while it ran: nothing of it may be left
             self._jobs.abandon(attempt.execution)
-        self._settle(name, outcome, then=attempt.forget_live_log)
+        # A log that could not be stored (a fault) stays live.
+        self._settle(name, outcome, then=attempt.forget_live_log if outcome.log_digest else None)
 
     def _write_cache_entries(self) -> None:
         """Hand the finished jobs' cache entries to one worker thread, to write in turn."""
