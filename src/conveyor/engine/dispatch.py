@@ -36,7 +36,7 @@ from conveyor.artifacts.cas import ContentStore
 from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock
 from conveyor.core.errors import ConveyorError
-from conveyor.core.records import JobState, OutputRecord, RunId
+from conveyor.core.records import AttemptOutcome, JobState, OutputRecord, RunId
 from conveyor.engine import logs, run_rules
 from conveyor.engine.dispatch_retry import retry_run
 from conveyor.engine.dispatch_rules import (
@@ -63,7 +63,7 @@ from conveyor.engine.dispatch_secrets import SecretResolver, with_secrets
 from conveyor.store import agents, attempts, queue
 from conveyor.store import events as event_log
 from conveyor.store.agents import AgentRecord
-from conveyor.store.attempts import AttemptRecord, LastAttempt
+from conveyor.store.attempts import AttemptRecord
 from conveyor.store.db import Database, Transaction
 from conveyor.store.queue import Candidate, QueueJob, Taken
 from conveyor.store.runs import JobUpdate, apply_job_update
@@ -168,7 +168,7 @@ class DispatchService:
     ) -> list[NewEvent]:
         """Queue or skip what can move on; finish the Run when nothing is left."""
         listed = queue.run_jobs(tx, run_id)
-        last: Mapping[int, LastAttempt] = {}
+        last: Mapping[int, AttemptOutcome] = {}
         queued = [job.id for job in listed if job.status == "queued"]
         halt = halt_of(listed, keep_going=keep_going)  # a claim meanwhile does not change it
         if queued and halt is not None:

@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Literal, cast
 
 from conveyor.audit.chain import NewEvent
 from conveyor.core.errors import Conflict, StoreError, UsageError
 from conveyor.core.records import (
     SATISFIED_JOB_STATES,
     TERMINAL_JOB_STATES,
+    AttemptOutcome,
     JobRecord,
     JobState,
     OutputRecord,
@@ -39,7 +40,6 @@ from conveyor.engine.run_rules import (
 )
 from conveyor.spec.pipeline import Concurrency, Job
 from conveyor.spec.serialize import job_from_dict, job_to_dict
-from conveyor.store.attempts import LastAttempt
 from conveyor.store.queue import QueuedJob, QueueJob, Taken
 from conveyor.store.runs import JobUpdate, NewRun
 
@@ -158,7 +158,7 @@ class Step:
 
 
 def advance(
-    jobs: Sequence[QueueJob], *, halt: str | None, last: Mapping[int, LastAttempt]
+    jobs: Sequence[QueueJob], *, halt: str | None, last: Mapping[int, AttemptOutcome]
 ) -> list[Step]:
     """Which pending JobRuns become queued or skipped, by the local Scheduler's rules.
 
@@ -203,7 +203,7 @@ def halt_of(jobs: Sequence[QueueJob], *, keep_going: bool) -> str | None:
     return None
 
 
-def halted(job: QueueJob, last: LastAttempt | None, halt: str) -> Step:
+def halted(job: QueueJob, last: AttemptOutcome | None, halt: str) -> Step:
     """A JobRun that would be queued (again) once the Run halted for `halt`.
 
     When an attempt of it failed, timed out or lost its runner, the last such
@@ -213,7 +213,7 @@ def halted(job: QueueJob, last: LastAttempt | None, halt: str) -> Step:
     if last is not None:
         result = not_retried(
             AttemptResult(
-                status=last.status,
+                status=cast(JobState, last.status),  # failed, timed_out or runner_lost
                 exit_code=last.exit_code,
                 duration_s=last.duration_s or 0.0,
                 reason=last.reason,

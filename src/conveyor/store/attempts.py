@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
 
 from conveyor.core.errors import NotFound
-from conveyor.core.records import JobState, RunId, TestCounts
+from conveyor.core.records import AttemptOutcome, RunId, TestCounts
 from conveyor.store.db import Row, Transaction, bind_list
 from conveyor.store.queue import Taken, lock_clause
-from conveyor.store.runs import tests_columns, tests_of
+from conveyor.store.runs import (
+    ATTEMPT_COLUMNS,
+    ATTEMPTS_WITH_RUNNERS,
+    attempt_outcome,
+    tests_columns,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,19 +36,6 @@ class AttemptRecord:
     lease_until: float
     finished_at: float | None
     reason: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class LastAttempt:
-    """How a JobRun's last attempt that produced a result ended (failed, timed out, or its
-    runner lost), with what its runner reported; kept on the attempt's own row."""
-
-    status: JobState
-    reason: str | None
-    exit_code: int | None
-    duration_s: float | None
-    log_digest: str | None
-    tests: TestCounts | None
 
 
 # --- -------------------------------------------------------------------
@@ -173,26 +164,17 @@ def attempts_of(tx: Transaction, run_id: RunId) -> list[AttemptRecord]:
     return [_attempt(row) for row in rows]
 
 
-def last_attempts(tx: Transaction, job_run_ids: Sequence[int]) -> dict[int, LastAttempt]:
+def last_attempts(tx: Transaction, job_run_ids: Sequence[int]) -> dict[int, AttemptOutcome]:
     """The last attempt of each of these JobRuns that produced a result, if one did: it
     failed, timed out or lost its runner (a hand-back produces none)."""
     if not job_run_ids:
         return {}
     marks, params = bind_list("j", job_run_ids)
     rows = tx.execute(
-        "SELECT job_run_id, status, reason, exit_code, duration_s, log_digest, tests_passed, "
-        f"tests_failed, tests_skipped, failures FROM job_attempts WHERE job_run_id IN ({marks}) "
-        "AND status IN ('failed', 'timed_out', 'runner_lost') ORDER BY job_run_id, number",
+        f"SELECT a.job_run_id, {ATTEMPT_COLUMNS} FROM {ATTEMPTS_WITH_RUNNERS} "
+        f"WHERE a.job_run_id IN ({marks}) AND a.status IN ('failed', 'timed_out', 'runner_lost') "
+        "ORDER BY a.job_run_id, a.number",
         params,
     )
-    last: dict[int, LastAttempt] = {}
-    for row in rows:  # in order of number: the last one stays
-        last[int(row[0])] = LastAttempt(
-            status=cast(JobState, row[1]),
-            reason=None if row[2] is None else str(row[2]),
-            exit_code=None if row[3] is None else int(row[3]),
-            duration_s=None if row[4] is None else float(row[4]),
-            log_digest=None if row[5] is None else str(row[5]),
-            tests=tests_of(row[6:10]),
-        )
-    return last
+    # In order of number: the last one stays.
+    return {int(row[0]): attempt_outcome(row[1:]) for row in rows}

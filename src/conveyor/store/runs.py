@@ -376,31 +376,40 @@ def _jobs_of(tx: Transaction, run_ids: Sequence[RunId]) -> dict[RunId, tuple[Job
     return {rid: tuple(jobs) for rid, jobs in result.items()}
 
 
+# An attempt's outcome, as `attempt_outcome` reads it: from `job_attempts a` and `agents g`.
+ATTEMPT_COLUMNS = (
+    "a.number, a.status, g.name, a.claimed_at, a.finished_at, a.duration_s, a.exit_code, "
+    "a.reason, a.log_digest, a.tests_passed, a.tests_failed, a.tests_skipped, a.failures"
+)
+ATTEMPTS_WITH_RUNNERS = "job_attempts a LEFT JOIN agents g ON g.id = a.agent_id"
+
+
+def attempt_outcome(row: Row) -> AttemptOutcome:
+    """An attempt read through `ATTEMPT_COLUMNS`."""
+    return AttemptOutcome(
+        number=int(row[0]),
+        status=str(row[1]),
+        runner=None if row[2] is None else str(row[2]),
+        started_at=float(row[3]),
+        finished_at=_opt_float(row[4]),
+        duration_s=_opt_float(row[5]),
+        exit_code=_opt_int(row[6]),
+        reason=None if row[7] is None else str(row[7]),
+        log_digest=None if row[8] is None else str(row[8]),
+        tests=tests_of(row[9:13]),
+    )
+
+
 def _attempts_of(tx: Transaction, marks: str, params: Params) -> dict[int, list[AttemptOutcome]]:
     """The attempts of the JobRuns of these Runs that runners held, by JobRun, oldest first."""
     found: dict[int, list[AttemptOutcome]] = {}
     for row in tx.execute(
-        "SELECT a.job_run_id, a.number, a.status, g.name, a.claimed_at, a.finished_at, "
-        "a.duration_s, a.exit_code, a.reason, a.log_digest, a.tests_passed, a.tests_failed, "
-        "a.tests_skipped, a.failures FROM job_attempts a JOIN job_runs j ON j.id = a.job_run_id "
-        f"LEFT JOIN agents g ON g.id = a.agent_id WHERE j.run_id IN ({marks}) "
+        f"SELECT a.job_run_id, {ATTEMPT_COLUMNS} FROM {ATTEMPTS_WITH_RUNNERS} "
+        f"JOIN job_runs j ON j.id = a.job_run_id WHERE j.run_id IN ({marks}) "
         "ORDER BY a.job_run_id, a.number, a.id",
         params,
     ):
-        found.setdefault(int(row[0]), []).append(
-            AttemptOutcome(
-                number=int(row[1]),
-                status=str(row[2]),
-                runner=None if row[3] is None else str(row[3]),
-                started_at=float(row[4]),
-                finished_at=_opt_float(row[5]),
-                duration_s=_opt_float(row[6]),
-                exit_code=_opt_int(row[7]),
-                reason=None if row[8] is None else str(row[8]),
-                log_digest=None if row[9] is None else str(row[9]),
-                tests=tests_of(row[10:14]),
-            )
-        )
+        found.setdefault(int(row[0]), []).append(attempt_outcome(row[1:]))
     return found
 
 
