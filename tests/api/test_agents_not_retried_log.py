@@ -18,8 +18,7 @@ from fastapi import FastAPI
 from httpx import Client
 
 from conveyor.core.clock import FrozenClock
-from conveyor.core.records import JobRecord, RunId
-from conveyor.store import attempts
+from conveyor.core.records import RunId
 from integration.engine.queue_world import QueueWorld
 
 from .conftest import Issue, bearer
@@ -76,16 +75,6 @@ def job_log(client: Client, issue: Issue, run: RunId, job: str) -> str:
     return answer.text
 
 
-def flaky_of(world: QueueWorld, run: RunId) -> JobRecord:
-    return next(job for job in world.run(run).jobs if job.name == "flaky")
-
-
-def attempt_log(world: QueueWorld, job: JobRecord) -> str | None:
-    """The log digest the JobRun's last attempt with a result keeps on its own row."""
-    with world.db.read() as tx:
-        return attempts.last_attempts(tx, [job.id])[job.id].log_digest
-
-
 def test_a_job_that_fails_once_another_failed_has_its_log_end_saying_it_is_not_retried(
     client: Client, issue: Issue, world: QueueWorld
 ) -> None:
@@ -97,14 +86,14 @@ def test_a_job_that_fails_once_another_failed_has_its_log_end_saying_it_is_not_r
 
     fail(client, runner, flaky, FLAKY_LOG)
 
-    job = flaky_of(world, run)
+    job = world.job(run, "flaky")
     assert (job.status, job.reason) == (
         "failed",
         "exited with code 1; not retried: 'broken' failed",
     )
     assert job_log(client, issue, run, "flaky") == FLAKY_LOG + NOT_RETRIED
     assert job_log(client, issue, run, "broken") == "boom\n"  # the halt's own log is its own
-    kept = attempt_log(world, job)  # the attempt keeps the log its runner sent
+    kept = world.kept_log(job)  # the attempt keeps the log its runner sent
     assert kept is not None and kept != job.log_digest
     assert gzip.decompress(blob_of(client, issue, kept)).decode() == FLAKY_LOG
     # ... which is what `conveyor logs RUN flaky --attempt 1` reads
@@ -128,13 +117,13 @@ def test_a_job_waiting_to_retry_when_another_fails_has_its_log_end_saying_it_is_
 
     fail(client, runner, broken, "boom\n", exit_code=2)
 
-    job = flaky_of(world, run)
+    job = world.job(run, "flaky")
     assert (job.status, job.reason) == (
         "failed",
         "exited with code 1; not retried: 'broken' failed",
     )
     assert job_log(client, issue, run, "flaky") == FLAKY_LOG + NOT_RETRIED
-    kept = attempt_log(world, job)
+    kept = world.kept_log(job)
     assert kept is not None and kept != job.log_digest
     assert gzip.decompress(blob_of(client, issue, kept)).decode() == FLAKY_LOG
 
@@ -164,7 +153,7 @@ def test_a_job_whose_runner_was_lost_gets_no_log_of_the_note_alone(
 
     fail(client, runner, broken, "boom\n", exit_code=2)
 
-    job = flaky_of(world, run)
+    job = world.job(run, "flaky")
     assert job.status == "runner_lost" and job.log_digest is None
     assert job.reason == (
         "runner lost: its lease ran out without a heartbeat; not retried: 'broken' failed"

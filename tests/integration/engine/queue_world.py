@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from conveyor.audit.chain import Event
 from conveyor.core.clock import FrozenClock
-from conveyor.core.records import JobState, RunId, RunRecord
+from conveyor.core.records import JobRecord, JobState, RunId, RunRecord
 from conveyor.engine.dispatch import DispatchService
 from conveyor.engine.dispatch_rules import AttemptResult, Claim, Source, Submission
 from conveyor.engine.dispatch_secrets import SecretResolver
@@ -97,6 +97,14 @@ class QueueWorld:
 
     def run(self, run_id: RunId) -> RunRecord:
         return run_store.get_run(self.db, run_id=run_id)
+
+    def job(self, run_id: RunId, name: str) -> JobRecord:
+        return next(job for job in self.run(run_id).jobs if job.name == name)
+
+    def kept_log(self, job: JobRecord) -> str | None:
+        """The log digest the JobRun's last attempt with a result keeps on its own row."""
+        with self.db.read() as tx:
+            return attempts.last_attempts(tx, [job.id])[job.id].log_digest
 
     def statuses(self, run_id: RunId) -> dict[str, str]:
         return {job.name: job.status for job in self.run(run_id).jobs}

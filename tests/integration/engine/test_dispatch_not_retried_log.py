@@ -11,10 +11,8 @@ import pytest
 
 from conveyor.artifacts.cas import ContentStore
 from conveyor.core.masking import Masker
-from conveyor.core.records import JobRecord, RunId
 from conveyor.engine.dispatch import DispatchService, LeaseSweeper
 from conveyor.engine.logs import JobLog, decompress
-from conveyor.store import attempts
 from conveyor.store.db import Database
 from integration.store.conftest import (  # noqa: F401 - fixtures
     database_url,
@@ -25,13 +23,8 @@ from integration.store.conftest import (  # noqa: F401 - fixtures
 )
 
 from .queue_world import QueueWorld
+from .test_dispatch import FLAKY_BESIDE_BROKEN, both_running
 
-FLAKY_BESIDE_BROKEN = """\
-version: 1
-jobs:
-  flaky: {run: flaky, retry: {max: 3, backoff: 30s}}
-  broken: {run: broken}
-"""
 LINES = (b"compiling\n", b"error: the flaky test failed\n")
 
 
@@ -59,32 +52,21 @@ def local_log(tmp_path: Path, *chunks: bytes, note: str | None = None) -> bytes:
     return blob
 
 
-def flaky_of(world: QueueWorld, run: RunId) -> JobRecord:
-    return next(job for job in world.run(run).jobs if job.name == "flaky")
-
-
-def kept_by_attempt(world: QueueWorld, job: JobRecord) -> str | None:
-    with world.db.read() as tx:
-        return attempts.last_attempts(tx, [job.id])[job.id].log_digest
-
-
 def test_the_log_of_a_job_not_retried_is_the_blob_a_local_job_would_store(
     world: QueueWorld, cas: ContentStore, tmp_path: Path
 ) -> None:
-    run = world.submit(FLAKY_BESIDE_BROKEN)
-    agent = world.agent("a", concurrency=2)
-    flaky, broken = world.claim(agent), world.claim(agent)
+    run, agent, flaky, broken = both_running(world)
     world.finish(broken, agent, "failed", exit_code=2)
     sent = cas.put_bytes(local_log(tmp_path, *LINES)).digest
 
     world.finish(flaky, agent, "failed", exit_code=1, reason="exited with code 1", log_digest=sent)
 
-    job = flaky_of(world, run)
+    job = world.job(run, "flaky")
     assert job.reason == "exited with code 1; not retried: 'broken' failed"
     assert job.log_digest is not None
     expected = local_log(tmp_path, *LINES, note="--- not retried: 'broken' failed ---")
     assert cas.read_bytes(job.log_digest) == expected
-    assert kept_by_attempt(world, job) == sent
+    assert world.kept_log(job) == sent
     assert decompress(cas.read_bytes(sent)) == b"".join(LINES).decode()
 
 
@@ -92,9 +74,7 @@ def test_the_log_of_a_job_not_retried_is_the_blob_a_local_job_would_store(
 def test_a_job_handed_back_after_a_failed_attempt_ends_with_that_attempts_log_and_the_note(
     world: QueueWorld, cas: ContentStore, tmp_path: Path, handed_back: str
 ) -> None:
-    run = world.submit(FLAKY_BESIDE_BROKEN)
-    agent = world.agent("a", concurrency=2)
-    flaky, broken = world.claim(agent), world.claim(agent)
+    run, agent, flaky, broken = both_running(world)
     sent = cas.put_bytes(local_log(tmp_path, *LINES)).digest
     world.finish(flaky, agent, "failed", exit_code=1, reason="exited with code 1", log_digest=sent)
     world.clock.advance(30)
@@ -106,26 +86,24 @@ def test_a_job_handed_back_after_a_failed_attempt_ends_with_that_attempts_log_an
     if handed_back == "after the halt":
         assert world.dispatch.hand_back(again.attempt_id, agent_id=agent)
 
-    job = flaky_of(world, run)
+    job = world.job(run, "flaky")
     assert (job.status, job.attempts) == ("failed", 2)
     assert job.log_digest is not None and job.log_digest != sent
     expected = b"".join(LINES).decode() + "--- not retried: 'broken' failed ---\n"
     assert decompress(cas.read_bytes(job.log_digest)) == expected
-    assert kept_by_attempt(world, job) == sent
+    assert world.kept_log(job) == sent
 
 
 def test_a_log_whose_last_line_is_unfinished_gets_the_note_on_a_line_of_its_own(
     world: QueueWorld, cas: ContentStore, tmp_path: Path
 ) -> None:
-    run = world.submit(FLAKY_BESIDE_BROKEN)
-    agent = world.agent("a", concurrency=2)
-    flaky, broken = world.claim(agent), world.claim(agent)
+    run, agent, flaky, broken = both_running(world)
     world.finish(broken, agent, "failed", exit_code=2)
     sent = cas.put_bytes(gzip.compress(b"50% done", mtime=0)).digest
 
     world.finish(flaky, agent, "failed", exit_code=1, log_digest=sent)
 
-    job = flaky_of(world, run)
+    job = world.job(run, "flaky")
     assert job.log_digest is not None
     expected = local_log(tmp_path, b"50% done", note="--- not retried: 'broken' failed ---")
     assert cas.read_bytes(job.log_digest) == expected
@@ -134,15 +112,13 @@ def test_a_log_whose_last_line_is_unfinished_gets_the_note_on_a_line_of_its_own(
 def test_a_log_no_longer_in_the_store_is_left_as_its_runner_named_it(
     world: QueueWorld, cas: ContentStore
 ) -> None:
-    run = world.submit(FLAKY_BESIDE_BROKEN)
-    agent = world.agent("a", concurrency=2)
-    flaky, broken = world.claim(agent), world.claim(agent)
+    run, agent, flaky, broken = both_running(world)
     pruned = "sha256:" + "3" * 64
     world.finish(flaky, agent, "failed", exit_code=1, log_digest=pruned)
 
     world.finish(broken, agent, "failed", exit_code=2)
 
-    job = flaky_of(world, run)
+    job = world.job(run, "flaky")
     assert (job.status, job.log_digest) == ("failed", pruned)  # `conveyor logs` says: pruned
     assert job.reason == "not retried: 'broken' failed"
     assert list(cas.iter_blobs()) == []
@@ -151,15 +127,13 @@ def test_a_log_no_longer_in_the_store_is_left_as_its_runner_named_it(
 def test_a_stored_log_that_is_not_gzip_is_left_as_its_runner_stored_it(
     world: QueueWorld, cas: ContentStore
 ) -> None:
-    run = world.submit(FLAKY_BESIDE_BROKEN)
-    agent = world.agent("a", concurrency=2)
-    flaky, broken = world.claim(agent), world.claim(agent)
+    run, agent, flaky, broken = both_running(world)
     sent = cas.put_bytes(b"plain text, not gzip\n").digest
     world.finish(flaky, agent, "failed", exit_code=1, log_digest=sent)
 
     world.finish(broken, agent, "failed", exit_code=2)  # the halt is not held up by it
 
-    job = flaky_of(world, run)
+    job = world.job(run, "flaky")
     assert (job.status, job.log_digest) == ("failed", sent)
     assert world.run(run).status == "failed"
 
@@ -175,7 +149,7 @@ def test_a_job_whose_runner_was_lost_before_storing_a_log_gets_no_log(
 
     assert LeaseSweeper(dispatch=world.dispatch).run_once() == 1
 
-    job = flaky_of(world, run)
+    job = world.job(run, "flaky")
     assert (job.status, job.log_digest) == ("runner_lost", None)
     assert job.reason == (
         "runner lost: its lease ran out without a heartbeat; not retried: 'broken' failed"
