@@ -75,13 +75,19 @@ def job_log(client: Client, issue: Issue, run: RunId, job: str) -> str:
     return answer.text
 
 
-def test_a_job_that_fails_once_another_failed_has_its_log_end_saying_it_is_not_retried(
-    client: Client, issue: Issue, world: QueueWorld
-) -> None:
+def both_claimed(client: Client, issue: Issue, world: QueueWorld) -> tuple[str, RunId, int, int]:
+    """A runner's token, FLAKY_BESIDE_BROKEN submitted, and the attempts its runner claimed."""
     runner = issue("runner")
     run = world.submit(FLAKY_BESIDE_BROKEN)
     agent = register(client, runner, "agent-1")
     (_, flaky), (_, broken) = claim(client, runner, agent), claim(client, runner, agent)
+    return runner, run, flaky, broken
+
+
+def test_a_job_that_fails_once_another_failed_has_its_log_end_saying_it_is_not_retried(
+    client: Client, issue: Issue, world: QueueWorld
+) -> None:
+    runner, run, flaky, broken = both_claimed(client, issue, world)
     fail(client, runner, broken, "boom\n", exit_code=2)
 
     fail(client, runner, flaky, FLAKY_LOG)
@@ -108,10 +114,7 @@ def test_a_job_that_fails_once_another_failed_has_its_log_end_saying_it_is_not_r
 def test_a_job_waiting_to_retry_when_another_fails_has_its_log_end_saying_it_is_not_retried(
     client: Client, issue: Issue, world: QueueWorld
 ) -> None:
-    runner = issue("runner")
-    run = world.submit(FLAKY_BESIDE_BROKEN)
-    agent = register(client, runner, "agent-1")
-    (_, flaky), (_, broken) = claim(client, runner, agent), claim(client, runner, agent)
+    runner, run, flaky, broken = both_claimed(client, issue, world)
     fail(client, runner, flaky, FLAKY_LOG)
     assert world.statuses(run)["flaky"] == "queued"  # to be retried in 30 s
 
