@@ -160,17 +160,20 @@ def test_the_api_answers_404_for_an_attempt_that_never_was(
     assert "has no attempt 9; its attempts: 1, 2" in answer.text
 
 
-def test_logs_attempt_of_a_job_run_on_this_machine_exits_2_and_says_where_attempts_are(
+def test_a_job_retried_on_this_machine_keeps_its_attempts_as_a_runner_held_ones(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "conveyor.yaml").write_text(FLAKY)
     ran = cli(tmp_path, "run", "-q", MARK=str(tmp_path / "mark"))
     assert ran.returncode == 0, ran.stderr
-    whole = cli(tmp_path, "logs", "latest", "flaky")
-    assert "first try" in whole.stdout and "--- attempt 2 of 2" in whole.stdout
-    got = cli(tmp_path, "logs", "latest", "flaky", "--attempt", "1")
-    assert got.returncode == 2
-    assert "attempts share one log, each marked '--- attempt N of M ---'" in got.stderr
-    assert "leave out --attempt" in got.stderr
+    first = cli(tmp_path, "logs", "latest", "flaky", "--attempt", "1")
+    second = cli(tmp_path, "logs", "latest", "flaky", "--attempt", "2")
+    assert (first.returncode, second.returncode) == (0, 0), first.stderr + second.stderr
+    assert first.stdout == "first try\n--- attempt 1 failed: exited with code 3 ---\n"
+    assert second.stdout == "second try\n"
     shown = cli(tmp_path, "show", "--json")
-    assert json.loads(shown.stdout)["jobs"][0]["attempt_results"] == []
+    attempts = json.loads(shown.stdout)["jobs"][0]["attempt_results"]
+    assert [(a["number"], a["status"], a["runner"]) for a in attempts] == [
+        (1, "failed", None),
+        (2, "success", None),
+    ]

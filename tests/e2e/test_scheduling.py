@@ -170,6 +170,54 @@ def test_a_flaky_job_is_retried_with_backoff_until_it_succeeds(
     assert log.index("attempt 1") < log.index(marker) < log.index("attempt 2")
 
 
+ATTEMPTS = """
+version: 1
+jobs:
+  flaky:
+    inputs: []
+    timeout: 1s
+    retry: {max: 2, backoff: 10ms}
+    run: |
+      n=$(cat "$SIDE/count" 2>/dev/null || echo 0)
+      n=$((n + 1))
+      echo "$n" > "$SIDE/count"
+      echo "attempt $n"
+      if [ "$n" = 1 ]; then sleep 30; fi
+      [ "$n" -ge 3 ]
+"""
+
+
+def test_each_attempt_of_a_retried_job_is_shown_and_has_its_own_log(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(ATTEMPTS)
+
+    result = ws.run()
+
+    assert result.code == 0, result.err
+    attempts = jobs_by_name(result.json())["flaky"]["attempt_results"]
+    assert [(a["number"], a["status"], a["exit_code"], a["runner"]) for a in attempts] == [
+        (1, "timed_out", None, None),
+        (2, "failed", 1, None),
+        (3, "success", 0, None),
+    ]
+    assert attempts[0]["duration_s"] >= 1.0
+    logs = [ws.cli("logs", "latest", "flaky", "--attempt", str(n)) for n in (1, 2, 3)]
+    assert [r.code for r in logs] == [0, 0, 0], [r.err for r in logs]
+    assert [r.out for r in logs] == [
+        "attempt 1\n--- timed out after 1s ---\n",
+        "attempt 2\n--- attempt 2 failed: exited with code 1 ---\n",
+        "attempt 3\n",
+    ]
+    shown = ws.cli("show").out
+    assert "attempt 1  timed out" in shown
+    assert "attempt 2  failed" in shown and "- exited with code 1" in shown
+    assert "attempt 3  success" in shown
+    missing = ws.cli("logs", "latest", "flaky", "--attempt", "4")
+    assert missing.code == 2
+    assert "has no attempt 4; its attempts: 1, 2, 3" in missing.err
+
+
 def test_a_job_that_keeps_failing_stops_after_its_retries(workspace: WorkspaceFactory) -> None:
     ws = workspace(RETRY.replace("max: 3, backoff: 200ms", "max: 1, backoff: 10ms"))
 

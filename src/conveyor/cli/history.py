@@ -101,9 +101,9 @@ def logs(
         typer.Option(
             "--attempt",
             min=1,
-            help="Print that attempt's own log, for a job that runners retried or took back "
-            "(`conveyor show RUN` lists its attempts). A job run on this machine keeps its "
-            "attempts in one log, each marked '--- attempt N of M ---'.",
+            help="Print that attempt's own log (`conveyor show RUN` lists a job's attempts). "
+            "Without it, a retried job's log holds every attempt, each marked "
+            "'--- attempt N of M ---'.",
         ),
     ] = None,
     file: FileOption = None,

@@ -55,12 +55,14 @@ class TestCounts:
 
 @dataclass(frozen=True, slots=True)
 class AttemptOutcome:
-    """One attempt of a JobRun dispatched to runners: which runner held it, how it ended.
+    """One attempt of a JobRun: which runner held it (None: this machine), how it ended.
 
     `status` is a job state, or `handed_back` (its runner stopped and gave the
-    job back: not a failure), or `running` while it is held. A JobRun run by
-    `conveyor run` on this machine keeps no such rows: its attempts share one
-    log, each marked `--- attempt N of M ---`.
+    job back: not a failure), or `running` while it is held. Every attempt a
+    runner held is kept. A JobRun run by `conveyor run` on this machine keeps
+    its attempts only once it is retried, each as it ends, with its part of
+    the job's log (where each is marked `--- attempt N of M ---`); a job that
+    ran once keeps none: it is its one attempt.
     """
 
     number: int
@@ -77,7 +79,7 @@ class AttemptOutcome:
 
 @dataclass(frozen=True, slots=True)
 class JobRecord:
-    """One JobRun as stored; `attempt_results` only for a JobRun dispatched to runners."""
+    """One JobRun as stored; `attempt_results` for a JobRun dispatched to runners or retried."""
 
     id: int
     run_id: RunId

@@ -98,14 +98,15 @@ class History:
     ) -> tuple[str, bool]:
         """The job's log text, and whether it is still being written.
 
-        `attempt`: that attempt's own log, for a JobRun that runners held (each
-        of its attempts keeps the log its runner sent); the last one running is
-        read as the job's live log.
+        `attempt`: that attempt's own log. Each attempt a runner held keeps the
+        log it sent, and each attempt of a job retried on this machine its part
+        of the job's log; the attempt running is read as the job's live log, as
+        is the only attempt of a job never retried.
         """
         run = self.get_run(ref)
         record = find_job(run, job)
-        if attempt is not None:
-            held = _attempt(run, record, attempt)
+        held = None if attempt is None else kept_attempt(run, record, attempt)
+        if held is not None:
             which = f"attempt {attempt} of '{record.name}' in run {run.id}"
             if held.log_digest:
                 return self._stored_log(held.log_digest, which), False
@@ -172,17 +173,34 @@ class Explanation:
     compared_to: RunId | None = None
 
 
-def _attempt(run: RunRecord, job: JobRecord, number: int) -> AttemptOutcome:
-    """Attempt `number` of a JobRun that runners held."""
-    if not job.attempt_results:
-        raise UsageError(
-            f"'{job.name}' in run {run.id} ran on the machine that started the run: its "
-            "attempts share one log, each marked '--- attempt N of M ---'; leave out --attempt"
-        )
-    for held in job.attempt_results:
+def kept_attempt(run: RunRecord, job: JobRecord, number: int) -> AttemptOutcome | None:
+    """Attempt `number` of a JobRun as kept; None when the job's own log is that attempt's.
+
+    That is so for the attempt running on this machine (no attempt is kept
+    before it ends) and for the one attempt of a job never retried.
+    """
+    kept = job.attempt_results
+    for held in kept:
         if held.number == number:
             return held
-    numbers = ", ".join(str(a.number) for a in job.attempt_results)
+    # A runner's attempt is kept from its claim; one on this machine once it ends.
+    ongoing = job.status in ("running", "pending")
+    unkept = ongoing and all(a.status != "running" for a in kept)
+    if unkept and number == len(kept) + 1:
+        return None
+    if not ongoing and not kept and job.attempts == 1 and number == 1:
+        return None
+    if not kept and job.attempts > 1:
+        raise UsageError(
+            f"'{job.name}' in run {run.id} was recorded before each attempt's log was kept: "
+            "its attempts share one log, each marked '--- attempt N of M ---'; leave out --attempt"
+        )
+    made = [a.number for a in kept] or list(range(1, job.attempts + 1))
+    if unkept:
+        made.append(len(kept) + 1)
+    if not made:
+        raise NotFound(f"'{job.name}' in run {run.id} made no attempt ({job.status})")
+    numbers = ", ".join(str(n) for n in made)
     raise NotFound(f"'{job.name}' in run {run.id} has no attempt {number}; its attempts: {numbers}")
 
 

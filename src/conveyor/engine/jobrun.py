@@ -22,7 +22,7 @@ from conveyor.artifacts.cas import ContentStore
 from conveyor.core.clock import Clock
 from conveyor.core.errors import ArtifactError
 from conveyor.core.masking import Masker
-from conveyor.core.records import JobState, OutputRecord, RunId, TestCounts
+from conveyor.core.records import AttemptOutcome, JobState, OutputRecord, RunId, TestCounts
 from conveyor.engine import fingerprint as fp_module
 from conveyor.engine.keys import KeyMaker
 from conveyor.engine.logs import JobLog
@@ -53,6 +53,8 @@ class JobOutcome:
     tests: TestCounts | None = None
     outputs: tuple[OutputRecord, ...] = ()
     explanation: tuple[str, ...] = ()
+    # The last attempt of a retried job, kept as its own (earlier ones were, as they ended).
+    attempt: AttemptOutcome | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,10 @@ class JobAttempt:
         self._attempts = 0
         self._delay = 0.0  # before the next attempt, as `ended()` decided it
         self._last: _Verdict | None = None  # the attempt that ended, while a retry waits
+        self._attempt_started = 0.0
+        self._attempt_mark = 0  # where the running attempt's part of the log begins
+        # The attempt that ended and is to be retried, kept as its own: see `ended()`.
+        self.retried: AttemptOutcome | None = None
         self._before: dict[str, tuple[int, int, int]] = {}
         self._modes: dict[str, int] = {}  # of the outputs, as the job left them
 
@@ -183,6 +189,9 @@ class JobAttempt:
 
         Returns the job's outcome, or the delay in seconds before its next
         attempt (then call `retry()`, or `give_up()` if the Run was canceled).
+        Each attempt of a job that is retried is kept as its own, with its part
+        of the log: the one to be retried as `retried`, the last one in the
+        outcome.
         """
         log = self._log
         assert log is not None, "begin() comes first"
@@ -195,13 +204,14 @@ class JobAttempt:
             verdict = replace(verdict, reason=self._cancel_reason)
         retry = self._job.retry
         if verdict.status in ("success", "canceled") or self._canceled:
-            return self._conclude(verdict)
+            return self._conclude(verdict, self._kept(verdict, log) if self._attempts > 1 else None)
         if self._attempts > retry.max:
-            return self._conclude(verdict)
+            return self._conclude(verdict, self._kept(verdict, log) if self._attempts > 1 else None)
         if verdict.reason and result.outcome == "exited":  # a timeout's detail is noted above
             # Said when the attempt ends: the next one may be a long backoff away.
             log.note(f"--- attempt {self._attempts} failed: {verdict.reason} ---")
         self._last = verdict
+        self.retried = self._kept(verdict, log)
         self._delay = retry.delay_before(self._attempts + 1)
         return self._delay
 
@@ -308,8 +318,26 @@ class JobAttempt:
         changes = fp_module.diff(previous, fingerprint, self._ctx.keys.load_listing)
         return tuple(change.text for change in changes)
 
-    def _conclude(self, verdict: _Verdict) -> JobOutcome:
-        """The job's outcome after its last attempt, with its log stored."""
+    def _kept(self, verdict: _Verdict, log: JobLog) -> AttemptOutcome:
+        """The attempt that just ended, as its own record, with its part of the log stored."""
+        ctx = self._ctx
+        finished = ctx.clock.now()
+        blob = ctx.cas.put_bytes(log.since(self._attempt_mark))
+        return AttemptOutcome(
+            number=self._attempts,
+            status=verdict.status,
+            runner=None,
+            started_at=self._attempt_started,
+            finished_at=finished,
+            duration_s=finished - self._attempt_started,
+            exit_code=verdict.exit_code,
+            reason=ctx.masker.mask(verdict.reason) if verdict.reason else None,
+            log_digest=blob.digest,
+            tests=verdict.tests,
+        )
+
+    def _conclude(self, verdict: _Verdict, attempt: AttemptOutcome | None = None) -> JobOutcome:
+        """The job's outcome after its last attempt (`attempt`, when kept), with its log stored."""
         ctx, log = self._ctx, self._log
         assert log is not None
         finished = ctx.clock.now()
@@ -329,6 +357,7 @@ class JobAttempt:
             tests=verdict.tests,
             outputs=verdict.outputs,
             explanation=explanation,
+            attempt=attempt,
         )
 
     def _judge(self, result: ExecResult, log: JobLog) -> _Verdict:
@@ -350,6 +379,8 @@ class JobAttempt:
         """Start an attempt; the id of its process group, when it has one."""
         job, ctx = self._job, self._ctx
         self._attempts += 1
+        self._attempt_started = ctx.clock.now()
+        self._attempt_mark = log.mark()
         self._before = self._output_stamps()
         request = ExecRequest(
             job=job.name,

@@ -62,9 +62,7 @@ class JobLog:
     def note(self, text: str) -> None:
         """A line from Conveyor itself (attempt markers, warnings), after any partial line."""
         with self._lock:
-            if self._pending:
-                self._emit(self._pending)
-                self._pending = b""
+            self._end_line()
             self._emit(text.encode())
             self._flush()
 
@@ -82,6 +80,12 @@ class JobLog:
         if self._on_line is not None:
             self._on_line(text[:-1])
 
+    def _end_line(self) -> None:
+        """Emit a partial line as it is (under the lock)."""
+        if self._pending:
+            self._emit(self._pending)
+            self._pending = b""
+
     def _flush(self) -> None:
         # Once per chunk, not per line: a follower of the live file reads chunks anyway.
         if self._file is not None:
@@ -90,9 +94,7 @@ class JobLog:
     def close(self) -> bytes:
         """Flush the last partial line; the whole log, gzip-compressed."""
         with self._lock:
-            if self._pending:
-                self._emit(self._pending)
-                self._pending = b""
+            self._end_line()
             if self._file is not None:
                 self._file.close()
             if self._lines is not None:
@@ -101,6 +103,30 @@ class JobLog:
                 content = self.path.read_bytes()
         if not content:
             return _EMPTY  # many jobs print nothing
+        return compress(content)
+
+    def mark(self) -> int:
+        """Where the log stands now, after any partial line; for `since()`."""
+        with self._lock:
+            self._end_line()
+            return self._size
+
+    def since(self, mark: int) -> bytes:
+        """What was written after `mark` (one attempt's part of the log), gzip-compressed.
+
+        A partial line is ended first, as `note()` does.
+        """
+        with self._lock:
+            self._end_line()
+            if self._lines is not None:
+                content = "".join(self._lines)[mark:].encode()
+            else:  # counted in characters as written: read them back untranslated
+                if self._file is not None and not self._file.closed:
+                    self._file.flush()
+                with open(self.path, encoding="utf-8", newline="") as written:
+                    content = written.read()[mark:].encode()
+        if not content:
+            return _EMPTY
         return compress(content)
 
     def discard(self) -> None:

@@ -245,10 +245,12 @@ class Scheduler:
                 if not self._to_store:
                     self._to_store_since = time.monotonic()
                 self._to_store.append((attempt, verdict))
-        elif self.canceled or self._stop_reason is not None:
-            self._guarded(name, self._give_up, name, attempt)
         else:
-            heapq.heappush(self._retries, (time.monotonic() + verdict, name))
+            self._record_retrying(self._by_name[name], attempt, verdict)
+            if self.canceled or self._stop_reason is not None:
+                self._guarded(name, self._give_up, name, attempt)
+            else:
+                heapq.heappush(self._retries, (time.monotonic() + verdict, name))
 
     def _give_up(self, name: str, attempt: JobAttempt) -> None:
         """End a job whose next attempt is not to come: the Run was canceled or stops."""
@@ -378,7 +380,7 @@ class Scheduler:
             data["outputs"] = {o.path: o.digest for o in outcome.outputs}
         record = self.record_of(job, outcome)
         event = NewEvent(f"job.{outcome.status}", self._subject(job), self._actor, now, data)
-        self._recorder.record(Change(JobUpdate.final(record), (event,), then))
+        self._recorder.record(Change(JobUpdate.final(record, outcome.attempt), (event,), then))
         self._reporter.job_finished(record)
 
     def record_running(self, job: Job, started_at: float, pid: int | None) -> None:
@@ -388,6 +390,16 @@ class Scheduler:
         event = NewEvent("job.running", self._subject(job), self._actor, started_at, {})
         self._recorder.record(Change(update, (event,)))
         self._reporter.job_started(job.name)
+
+    def _record_retrying(self, job: Job, attempt: JobAttempt, delay_s: float) -> None:
+        """An attempt ended and the job is to be retried: keep the attempt, say so in an Event."""
+        ended = attempt.retried
+        assert ended is not None, "kept by ended() with the delay"
+        data = {"status": "retrying", "attempt": ended.number, "after": ended.status}
+        data["delay_s"] = delay_s
+        event = NewEvent("job.retrying", self._subject(job), self._actor, self._clock.now(), data)
+        update = JobUpdate(job_id=self._job_ids[job.name], attempt=ended)
+        self._recorder.record(Change(update, (event,)))
 
     def record_process(self, job: Job, pid: int) -> None:
         """Called on the loop's thread with the process group of a retried attempt."""

@@ -147,10 +147,12 @@ class JobUpdate:
     tests: TestCounts | None = None
     outputs: tuple[OutputRecord, ...] = ()
     pid: int | None = None
+    # An attempt of a JobRun run on this machine that ended, kept as its own (a retried job).
+    attempt: AttemptOutcome | None = None
 
     @classmethod
-    def final(cls, job: JobRecord) -> JobUpdate:
-        """Everything known about a JobRun that has reached its end."""
+    def final(cls, job: JobRecord, attempt: AttemptOutcome | None = None) -> JobUpdate:
+        """Everything known about a JobRun that has reached its end (and its last attempt)."""
         return cls(
             job_id=job.id,
             status=job.status,
@@ -166,6 +168,7 @@ class JobUpdate:
             log_digest=job.log_digest,
             tests=job.tests,
             outputs=job.outputs,
+            attempt=attempt,
         )
 
 
@@ -200,6 +203,38 @@ def apply_job_update(tx: Transaction, update: JobUpdate) -> None:
     tx.executemany(
         "INSERT INTO artifacts (job_run_id, path, digest, size) VALUES (:j, :p, :d, :s)",
         [{"j": update.job_id, "p": o.path, "d": o.digest, "s": o.size} for o in update.outputs],
+    )
+    if update.attempt is not None:
+        insert_ended_attempt(tx, update.job_id, update.attempt)
+
+
+def insert_ended_attempt(tx: Transaction, job_id: int, attempt: AttemptOutcome) -> None:
+    """Keep an ended attempt of a JobRun that no runner held (its runner is NULL).
+
+    It never waited in the queue nor held a lease: `queued_s` is 0, and its
+    lease ended when it did.
+    """
+    ended = attempt.finished_at if attempt.finished_at is not None else attempt.started_at
+    tx.execute(
+        "INSERT INTO job_attempts (job_run_id, run_id, number, agent_id, status, claimed_at, "
+        "queued_s, lease_until, heartbeat_at, finished_at, reason, exit_code, duration_s, "
+        "log_digest, tests_passed, tests_failed, tests_skipped, failures) "
+        "SELECT id, run_id, :n, NULL, :s, :started, 0, :ended, :ended, :finished, :reason, "
+        ":code, :d, :log, :tests_passed, :tests_failed, :tests_skipped, :failures "
+        "FROM job_runs WHERE id = :j",
+        {
+            "j": job_id,
+            "n": attempt.number,
+            "s": attempt.status,
+            "started": attempt.started_at,
+            "ended": ended,
+            "finished": attempt.finished_at,
+            "reason": attempt.reason,
+            "code": attempt.exit_code,
+            "d": attempt.duration_s,
+            "log": attempt.log_digest,
+            **tests_columns(attempt.tests),
+        },
     )
 
 

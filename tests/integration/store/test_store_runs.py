@@ -14,7 +14,15 @@ import pytest
 
 from conveyor.audit.chain import NewEvent
 from conveyor.core.errors import NotFound
-from conveyor.core.records import JobRecord, OutputRecord, RunId, RunRecord, RunStatus, TestCounts
+from conveyor.core.records import (
+    AttemptOutcome,
+    JobRecord,
+    OutputRecord,
+    RunId,
+    RunRecord,
+    RunStatus,
+    TestCounts,
+)
 from conveyor.store import events as event_log
 from conveyor.store import runs as run_store
 from conveyor.store.db import Database, SqliteDatabase, open_database
@@ -206,6 +214,52 @@ def test_an_update_leaves_the_columns_it_does_not_name_unchanged(
     (job,) = run_store.get_run(db, run_id=run_id).jobs
 
     assert (job.status, job.attempts, job.started_at, job.exit_code) == ("running", 1, T0 + 1, 3)
+
+
+def test_attempts_of_a_job_run_on_this_machine_read_back_in_order_with_no_runner(
+    db: Database, make_run: MakeRun
+) -> None:
+    run_id, ids = make_run(jobs=("flaky", "steady"))
+    first = AttemptOutcome(
+        number=1,
+        status="timed_out",
+        runner=None,
+        started_at=T0,
+        finished_at=T0 + 30.5,
+        duration_s=30.5,
+        reason="timed out after 30s",
+        log_digest="sha256:" + "a1" * 32,
+    )
+    second = AttemptOutcome(
+        number=2,
+        status="success",
+        runner=None,
+        started_at=T0 + 31,
+        finished_at=T0 + 33.25,
+        duration_s=2.25,
+        exit_code=0,
+        log_digest="sha256:" + "a2" * 32,
+        tests=TestCounts(passed=7, failed=0, skipped=1, failures=()),
+    )
+    _update(
+        db,
+        run_store.JobUpdate(ids["flaky"], status="running", started_at=T0),
+        run_store.JobUpdate(ids["flaky"], attempt=first),
+        run_store.JobUpdate(ids["flaky"], status="success", attempts=2, attempt=second),
+        run_store.JobUpdate(ids["steady"], status="success", attempts=1),
+    )
+
+    flaky, steady = run_store.get_run(db, run_id=run_id).jobs
+
+    assert flaky.attempt_results == (first, second)
+    assert (flaky.status, flaky.attempts) == ("success", 2)
+    assert steady.attempt_results == ()
+    # Nothing of them looks held by a runner: the lease reaper passes them by.
+    with db.read() as tx:
+        held = tx.execute("SELECT count(*) FROM job_attempts WHERE agent_id IS NOT NULL")
+        run_ids = tx.execute("SELECT DISTINCT run_id FROM job_attempts")
+    assert int(held[0][0]) == 0
+    assert [int(r[0]) for r in run_ids] == [run_id]
 
 
 def test_list_runs_filters_by_project_status_and_branch(db: Database, make_run: MakeRun) -> None:

@@ -1,0 +1,230 @@
+"""Each attempt of a job retried on this machine, kept as its own with its part of the log.
+
+The same view a JobRun that runners held gives: `attempt_results` in order,
+each attempt's log by number, an Event when a retry is to come.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from conveyor.core.errors import NotFound
+from conveyor.engine.runner import Scheduler
+from conveyor.engine.service import RunRequest
+from conveyor.executors.base import ExecRequest
+from conveyor.executors.fake import FakeExecutor, FakeOutcome
+from conveyor.store import events as event_log
+
+from .harness import Harness, cancel_after, jobs_of, outcomes
+
+pytestmark = pytest.mark.timeout(60)
+
+RETRIED = """\
+version: 1
+jobs:
+  flaky: {run: flaky, retry: {max: 2, backoff: 10ms}}
+"""
+
+
+def _nth(*plays: FakeOutcome) -> FakeExecutor:
+    return FakeExecutor(outcomes({"flaky": list(plays)}))
+
+
+def test_each_attempt_of_a_retried_job_is_kept_in_order_with_its_own_log(
+    harness: Harness,
+) -> None:
+    executor = _nth(
+        FakeOutcome(1, output=b"first try\n"),
+        FakeOutcome(2, output=b"second try, no newline"),
+        FakeOutcome(0, output=b"third try\n"),
+    )
+    result = harness.run(RETRIED, executor)
+    flaky = jobs_of(result)["flaky"]
+
+    assert (flaky.status, flaky.attempts) == ("success", 3)
+    assert [(a.number, a.status, a.exit_code, a.runner) for a in flaky.attempt_results] == [
+        (1, "failed", 1, None),
+        (2, "failed", 2, None),
+        (3, "success", 0, None),
+    ]
+    assert [a.reason for a in flaky.attempt_results] == [
+        "exited with code 1",
+        "exited with code 2",
+        None,
+    ]
+    for attempt in flaky.attempt_results:
+        assert attempt.finished_at is not None and attempt.duration_s is not None
+        assert attempt.finished_at >= attempt.started_at
+    history = harness.history()
+    logs = [history.job_log(result.run.id, "flaky", n)[0] for n in (1, 2, 3)]
+    assert logs == [
+        "first try\n--- attempt 1 failed: exited with code 1 ---\n",
+        "second try, no newline\n--- attempt 2 failed: exited with code 2 ---\n",
+        "third try\n",
+    ]
+    whole, live = history.job_log(result.run.id, "flaky")
+    assert not live
+    # The job's own log still holds them all, each marked.
+    assert whole.splitlines() == [
+        "first try",
+        "--- attempt 1 failed: exited with code 1 ---",
+        "--- attempt 2 of 3 (after 0.01s) ---",
+        "second try, no newline",
+        "--- attempt 2 failed: exited with code 2 ---",
+        "--- attempt 3 of 3 (after 0.02s) ---",
+        "third try",
+    ]
+
+
+def test_a_timed_out_attempt_is_kept_timed_out(harness: Harness) -> None:
+    timed_out = FakeOutcome(None, output=b"slow\n", outcome="timed_out")
+    result = harness.run(RETRIED, _nth(timed_out, FakeOutcome(0)))
+    first, second = jobs_of(result)["flaky"].attempt_results
+
+    assert (first.status, first.exit_code, second.status) == ("timed_out", None, "success")
+    log, _ = harness.history().job_log(result.run.id, "flaky", 1)
+    assert log == "slow\n"  # no line of why: a real timeout says it by its own note (e2e)
+
+
+def test_each_retry_is_an_event_naming_the_attempt_and_the_delay(harness: Harness) -> None:
+    result = harness.run(RETRIED, _nth(FakeOutcome(1), FakeOutcome(1), FakeOutcome(0)))
+    events = event_log.for_subject(harness.service().db, f"run/{result.run.id}/job/flaky")
+
+    assert [e.kind for e in events] == [
+        "job.running",
+        "job.retrying",
+        "job.retrying",
+        "job.success",
+    ]
+    assert [e.data for e in events[1:3]] == [
+        {"status": "retrying", "attempt": 1, "after": "failed", "delay_s": 0.01},
+        {"status": "retrying", "attempt": 2, "after": "failed", "delay_s": 0.02},
+    ]
+
+
+def test_a_job_that_ran_once_keeps_no_attempts_and_is_its_own_attempt_1(
+    harness: Harness,
+) -> None:
+    executor = FakeExecutor(outcomes({"flaky": FakeOutcome(0, output=b"fine\n")}))
+    result = harness.run(RETRIED, executor)
+    flaky = jobs_of(result)["flaky"]
+    assert (flaky.attempts, flaky.attempt_results) == (1, ())
+    history = harness.history()
+
+    assert history.job_log(result.run.id, "flaky", 1) == ("fine\n", False)
+    with pytest.raises(NotFound, match=r"has no attempt 2; its attempts: 1$"):
+        history.job_log(result.run.id, "flaky", 2)
+
+
+def test_a_cached_job_made_no_attempt(harness: Harness) -> None:
+    harness.run(RETRIED)
+    again = harness.run(RETRIED)
+    assert jobs_of(again)["flaky"].status == "cached"
+
+    with pytest.raises(NotFound, match=r"'flaky' in run \d+ made no attempt \(cached\)"):
+        harness.history().job_log(again.run.id, "flaky", 1)
+
+
+FLAKY_BESIDE_BROKEN = """\
+version: 1
+jobs:
+  flaky: {run: flaky, retry: {max: 3, backoff: 30s}}
+  broken: {run: broken}
+"""
+
+
+def test_a_job_given_up_before_its_retry_keeps_the_attempt_it_made(harness: Harness) -> None:
+    # `flaky` fails at once and waits 30 s to retry; `broken` fails meanwhile: the Run stops.
+    executor = FakeExecutor(
+        outcomes(
+            {"flaky": FakeOutcome(1, output=b"oops\n"), "broken": FakeOutcome(2, duration_s=0.2)}
+        )
+    )
+    result = harness.run(FLAKY_BESIDE_BROKEN, executor, RunRequest(max_parallel=2))
+    flaky = jobs_of(result)["flaky"]
+
+    (only,) = flaky.attempt_results
+    assert (only.number, only.status, only.reason) == (1, "failed", "exited with code 1")
+    assert flaky.reason == "exited with code 1; not retried: 'broken' failed"
+    history = harness.history()
+    attempt_log, _ = history.job_log(result.run.id, "flaky", 1)
+    job_log, _ = history.job_log(result.run.id, "flaky")
+    # The attempt's log is what it wrote; why it was not retried is the job's to say.
+    assert attempt_log == "oops\n--- attempt 1 failed: exited with code 1 ---\n"
+    assert job_log == attempt_log + "--- not retried: 'broken' failed ---\n"
+
+
+def test_the_attempt_running_when_the_run_is_canceled_is_kept_canceled(
+    harness: Harness,
+) -> None:
+    def script(_request: ExecRequest, attempt: int) -> FakeOutcome:
+        if attempt == 1:
+            return FakeOutcome(1)
+        return FakeOutcome(0, output=b"long\n", duration_s=30)
+
+    spec = "version: 1\njobs:\n  flaky: {run: flaky, retry: {max: 1, backoff: 10ms}}\n"
+    with cancel_after(0.5) as on_start:
+        result = harness.run(spec, FakeExecutor(script), on_start=on_start)
+    flaky = jobs_of(result)["flaky"]
+
+    assert flaky.status == "canceled"
+    assert [(a.number, a.status) for a in flaky.attempt_results] == [(1, "failed"), (2, "canceled")]
+
+
+def test_a_secret_in_an_attempt_is_masked_in_its_log_and_reason(harness: Harness) -> None:
+    spec = """\
+    version: 1
+    secrets: [TOKEN]
+    jobs:
+      flaky: {run: flaky, retry: {max: 1, backoff: 10ms}}
+    """
+    harness.environ["TOKEN"] = "hunter2-secret"
+    executor = _nth(FakeOutcome(1, output=b"using hunter2-secret\n"), FakeOutcome(0))
+    result = harness.run(spec, executor)
+    assert len(jobs_of(result)["flaky"].attempt_results) == 2
+
+    log, _ = harness.history().job_log(result.run.id, "flaky", 1)
+    assert "hunter2-secret" not in log and "using ***" in log
+
+
+def test_while_a_retry_runs_its_attempt_reads_live_and_the_one_before_as_kept(
+    harness: Harness,
+) -> None:
+    def script(_request: ExecRequest, attempt: int) -> FakeOutcome:
+        if attempt == 1:
+            return FakeOutcome(1, output=b"first\n")
+        return FakeOutcome(0, output=b"second\n", duration_s=30)
+
+    spec = "version: 1\njobs:\n  flaky: {run: flaky, retry: {max: 1, backoff: 10ms}}\n"
+    history = harness.history()
+    seen: dict[str, object] = {}
+
+    def look(scheduler: Scheduler) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            run = history.get_run(None)
+            (job,) = run.jobs
+            if job.attempt_results:
+                try:
+                    seen["second"] = history.job_log(run.id, "flaky", 2)
+                    seen["first"] = history.job_log(run.id, "flaky", 1)
+                    seen["third"] = history.job_log(run.id, "flaky", 3)
+                except NotFound as exc:
+                    seen["third"] = str(exc)
+                break
+            time.sleep(0.01)
+        scheduler.request_cancel()
+
+    def on_start(scheduler: Scheduler) -> None:
+        threading.Thread(target=look, args=(scheduler,), daemon=True).start()
+
+    result = harness.run(spec, FakeExecutor(script), on_start=on_start)
+
+    assert result.run.status == "canceled"
+    text, live = seen["second"]  # type: ignore[misc]
+    assert live and text.endswith("--- attempt 2 of 2 (after 0.01s) ---\nsecond\n")
+    assert seen["first"] == ("first\n--- attempt 1 failed: exited with code 1 ---\n", False)
+    assert "has no attempt 3; its attempts: 1, 2" in str(seen["third"])

@@ -1,0 +1,56 @@
+"""Which attempt `conveyor logs --attempt N` reads: kept, the job's own log, or none."""
+
+from __future__ import annotations
+
+import pytest
+
+from builders.records import job_record, run_record
+from conveyor.core.errors import NotFound, UsageError
+from conveyor.core.records import AttemptOutcome
+from conveyor.engine.history import kept_attempt
+
+
+def _kept(number: int, status: str = "failed", runner: str | None = None) -> AttemptOutcome:
+    return AttemptOutcome(number=number, status=status, runner=runner, started_at=0.0)
+
+
+def _lookup(number: int, **job: object) -> AttemptOutcome | None:
+    record = job_record("flaky", **job)  # type: ignore[arg-type]
+    return kept_attempt(run_record(record), record, number)
+
+
+def test_a_kept_attempt_is_found_by_its_number() -> None:
+    first, second = _kept(1), _kept(2, "success")
+    assert _lookup(2, attempts=2, attempt_results=(first, second)) is second
+
+
+def test_a_job_that_ran_once_is_its_own_attempt_1_and_has_no_other() -> None:
+    assert _lookup(1, attempts=1) is None
+    with pytest.raises(NotFound, match=r"has no attempt 2; its attempts: 1$"):
+        _lookup(2, attempts=1)
+
+
+def test_the_attempt_running_on_this_machine_is_the_jobs_live_log() -> None:
+    running = {"status": "running", "attempts": 0, "finished_at": None}
+    assert _lookup(1, **running) is None
+    assert _lookup(2, **running, attempt_results=(_kept(1),)) is None
+    with pytest.raises(NotFound, match=r"has no attempt 3; its attempts: 1, 2$"):
+        _lookup(3, **running, attempt_results=(_kept(1),))
+
+
+def test_a_runners_attempt_is_kept_from_its_claim_so_none_past_it_is_read_live() -> None:
+    held = (_kept(1, runner="ci-1"), _kept(2, "running", runner="ci-2"))
+    with pytest.raises(NotFound, match=r"has no attempt 3; its attempts: 1, 2$"):
+        _lookup(3, status="running", attempts=2, attempt_results=held)
+
+
+def test_a_job_that_made_no_attempt_says_so() -> None:
+    with pytest.raises(NotFound, match=r"'flaky' in run 1 made no attempt \(cached\)"):
+        _lookup(1, status="cached", attempts=0)
+    with pytest.raises(NotFound, match=r"made no attempt \(skipped\)"):
+        _lookup(1, status="skipped", attempts=0)
+
+
+def test_a_retried_job_recorded_before_attempts_were_kept_points_at_its_one_log() -> None:
+    with pytest.raises(UsageError, match="each marked '--- attempt N of M ---'; leave out"):
+        _lookup(1, attempts=3)
