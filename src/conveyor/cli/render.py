@@ -124,7 +124,7 @@ def show(run: RunRecord) -> str:
 
 
 def describe_attempt(attempt: AttemptOutcome) -> str:
-    """One line about an attempt a runner held: `attempt 2  failed 1.3s on ci-4 - why`."""
+    """One line about an attempt: `attempt 2  failed 1.3s on ci-4 - why` (no runner: here)."""
     parts = [f"attempt {attempt.number} ", attempt.status.replace("_", " ")]
     if attempt.duration_s is not None:
         parts.append(format_duration(attempt.duration_s))

@@ -45,7 +45,7 @@ def job_json(job: JobRecord, explanation: Sequence[str] | None = None) -> dict[s
 
 
 def attempt_json(attempt: AttemptOutcome) -> dict[str, object]:
-    """One attempt of a JobRun that runners held (its log is read with `logs --attempt N`)."""
+    """One attempt of a JobRun (its log is read with `logs --attempt N`)."""
     return {
         "number": attempt.number,
         "status": attempt.status,

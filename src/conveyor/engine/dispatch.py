@@ -410,7 +410,8 @@ class DispatchService:
             halt = None if delay is None else self._halt(tx, job.run_id, keep_going=keep_going)
             if delay is not None and halt is None:
                 queue.set_status(tx, job.id, "queued", reason=result.reason, queued_at=now + delay)
-                return [self._event(job, "retrying", now, after=result.status, delay_s=delay)]
+                retrying = {"attempt": job.attempts, "after": result.status, "delay_s": delay}
+                return [self._event(job, "retrying", now, **retrying)]
             if halt is not None:  # as a local job's: this attempt's result stands
                 result, note = not_retried(result, halt), run_rules.not_retried_note(halt)
         events = [self._end(tx, job, result, now, note=note)]

@@ -13,7 +13,7 @@ from conveyor.core.records import AttemptOutcome, JobRecord, RunId, RunRecord
 from conveyor.engine import fingerprint as fp_module
 from conveyor.engine.keys import load_listing
 from conveyor.engine.locks import is_abandoned
-from conveyor.engine.logs import decompress
+from conveyor.engine.logs import attempt_part, decompress
 from conveyor.engine.workspace import Workspace
 from conveyor.executors.base import Executor
 from conveyor.store import runs as run_store
@@ -105,6 +105,21 @@ class History:
         """
         run = self.get_run(ref)
         record = find_job(run, job)
+        found = self._read_log(run, record, attempt)
+        if found is None:
+            # The job may have ended since its record was read: its live log goes only
+            # once the JobRun naming the stored one is recorded, so a new read finds it.
+            run = self.get_run(run.id)
+            record = find_job(run, record.name)
+            found = self._read_log(run, record, attempt)
+        if found is None:
+            raise NotFound(f"'{record.name}' in run {run.id} has no log ({record.status})")
+        return found
+
+    def _read_log(
+        self, run: RunRecord, record: JobRecord, attempt: int | None
+    ) -> tuple[str, bool] | None:
+        """`job_log` from one reading of the record; None when the live log is gone."""
         held = None if attempt is None else kept_attempt(run, record, attempt)
         if held is not None:
             which = f"attempt {attempt} of '{record.name}' in run {run.id}"
@@ -115,19 +130,18 @@ class History:
                 raise NotFound(f"{which} left no log ({status})")
         which = f"'{record.name}' in run {run.id}"
         if record.log_digest:
-            return self._stored_log(record.log_digest, which), False
-        live = self.workspace.logs_dir / f"run-{run.id}" / f"{record.position:04d}.log"
-        try:
-            text = live.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            # The job may have ended since its record was read: its live log goes only
-            # once the JobRun naming the stored one is recorded, so a new read finds it.
-            record = find_job(self.get_run(run.id), record.name)
-            if record.log_digest:
-                return self._stored_log(record.log_digest, which), False
-            raise NotFound(f"{which} has no log ({record.status})") from None
-        # A job's start is recorded a moment after its log begins.
-        return text, record.status in ("running", "pending")
+            text, live = self._stored_log(record.log_digest, which), False
+        else:
+            path = self.workspace.logs_dir / f"run-{run.id}" / f"{record.position:04d}.log"
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except FileNotFoundError:
+                return None
+            # A job's start is recorded a moment after its log begins.
+            live = record.status in ("running", "pending")
+        if attempt is not None and held is None:
+            text = attempt_part(text, attempt)
+        return text, live
 
     def _stored_log(self, digest: str, which: str) -> str:
         if not self.cas.has(digest):
@@ -174,30 +188,33 @@ class Explanation:
 
 
 def kept_attempt(run: RunRecord, job: JobRecord, number: int) -> AttemptOutcome | None:
-    """Attempt `number` of a JobRun as kept; None when the job's own log is that attempt's.
+    """Attempt `number` of a JobRun as kept; None when the job's own log holds that attempt's.
 
     That is so for the attempt running on this machine (no attempt is kept
-    before it ends) and for the one attempt of a job never retried.
+    before it ends), for the one a killed `conveyor run` left, and for the
+    only attempt of a job never retried.
     """
     kept = job.attempt_results
     for held in kept:
         if held.number == number:
             return held
-    # A runner's attempt is kept from its claim; one on this machine once it ends.
-    ongoing = job.status in ("running", "pending")
-    unkept = ongoing and all(a.status != "running" for a in kept)
+    # A runner's attempt is kept from its claim; one on this machine once it ends, and
+    # only once the job is retried. The one not kept (running, interrupted, or the only
+    # one) is read from the job's own log; the JobRun counts its attempts when it ends.
+    unkept = (
+        not job.cached
+        and job.started_at is not None
+        and all(a.status != "running" for a in kept)
+        and job.attempts in (0, len(kept) + 1)
+    )
     if unkept and number == len(kept) + 1:
-        return None
-    if not ongoing and not kept and job.attempts == 1 and number == 1:
         return None
     if not kept and job.attempts > 1:
         raise UsageError(
             f"'{job.name}' in run {run.id} was recorded before each attempt's log was kept: "
             "its attempts share one log, each marked '--- attempt N of M ---'; leave out --attempt"
         )
-    made = [a.number for a in kept] or list(range(1, job.attempts + 1))
-    if unkept:
-        made.append(len(kept) + 1)
+    made = [a.number for a in kept] + ([len(kept) + 1] if unkept else [])
     if not made:
         raise NotFound(f"'{job.name}' in run {run.id} made no attempt ({job.status})")
     numbers = ", ".join(str(n) for n in made)

@@ -25,7 +25,7 @@ from conveyor.core.masking import Masker
 from conveyor.core.records import AttemptOutcome, JobState, OutputRecord, RunId, TestCounts
 from conveyor.engine import fingerprint as fp_module
 from conveyor.engine.keys import KeyMaker
-from conveyor.engine.logs import JobLog
+from conveyor.engine.logs import JobLog, attempt_marker
 from conveyor.engine.outputs import expand, output_problem, store_outputs
 from conveyor.engine.run_rules import not_retried, not_retried_note
 from conveyor.executors.base import ExecRequest, ExecResult, Execution, Executor
@@ -124,8 +124,9 @@ class JobAttempt:
         self._last: _Verdict | None = None  # the attempt that ended, while a retry waits
         self._attempt_started = 0.0
         self._attempt_mark = 0  # where the running attempt's part of the log begins
-        # The attempt that ended and is to be retried, kept as its own: see `ended()`.
-        self.retried: AttemptOutcome | None = None
+        # The attempt that ended and is to be retried, until the retry is recorded.
+        self._retried: AttemptOutcome | None = None
+        self._recorded = 0  # the last attempt recorded as retried
         self._before: dict[str, tuple[int, int, int]] = {}
         self._modes: dict[str, int] = {}  # of the outputs, as the job left them
 
@@ -190,8 +191,8 @@ class JobAttempt:
         Returns the job's outcome, or the delay in seconds before its next
         attempt (then call `retry()`, or `give_up()` if the Run was canceled).
         Each attempt of a job that is retried is kept as its own, with its part
-        of the log: the one to be retried as `retried`, the last one in the
-        outcome.
+        of the log: the one to be retried by `take_retried()`, the last one in
+        the outcome.
         """
         log = self._log
         assert log is not None, "begin() comes first"
@@ -211,16 +212,22 @@ class JobAttempt:
             # Said when the attempt ends: the next one may be a long backoff away.
             log.note(f"--- attempt {self._attempts} failed: {verdict.reason} ---")
         self._last = verdict
-        self.retried = self._kept(verdict, log)
+        self._retried = self._kept(verdict, log)
         self._delay = retry.delay_before(self._attempts + 1)
         return self._delay
+
+    def take_retried(self) -> AttemptOutcome:
+        """The attempt that ended, to record as its retry is decided on (once)."""
+        taken, self._retried = self._retried, None
+        assert taken is not None, "ended() keeps it with the delay"
+        self._recorded = taken.number
+        return taken
 
     def retry(self) -> None:
         """Start the next attempt, once the delay `ended()` asked for is over."""
         log = self._log
         assert log is not None, "begin() comes first"
-        attempts = self._job.retry.max + 1
-        log.note(f"--- attempt {self._attempts + 1} of {attempts} (after {self._delay:g}s) ---")
+        log.note(attempt_marker(self._attempts + 1, self._job.retry.max + 1, self._delay))
         pid = self._spawn(log)
         if pid is not None:
             self._ctx.on_process(self._job, pid)
@@ -232,11 +239,14 @@ class JobAttempt:
         job failed, without --keep-going), the attempt that ended stands.
         """
         last = self._last
+        # Not recorded as retried (the Run stopped as it ended): kept with the end, unless
+        # it is the job's only attempt.
+        ended = self._retried if self._attempts > 1 else None
         if stopped is None or last is None:
-            return self._conclude(_Verdict("canceled", "canceled while waiting to retry"))
+            return self._conclude(_Verdict("canceled", "canceled while waiting to retry"), ended)
         assert self._log is not None, "an attempt ended before"
         self._log.note(not_retried_note(stopped))
-        return self._conclude(replace(last, reason=not_retried(last.reason, stopped)))
+        return self._conclude(replace(last, reason=not_retried(last.reason, stopped)), ended)
 
     def faulted(self, outcome: JobOutcome) -> JobOutcome:
         """`outcome` (a fault in handling this job), with the job's log stored when it can be.
@@ -253,6 +263,9 @@ class JobAttempt:
         kept = replace(outcome, attempts=self._attempts, started_at=self._started_at)
         try:
             log.note(f"--- stopped by a fault: {outcome.reason} ---")
+            if self._attempts > max(1, self._recorded):  # a retried job's last, not yet kept
+                last = self._retried or self._kept(_Verdict("failed", outcome.reason), log)
+                kept = replace(kept, attempt=last)
             blob = self._ctx.cas.put_bytes(log.close())
         except Exception:  # noqa: BLE001 - already a fault; the live log is what is left
             return kept

@@ -135,6 +135,26 @@ class JobLog:
             self.path.unlink(missing_ok=True)
 
 
+def attempt_marker(number: int, of: int, delay_s: float) -> str:
+    """The line a job's log has before its attempt `number` (of `of`), retried after `delay_s`."""
+    return f"--- attempt {number} of {of} (after {delay_s:g}s) ---"
+
+
+def attempt_part(text: str, number: int) -> str:
+    """What attempt `number` wrote of a job's log `text` so far.
+
+    Attempt 1's part begins the log; a later one's follows its marker line
+    (the last such line: empty until the attempt begins). For the attempt not
+    yet kept as its own (`JobAttempt` keeps each as it ends, from the same
+    place), so what a follower printed is always the start of what is kept.
+    """
+    if number == 1:
+        return text
+    start = ("\n" + text).rfind(f"\n--- attempt {number} of ")
+    end = -1 if start < 0 else text.find("\n", start)
+    return "" if end < 0 else text[end + 1 :]
+
+
 def decompress(blob: bytes) -> str:
     return gzip.decompress(blob).decode("utf-8", "replace")
 

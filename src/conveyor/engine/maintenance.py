@@ -29,6 +29,7 @@ def referenced_by_recent_runs(workspace: Workspace, keep_runs: int) -> set[str]:
             pinned.update(output.digest for output in job.outputs)
             if job.log_digest:
                 pinned.add(job.log_digest)
+            pinned.update(a.log_digest for a in job.attempt_results if a.log_digest)
             for key in ("files", "inputs"):
                 value = (job.fingerprint or {}).get(key)
                 if value and is_digest(value):

@@ -245,12 +245,11 @@ class Scheduler:
                 if not self._to_store:
                     self._to_store_since = time.monotonic()
                 self._to_store.append((attempt, verdict))
+        elif self.canceled or self._stop_reason is not None:
+            self._guarded(name, self._give_up, name, attempt)
         else:
             self._record_retrying(self._by_name[name], attempt, verdict)
-            if self.canceled or self._stop_reason is not None:
-                self._guarded(name, self._give_up, name, attempt)
-            else:
-                heapq.heappush(self._retries, (time.monotonic() + verdict, name))
+            heapq.heappush(self._retries, (time.monotonic() + verdict, name))
 
     def _give_up(self, name: str, attempt: JobAttempt) -> None:
         """End a job whose next attempt is not to come: the Run was canceled or stops."""
@@ -393,8 +392,7 @@ class Scheduler:
 
     def _record_retrying(self, job: Job, attempt: JobAttempt, delay_s: float) -> None:
         """An attempt ended and the job is to be retried: keep the attempt, say so in an Event."""
-        ended = attempt.retried
-        assert ended is not None, "kept by ended() with the delay"
+        ended = attempt.take_retried()
         data = {"status": "retrying", "attempt": ended.number, "after": ended.status}
         data["delay_s"] = delay_s
         event = NewEvent("job.retrying", self._subject(job), self._actor, self._clock.now(), data)

@@ -1,5 +1,8 @@
 """Attempts of remote JobRuns: who holds one, until when (the lease), and how it ended.
 
+(An attempt made on the machine that started the Run is kept by
+`conveyor.store.runs.insert_ended_attempt`, once it ended.)
+
 Functions run inside the caller's write transaction; see `conveyor.store.queue`
 for the lock order every caller keeps.
 """

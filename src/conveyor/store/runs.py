@@ -436,7 +436,7 @@ def attempt_outcome(row: Row) -> AttemptOutcome:
 
 
 def _attempts_of(tx: Transaction, marks: str, params: Params) -> dict[int, list[AttemptOutcome]]:
-    """The attempts of the JobRuns of these Runs that runners held, by JobRun, oldest first."""
+    """The attempts kept of the JobRuns of these Runs, by JobRun, oldest first."""
     found: dict[int, list[AttemptOutcome]] = {}
     for row in tx.execute(
         f"SELECT a.job_run_id, {ATTEMPT_COLUMNS} FROM {ATTEMPTS_WITH_RUNNERS} "

@@ -353,7 +353,9 @@ agents = Table(
     UniqueConstraint("name", name="uq_agents_name"),
 )
 
-# One claim of a JobRun by a runner. `lease_until` is when it is given up unless a heartbeat
+# One attempt of a JobRun. A runner's is its claim of the JobRun; one made on the machine
+# that started the Run (a retried job's) has no runner, no wait and no lease, and is
+# written once it ended. `lease_until` is when a claim is given up unless a heartbeat
 # extends it; `queued_s` is how long the JobRun waited, claimable, before this claim. Its
 # status is `running` while held, then the job's outcome, or `runner_lost`, `handed_back`,
 # `canceled`. An attempt its runner completed keeps the result it reported (exit code, log,

@@ -379,6 +379,10 @@ def test_without_keep_going_a_job_waiting_to_retry_ends_with_its_last_failure_on
     assert world.run(run).status == "failed"
     events = world.events(run, "flaky")
     assert [e.kind for e in events] == ["job.queued", "job.running", "job.retrying", "job.failed"]
+    # As a local job's retry says: which attempt, after what, how long until the next.
+    retrying = dict(events[2].data)
+    assert retrying.pop("delay_s") > 0
+    assert retrying == {"status": "retrying", "attempt": 1, "after": "failed"}
     assert {k: events[-1].data[k] for k in ("status", "exit_code", "reason", "attempts")} == {
         "status": "failed",
         "exit_code": 1,

@@ -11,11 +11,12 @@ import time
 
 import pytest
 
-from conveyor.core.errors import NotFound
+from conveyor.core.errors import ExecutorError, NotFound
+from conveyor.engine.maintenance import prune_cache
 from conveyor.engine.runner import Scheduler
 from conveyor.engine.service import RunRequest
-from conveyor.executors.base import ExecRequest
-from conveyor.executors.fake import FakeExecutor, FakeOutcome
+from conveyor.executors.base import ExecRequest, OutputSink
+from conveyor.executors.fake import FakeExecution, FakeExecutor, FakeOutcome
 from conveyor.store import events as event_log
 
 from .harness import Harness, cancel_after, jobs_of, outcomes
@@ -207,7 +208,7 @@ def test_while_a_retry_runs_its_attempt_reads_live_and_the_one_before_as_kept(
         while time.monotonic() < deadline:
             run = history.get_run(None)
             (job,) = run.jobs
-            if job.attempt_results:
+            if job.attempt_results and history.job_log(run.id, "flaky")[0].endswith("second\n"):
                 try:
                     seen["second"] = history.job_log(run.id, "flaky", 2)
                     seen["first"] = history.job_log(run.id, "flaky", 1)
@@ -224,7 +225,116 @@ def test_while_a_retry_runs_its_attempt_reads_live_and_the_one_before_as_kept(
     result = harness.run(spec, FakeExecutor(script), on_start=on_start)
 
     assert result.run.status == "canceled"
-    text, live = seen["second"]  # type: ignore[misc]
-    assert live and text.endswith("--- attempt 2 of 2 (after 0.01s) ---\nsecond\n")
+    # Only what attempt 2 wrote, though the live file holds attempt 1's too.
+    assert seen["second"] == ("second\n", True)
     assert seen["first"] == ("first\n--- attempt 1 failed: exited with code 1 ---\n", False)
     assert "has no attempt 3; its attempts: 1, 2" in str(seen["third"])
+
+
+def test_pruning_the_cache_keeps_the_attempt_logs_of_recent_runs(harness: Harness) -> None:
+    executor = _nth(FakeOutcome(1, output=b"first\n"), FakeOutcome(0, output=b"second\n"))
+    result = harness.run(RETRIED, executor)
+
+    prune_cache(harness.workspace, max_bytes=10 << 30, keep_runs=20)
+
+    history = harness.history()
+    assert history.job_log(result.run.id, "flaky", 1)[0].startswith("first\n")
+    assert history.job_log(result.run.id, "flaky", 2)[0] == "second\n"
+
+
+def test_a_retry_that_is_not_to_come_is_no_event_and_a_lone_attempt_keeps_no_row(
+    harness: Harness,
+) -> None:
+    # `flaky` fails after `broken` did: the Run has stopped, so it is not retried.
+    executor = FakeExecutor(
+        outcomes({"flaky": FakeOutcome(1, duration_s=0.3), "broken": FakeOutcome(2)})
+    )
+    result = harness.run(FLAKY_BESIDE_BROKEN, executor, RunRequest(max_parallel=2))
+    flaky = jobs_of(result)["flaky"]
+    events = event_log.for_subject(harness.service().db, f"run/{result.run.id}/job/flaky")
+
+    assert flaky.reason == "exited with code 1; not retried: 'broken' failed"
+    assert [e.kind for e in events] == ["job.running", "job.failed"]
+    assert (flaky.attempts, flaky.attempt_results) == (1, ())
+
+
+def test_a_later_attempt_not_retried_is_kept_with_the_jobs_end(harness: Harness) -> None:
+    spec = """\
+    version: 1
+    jobs:
+      flaky: {run: flaky, retry: {max: 3, backoff: 10ms}}
+      broken: {run: broken}
+    """
+    # `flaky` fails at once, then again after `broken` failed (0.3 s): no third attempt.
+    executor = FakeExecutor(
+        outcomes(
+            {
+                "flaky": [FakeOutcome(1), FakeOutcome(1, output=b"again\n", duration_s=0.6)],
+                "broken": FakeOutcome(2, duration_s=0.3),
+            }
+        )
+    )
+    result = harness.run(spec, executor, RunRequest(max_parallel=2))
+    flaky = jobs_of(result)["flaky"]
+    events = event_log.for_subject(harness.service().db, f"run/{result.run.id}/job/flaky")
+
+    assert [e.kind for e in events] == ["job.running", "job.retrying", "job.failed"]
+    assert [(a.number, a.status) for a in flaky.attempt_results] == [(1, "failed"), (2, "failed")]
+    log, _ = harness.history().job_log(result.run.id, "flaky", 2)
+    assert log == "again\n--- attempt 2 failed: exited with code 1 ---\n"
+
+
+def test_following_a_running_attempt_prints_the_start_of_what_it_keeps(harness: Harness) -> None:
+    executor = _nth(
+        FakeOutcome(1, output=b"first\n"),
+        FakeOutcome(1, output=b"second\n", duration_s=0.5),
+        FakeOutcome(0),
+    )
+    history = harness.history()
+    during: list[tuple[str, bool]] = []
+
+    def look() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not during:
+            run = history.get_run(None)
+            if run.jobs[0].attempt_results:
+                text, live = history.job_log(run.id, "flaky", 2)
+                if text:
+                    during.append((text, live))
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=look)
+    result = harness.run(RETRIED, executor, on_start=lambda _scheduler: watcher.start())
+    watcher.join()
+    after, live = history.job_log(result.run.id, "flaky", 2)
+
+    assert during == [("second\n", True)]
+    assert not live
+    assert after == "second\n--- attempt 2 failed: exited with code 1 ---\n"
+    assert after.startswith(during[0][0])
+
+
+class _NoSecondStart(FakeExecutor):
+    """Its second start fails, as an executor that lost its machine would."""
+
+    def start(self, request: ExecRequest, output: OutputSink) -> FakeExecution:
+        if self.attempts.get(request.job):
+            raise ExecutorError("the executor lost its machine")
+        return super().start(request, output)
+
+
+def test_an_attempt_a_fault_stopped_is_kept_so_the_count_and_the_list_agree(
+    harness: Harness,
+) -> None:
+    executor = _NoSecondStart(outcomes({"flaky": FakeOutcome(1, output=b"first\n")}))
+    with pytest.raises(ExecutorError):  # an infrastructure fault: the Run is recorded first
+        harness.run(RETRIED, executor)
+    history = harness.history()
+    run = history.get_run(None)
+    (flaky,) = run.jobs
+
+    assert (flaky.status, flaky.attempts) == ("failed", 2)
+    assert [(a.number, a.status) for a in flaky.attempt_results] == [(1, "failed"), (2, "failed")]
+    assert "the executor lost its machine" in (flaky.attempt_results[1].reason or "")
+    log, _ = history.job_log(run.id, "flaky", 2)
+    assert log == "--- stopped by a fault: the executor lost its machine ---\n"

@@ -48,7 +48,18 @@ def test_a_job_that_made_no_attempt_says_so() -> None:
     with pytest.raises(NotFound, match=r"'flaky' in run 1 made no attempt \(cached\)"):
         _lookup(1, status="cached", attempts=0)
     with pytest.raises(NotFound, match=r"made no attempt \(skipped\)"):
-        _lookup(1, status="skipped", attempts=0)
+        _lookup(1, status="skipped", attempts=0, started_at=None)
+    with pytest.raises(NotFound, match=r"made no attempt \(pending\)"):
+        _lookup(2, status="pending", attempts=0, started_at=None, finished_at=None)
+
+
+def test_the_attempt_a_killed_run_left_is_read_from_the_jobs_log() -> None:
+    # `conveyor run` was killed: the JobRun is marked canceled with no count of attempts.
+    interrupted = {"status": "canceled", "attempts": 0}
+    assert _lookup(1, **interrupted) is None
+    assert _lookup(2, **interrupted, attempt_results=(_kept(1),)) is None
+    with pytest.raises(NotFound, match=r"has no attempt 3; its attempts: 1, 2$"):
+        _lookup(3, **interrupted, attempt_results=(_kept(1),))
 
 
 def test_a_retried_job_recorded_before_attempts_were_kept_points_at_its_one_log() -> None:

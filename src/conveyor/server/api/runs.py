@@ -103,7 +103,7 @@ def job_log(
     state: State,
     attempt: Annotated[
         int | None,
-        Query(ge=1, description="That attempt's own log (a job runners retried or took back)."),
+        Query(ge=1, description="That attempt's own log (`attempt_results` lists them)."),
     ] = None,
 ) -> PlainTextResponse:
     _visible_run(caller, state, run_id)
