@@ -15,7 +15,7 @@ from conveyor.core.errors import ExecutorError, NotFound
 from conveyor.engine.maintenance import prune_cache
 from conveyor.engine.runner import Scheduler
 from conveyor.engine.service import RunRequest
-from conveyor.executors.base import ExecRequest, OutputSink
+from conveyor.executors.base import ExecRequest, ExecResult, OutputSink
 from conveyor.executors.fake import FakeExecution, FakeExecutor, FakeOutcome
 from conveyor.store import events as event_log
 
@@ -284,12 +284,36 @@ def test_a_later_attempt_not_retried_is_kept_with_the_jobs_end(harness: Harness)
     assert log == "again\n--- attempt 2 failed: exited with code 1 ---\n"
 
 
+class _HeldSecond(FakeExecutor):
+    """Attempt 1 fails; attempt 2 prints a line, then fails once `release` is set."""
+
+    def __init__(self, release: threading.Event) -> None:
+        super().__init__()
+        self._release = release
+
+    def start(self, request: ExecRequest, output: OutputSink) -> FakeExecution:
+        attempt = self.attempts.get(request.job, 0) + 1
+        self.attempts[request.job] = attempt
+        if attempt == 1:
+            return FakeExecution(lambda: FakeOutcome(1, output=b"first\n"), output)
+        if attempt == 2:
+            return _Held(output, self._release)
+        return FakeExecution(FakeOutcome, output)
+
+
+class _Held(FakeExecution):
+    def __init__(self, output: OutputSink, release: threading.Event) -> None:
+        super().__init__(FakeOutcome, output)
+        self._release = release
+
+    def wait(self) -> ExecResult:
+        self._output(b"second\n")
+        assert self._release.wait(20), "the test never looked"
+        return ExecResult("exited", 1, 0.0)
+
+
 def test_following_a_running_attempt_prints_the_start_of_what_it_keeps(harness: Harness) -> None:
-    executor = _nth(
-        FakeOutcome(1, output=b"first\n"),
-        FakeOutcome(1, output=b"second\n", duration_s=0.5),
-        FakeOutcome(0),
-    )
+    release = threading.Event()
     history = harness.history()
     during: list[tuple[str, bool]] = []
 
@@ -302,9 +326,10 @@ def test_following_a_running_attempt_prints_the_start_of_what_it_keeps(harness: 
                 if text:
                     during.append((text, live))
             time.sleep(0.01)
+        release.set()
 
     watcher = threading.Thread(target=look)
-    result = harness.run(RETRIED, executor, on_start=lambda _scheduler: watcher.start())
+    result = harness.run(RETRIED, _HeldSecond(release), on_start=lambda _scheduler: watcher.start())
     watcher.join()
     after, live = history.job_log(result.run.id, "flaky", 2)
 
