@@ -204,9 +204,8 @@ class JobAttempt:
         if verdict.status == "canceled" and self._cancel_reason:
             verdict = replace(verdict, reason=self._cancel_reason)
         retry = self._job.retry
-        if verdict.status in ("success", "canceled") or self._canceled:
-            return self._conclude(verdict, self._kept(verdict, log) if self._attempts > 1 else None)
-        if self._attempts > retry.max:
+        last = verdict.status in ("success", "canceled") or self._canceled
+        if last or self._attempts > retry.max:
             return self._conclude(verdict, self._kept(verdict, log) if self._attempts > 1 else None)
         if verdict.reason and result.outcome == "exited":  # a timeout's detail is noted above
             # Said when the attempt ends: the next one may be a long backoff away.

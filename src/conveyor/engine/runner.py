@@ -393,8 +393,12 @@ class Scheduler:
     def _record_retrying(self, job: Job, attempt: JobAttempt, delay_s: float) -> None:
         """An attempt ended and the job is to be retried: keep the attempt, say so in an Event."""
         ended = attempt.take_retried()
-        data = {"status": "retrying", "attempt": ended.number, "after": ended.status}
-        data["delay_s"] = delay_s
+        data: dict[str, object] = {
+            "status": "retrying",
+            "attempt": ended.number,
+            "after": ended.status,
+            "delay_s": delay_s,
+        }
         event = NewEvent("job.retrying", self._subject(job), self._actor, self._clock.now(), data)
         update = JobUpdate(job_id=self._job_ids[job.name], attempt=ended)
         self._recorder.record(Change(update, (event,)))
