@@ -258,6 +258,22 @@ def test_a_retry_that_is_not_to_come_is_no_event_and_a_lone_attempt_keeps_no_row
     assert (flaky.attempts, flaky.attempt_results) == (1, ())
 
 
+def test_an_attempt_not_kept_leaves_no_blob_behind(harness: Harness) -> None:
+    # As in the test above: `flaky`'s only attempt ends after the Run stopped.
+    executor = FakeExecutor(
+        outcomes(
+            {"flaky": FakeOutcome(1, output=b"oops\n", duration_s=0.3), "broken": FakeOutcome(2)}
+        )
+    )
+    result = harness.run(FLAKY_BESIDE_BROKEN, executor, RunRequest(max_parallel=2))
+
+    logs = {job.log_digest for job in result.run.jobs if job.log_digest}
+    listings = {d for job in result.run.jobs for d in (job.fingerprint or {}).values()}
+    stored = {blob.digest for blob in harness.service().cas.iter_blobs()}
+    assert logs <= stored
+    assert stored - logs <= listings  # the input listings the fingerprints name, and no more
+
+
 def test_a_later_attempt_not_retried_is_kept_with_the_jobs_end(harness: Harness) -> None:
     spec = """\
     version: 1
