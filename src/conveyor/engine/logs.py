@@ -106,25 +106,32 @@ class JobLog:
         return compress(content)
 
     def mark(self) -> int:
-        """Where the log stands now, after any partial line; for `since()`."""
+        """Where the log stands now (a byte offset), after any partial line; for `since()`."""
         with self._lock:
             self._end_line()
-            return self._size
+            if self._file is None:
+                return 0
+            self._file.flush()
+            return self._file.buffer.tell()
 
     def since(self, mark: int) -> bytes:
         """What was written after `mark` (one attempt's part of the log), gzip-compressed.
 
-        A partial line is ended first, as `note()` does.
+        A partial line is ended first, as `note()` does. Past the memory limit
+        only that part is read back from the file.
         """
         with self._lock:
             self._end_line()
             if self._lines is not None:
-                content = "".join(self._lines)[mark:].encode()
-            else:  # counted in characters as written: read them back untranslated
-                if self._file is not None and not self._file.closed:
+                content = "".join(self._lines).encode()[mark:]
+            elif self._file is None:
+                content = b""
+            else:
+                if not self._file.closed:
                     self._file.flush()
-                with open(self.path, encoding="utf-8", newline="") as written:
-                    content = written.read()[mark:].encode()
+                with open(self.path, "rb") as written:
+                    written.seek(mark)
+                    content = written.read()
         if not content:
             return _EMPTY
         return compress(content)

@@ -169,3 +169,34 @@ def test_a_log_larger_than_memory_is_compressed_from_its_file(make_log: MakeLog)
     text = decompress(log.close())
     assert len(text) == 9 * 1024 * 1024 + len("tail ***\n")
     assert text.endswith("x\ntail ***\n")
+
+
+def test_since_a_mark_is_what_was_written_after_it_partial_line_ended(make_log: MakeLog) -> None:
+    log, _ = make_log(("hunter2",))
+    log.feed("früh ☕ hunter2\n".encode())
+    mark = log.mark()
+    log.feed("später 🚀\nno newline".encode())
+    assert decompress(log.since(mark)) == "später 🚀\nno newline\n"
+    assert decompress(log.since(0)) == "früh ☕ ***\nspäter 🚀\nno newline\n"
+    assert decompress(log.close()).endswith("no newline\n")  # ended once, not twice
+
+
+def test_a_mark_before_anything_was_written_is_the_start(make_log: MakeLog) -> None:
+    log, _ = make_log()
+    assert log.mark() == 0
+    assert decompress(log.since(0)) == ""
+    log.feed(b"one\n")
+    assert decompress(log.since(0)) == "one\n"
+
+
+def test_since_a_mark_past_the_memory_limit_reads_only_that_part(make_log: MakeLog) -> None:
+    log, _ = make_log()
+    line = "x" * 1000 + "ü" * 11 + "\n"  # 1,012 characters, 1,023 bytes
+    for _ in range(9 * 1024):  # 9.3 million characters: past the 8 MiB kept in memory
+        log.feed(line.encode())
+    mark = log.mark()
+    log.feed("tail 🚀\n".encode())
+    assert decompress(log.since(mark)) == "tail 🚀\n"
+    before = log.mark()
+    log.close()
+    assert decompress(log.since(before)) == ""  # the file is closed, and nothing followed
