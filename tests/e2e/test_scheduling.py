@@ -218,6 +218,37 @@ def test_each_attempt_of_a_retried_job_is_shown_and_has_its_own_log(
     assert "has no attempt 4; its attempts: 1, 2, 3" in missing.err
 
 
+FOLLOWED = """
+version: 1
+jobs:
+  flaky:
+    inputs: []
+    retry: {max: 1, backoff: 1s}
+    run: |
+      if [ -e "$SIDE/tried" ]; then
+        for i in 1 2 3; do echo "second $i"; sleep 0.3; done
+      else
+        touch "$SIDE/tried"; echo "first try"; exit 3
+      fi
+"""
+
+
+def test_following_an_attempt_while_it_waits_and_runs_prints_it_whole_once(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(FOLLOWED)
+    run = ws.start("run", "-q")
+    wait_for(lambda: ws.side_file("tried").exists(), what="the first attempt")
+    wait_for(lambda: bool(ws.runs()), what="the run to be recorded")
+
+    # Started during the 1 s back-off: nothing of attempt 2 yet, then all of it.
+    followed = ws.cli("logs", "latest", "flaky", "--attempt", "2", "--follow")
+
+    assert run.wait(timeout=30) == 0, ws.output_of(run).err
+    assert followed.code == 0, followed.err
+    assert followed.out == "second 1\nsecond 2\nsecond 3\n"
+
+
 def test_a_job_that_keeps_failing_stops_after_its_retries(workspace: WorkspaceFactory) -> None:
     ws = workspace(RETRY.replace("max: 3, backoff: 200ms", "max: 1, backoff: 10ms"))
 
