@@ -137,6 +137,41 @@ def test_a_run_whose_process_was_killed_shows_as_interrupted_and_its_jobs_are_st
     assert [r["status"] for r in ws.runs()] == ["success", "interrupted"]
 
 
+WAITING = """
+version: 1
+jobs:
+  flaky:
+    inputs: []
+    retry: {max: 2, backoff: 30s}
+    run: |
+      echo "try $(date +%s)"; touch "$SIDE/tried"; exit 3
+"""
+
+
+def test_a_run_killed_while_a_job_waits_to_retry_keeps_the_attempt_it_made(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(WAITING)
+    proc = ws.start("run")
+    wait_for(lambda: ws.side_file("tried").exists(), what="the first attempt")
+    # Its end (and the retry to come) reaches the store in the next batch.
+    wait_for(lambda: "job.retrying" in {e["kind"] for e in ws.events()}, what="the retry")
+
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+
+    (run,) = ws.runs()
+    assert run["status"] == "interrupted"
+    first = ws.cli("logs", "latest", "flaky", "--attempt", "1")
+    assert first.code == 0, first.err
+    assert first.out.startswith("try ") and first.out.endswith(
+        "--- attempt 1 failed: exited with code 3 ---\n"
+    )
+    never = ws.cli("logs", "latest", "flaky", "--attempt", "2")
+    assert never.code == 2
+    assert "attempt 2 of 'flaky' in run 1 never began (canceled)" in never.err
+
+
 CONCURRENT = """
 version: 1
 jobs:

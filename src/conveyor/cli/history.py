@@ -94,16 +94,21 @@ def logs(
     run: RunArgument,
     job: JobArgument,
     follow: Annotated[
-        bool, typer.Option("--follow", "-F", help="Keep printing while the job runs.")
+        bool,
+        typer.Option(
+            "--follow",
+            "-F",
+            help="Keep printing while the job (with --attempt: that attempt) runs.",
+        ),
     ] = False,
     attempt: Annotated[
         int | None,
         typer.Option(
             "--attempt",
             min=1,
-            help="Print that attempt's own log (`conveyor show RUN` lists a job's attempts). "
-            "Without it, a retried job's log holds every attempt, each marked "
-            "'--- attempt N of M ---'.",
+            help="Print that attempt's own log (`conveyor show RUN` lists a retried job's "
+            "attempts; a job that ran once is its own attempt 1). Without it, a retried job's "
+            "log holds every attempt, each marked '--- attempt N of M ---'.",
         ),
     ] = None,
     file: FileOption = None,

@@ -134,13 +134,18 @@ class History:
         else:
             path = self.workspace.logs_dir / f"run-{run.id}" / f"{record.position:04d}.log"
             try:
-                text = path.read_text(encoding="utf-8", errors="replace")
+                # As written: a lone carriage return stays one, as in the stored log.
+                with open(path, encoding="utf-8", errors="replace", newline="") as written:
+                    text = written.read()
             except FileNotFoundError:
                 return None
             # A job's start is recorded a moment after its log begins.
             live = record.status in ("running", "pending")
         if attempt is not None and held is None:
-            text = attempt_part(text, attempt)
+            part = attempt_part(text, attempt)
+            if part is None and not live:
+                raise NotFound(f"attempt {attempt} of {which} never began ({record.status})")
+            text = part or ""
         return text, live
 
     def _stored_log(self, digest: str, which: str) -> str:
@@ -198,6 +203,8 @@ def kept_attempt(run: RunRecord, job: JobRecord, number: int) -> AttemptOutcome 
     for held in kept:
         if held.number == number:
             return held
+    if number == 1 and not kept and job.status == "pending":
+        return None  # its start is recorded a moment after its log begins
     # A runner's attempt is kept from its claim; one on this machine once it ends, and
     # only once the job is retried. The one not kept (running, interrupted, or the only
     # one) is read from the job's own log; the JobRun counts its attempts when it ends.

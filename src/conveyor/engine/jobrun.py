@@ -124,8 +124,9 @@ class JobAttempt:
         self._last: _Verdict | None = None  # the attempt that ended, while a retry waits
         self._attempt_started = 0.0
         self._attempt_mark = 0  # where the running attempt's part of the log begins
-        # When the attempt to be retried (`_last`) ended; None once the next one starts.
-        self._last_ended: float | None = None
+        # The attempt that ended asking for a retry, kept (its part of the log stored where
+        # it was judged, off the scheduler's thread for a heavy job) until it is recorded.
+        self._retried: AttemptOutcome | None = None
         self._recorded = 0  # the last attempt recorded as retried
         self._before: dict[str, tuple[int, int, int]] = {}
         self._modes: dict[str, int] = {}  # of the outputs, as the job left them
@@ -210,24 +211,17 @@ class JobAttempt:
         if verdict.reason and result.outcome == "exited":  # a timeout's detail is noted above
             # Said when the attempt ends: the next one may be a long backoff away.
             log.note(f"--- attempt {self._attempts} failed: {verdict.reason} ---")
-        self._last, self._last_ended = verdict, self._ctx.clock.now()
+        self._last = verdict
+        self._retried = self._kept(verdict, log)
         self._delay = retry.delay_before(self._attempts + 1)
         return self._delay
 
     def take_retried(self) -> AttemptOutcome:
-        """The attempt that ended, its part of the log stored, to record with its retry (once)."""
-        taken = self._unkept()
+        """The attempt that ended, to record with its retry (once)."""
+        taken, self._retried = self._retried, None
         assert taken is not None, "ended() asked for a retry"
         self._recorded = taken.number
         return taken
-
-    def _unkept(self) -> AttemptOutcome | None:
-        """The attempt that ended asking for a retry (the latest), kept now, unless it was
-        recorded."""
-        if self._last is None or self._last_ended is None or self._recorded == self._attempts:
-            return None
-        assert self._log is not None, "an attempt ended before"
-        return self._kept(self._last, self._log, self._last_ended)
 
     def retry(self) -> None:
         """Start the next attempt, once the delay `ended()` asked for is over."""
@@ -246,8 +240,8 @@ class JobAttempt:
         """
         last = self._last
         # Not recorded as retried (the Run stopped as it ended): kept with the end, unless
-        # it is the job's only attempt; before the note, which is the job's to say.
-        ended = self._unkept() if self._attempts > 1 else None
+        # it is the job's only attempt.
+        ended = self._retried if self._attempts > 1 else None
         if stopped is None or last is None:
             return self._conclude(_Verdict("canceled", "canceled while waiting to retry"), ended)
         assert self._log is not None, "an attempt ended before"
@@ -268,13 +262,13 @@ class JobAttempt:
             return outcome
         kept = replace(outcome, attempts=self._attempts, started_at=self._started_at)
         try:
-            unkept = self._attempts > max(1, self._recorded)  # a retried job's last attempt
-            last = self._unkept() if unkept else None  # as it ended, if it did
             log.note(f"--- stopped by a fault: {outcome.reason} ---")
-            if unkept and last is None:  # as the fault stopped it
-                last = self._kept(_Verdict("failed", outcome.reason), log)
-            kept = replace(kept, attempt=last)
-            blob = self._ctx.cas.put_bytes(log.close())
+            whole = log.close()
+            if self._attempts > max(1, self._recorded):  # a retried job's last attempt
+                # As it ended, if it did; else as the fault stopped it.
+                last = self._retried or self._kept(_Verdict("failed", outcome.reason), log)
+                kept = replace(kept, attempt=last)
+            blob = self._ctx.cas.put_bytes(whole)
         except Exception:  # noqa: BLE001 - already a fault; the live log is what is left
             return kept
         return replace(kept, log_digest=blob.digest)
@@ -339,11 +333,10 @@ class JobAttempt:
         changes = fp_module.diff(previous, fingerprint, self._ctx.keys.load_listing)
         return tuple(change.text for change in changes)
 
-    def _kept(self, verdict: _Verdict, log: JobLog, ended: float | None = None) -> AttemptOutcome:
-        """The attempt that ended (`ended`, or now), as its own record, its part of the log
-        stored."""
+    def _kept(self, verdict: _Verdict, log: JobLog) -> AttemptOutcome:
+        """The attempt that just ended, as its own record, with its part of the log stored."""
         ctx = self._ctx
-        finished = ctx.clock.now() if ended is None else ended
+        finished = ctx.clock.now()
         blob = ctx.cas.put_bytes(log.since(self._attempt_mark))
         return AttemptOutcome(
             number=self._attempts,
@@ -401,7 +394,6 @@ class JobAttempt:
         """Start an attempt; the id of its process group, when it has one."""
         job, ctx = self._job, self._ctx
         self._attempts += 1
-        self._last_ended = None
         self._attempt_started = ctx.clock.now()
         self._attempt_mark = log.mark()
         self._before = self._output_stamps()

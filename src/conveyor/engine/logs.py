@@ -147,19 +147,26 @@ def attempt_marker(number: int, of: int, delay_s: float) -> str:
     return f"--- attempt {number} of {of} (after {delay_s:g}s) ---"
 
 
-def attempt_part(text: str, number: int) -> str:
-    """What attempt `number` wrote of a job's log `text` so far.
+def attempt_part(text: str, number: int) -> str | None:
+    """What attempt `number` wrote of a job's log `text` so far; None if it has not begun.
 
     Attempt 1's part begins the log; a later one's follows its marker line
-    (the last such line: empty until the attempt begins). For the attempt not
-    yet kept as its own (`JobAttempt` keeps each as it ends, from the same
-    place), so what a follower printed is always the start of what is kept.
+    (the last such line). Each ends where the next attempt's marker begins:
+    that attempt may begin before this one is recorded as kept. It is read
+    for an attempt not (yet) kept as its own, and `JobAttempt` keeps each
+    from the same place, so what a follower printed is always the start of
+    what is kept.
     """
-    if number == 1:
-        return text
-    start = ("\n" + text).rfind(f"\n--- attempt {number} of ")
-    end = -1 if start < 0 else text.find("\n", start)
-    return "" if end < 0 else text[end + 1 :]
+    lines = "\n" + text  # so that a marker on the first line follows a newline too
+    start = 0
+    if number > 1:
+        found = lines.rfind(f"\n--- attempt {number} of ")
+        end_of_marker = -1 if found < 0 else text.find("\n", found)
+        if end_of_marker < 0:
+            return None  # not begun (or its marker half-written)
+        start = end_of_marker + 1
+    following = lines.find(f"\n--- attempt {number + 1} of ", start)
+    return text[start:] if following < 0 else text[start:following]
 
 
 def decompress(blob: bytes) -> str:

@@ -11,7 +11,9 @@ import time
 
 import pytest
 
-from conveyor.core.errors import ExecutorError, NotFound
+from conveyor.artifacts.cache import JobCache
+from conveyor.artifacts.cas import Blob, ContentStore
+from conveyor.core.errors import ArtifactError, ExecutorError, NotFound
 from conveyor.engine.maintenance import prune_cache
 from conveyor.engine.runner import Scheduler
 from conveyor.engine.service import RunRequest
@@ -19,7 +21,7 @@ from conveyor.executors.base import ExecRequest, ExecResult, OutputSink
 from conveyor.executors.fake import FakeExecution, FakeExecutor, FakeOutcome
 from conveyor.store import events as event_log
 
-from .harness import Harness, cancel_after, jobs_of, outcomes
+from .harness import Harness, cancel_after, jobs_of, outcomes, parse
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -258,22 +260,6 @@ def test_a_retry_that_is_not_to_come_is_no_event_and_a_lone_attempt_keeps_no_row
     assert (flaky.attempts, flaky.attempt_results) == (1, ())
 
 
-def test_an_attempt_not_kept_leaves_no_blob_behind(harness: Harness) -> None:
-    # As in the test above: `flaky`'s only attempt ends after the Run stopped.
-    executor = FakeExecutor(
-        outcomes(
-            {"flaky": FakeOutcome(1, output=b"oops\n", duration_s=0.3), "broken": FakeOutcome(2)}
-        )
-    )
-    result = harness.run(FLAKY_BESIDE_BROKEN, executor, RunRequest(max_parallel=2))
-
-    logs = {job.log_digest for job in result.run.jobs if job.log_digest}
-    listings = {d for job in result.run.jobs for d in (job.fingerprint or {}).values()}
-    stored = {blob.digest for blob in harness.service().cas.iter_blobs()}
-    assert logs <= stored
-    assert stored - logs <= listings  # the input listings the fingerprints name, and no more
-
-
 def test_a_later_attempt_not_retried_is_kept_with_the_jobs_end(harness: Harness) -> None:
     spec = """\
     version: 1
@@ -379,3 +365,37 @@ def test_an_attempt_a_fault_stopped_is_kept_so_the_count_and_the_list_agree(
     assert "the executor lost its machine" in (flaky.attempt_results[1].reason or "")
     log, _ = history.job_log(run.id, "flaky", 2)
     assert log == "--- stopped by a fault: the executor lost its machine ---\n"
+
+
+class _FillsUp(ContentStore):
+    """A content store whose disk fills up once `full` is set."""
+
+    full = False
+
+    def put_bytes(self, data: bytes) -> Blob:
+        if self.full:
+            raise ArtifactError("cannot store: No space left on device")
+        return super().put_bytes(data)
+
+
+def test_a_fault_keeping_an_attempt_leaves_the_live_log_noted_and_closed(
+    harness: Harness,
+) -> None:
+    service = harness.service()
+    cas = service.cas = _FillsUp(harness.workspace.cas_dir)
+    service.cache = JobCache(harness.workspace.cache_dir, cas)
+
+    def script(_request: ExecRequest, attempt: int) -> FakeOutcome:
+        cas.full = attempt == 2  # as attempt 2 runs, asking for a third
+        return FakeOutcome(1, output=f"try {attempt}\n".encode())
+
+    service.executor = FakeExecutor(script)
+    with pytest.raises(ArtifactError, match="No space left on device"):
+        service.run(parse(RETRIED), RunRequest(max_parallel=1), harness.reporter)
+    cas.full = False
+    history = harness.history()
+    run = history.get_run(None)
+
+    log, _ = history.job_log(run.id, "flaky")  # the live file: the store could not take it
+    assert log.endswith("--- stopped by a fault: cannot store: No space left on device ---\n")
+    assert "try 2\n" in log

@@ -26,13 +26,21 @@ def test_the_running_attempts_part_follows_its_marker() -> None:
     assert attempt_part(while_second_ran, 2) == "second\n"
 
 
+def test_a_part_ends_where_the_next_attempt_begins() -> None:
+    # The next attempt may begin before this one is recorded as kept.
+    assert attempt_part(LOG, 1) == "first\n--- attempt 1 failed: exited with code 1 ---\n"
+    assert attempt_part(LOG, 2) == "second\n--- attempt 2 failed: exited with code 1 ---\n"
+
+
 def test_attempt_1s_part_begins_the_log() -> None:
     assert attempt_part("only\n", 1) == "only\n"
+    assert attempt_part("", 1) == ""
 
 
-def test_an_attempt_not_begun_has_written_nothing() -> None:
-    assert attempt_part(LOG, 4) == ""
-    assert attempt_part("--- attempt 2 of 2 (after 1s", 2) == ""  # its marker half-written
+def test_an_attempt_not_begun_is_none() -> None:
+    assert attempt_part(LOG, 4) is None
+    assert attempt_part("--- attempt 2 of 2 (after 1s", 2) is None  # its marker half-written
+    assert attempt_part(f"{attempt_marker(2, 2, 1)}\n", 2) == ""  # begun, nothing written yet
 
 
 def test_a_marker_on_the_first_line_counts_and_the_last_one_wins() -> None:

@@ -53,6 +53,11 @@ def test_a_job_that_made_no_attempt_says_so() -> None:
         _lookup(2, status="pending", attempts=0, started_at=None, finished_at=None)
 
 
+def test_attempt_1_of_a_job_whose_start_is_not_yet_recorded_is_its_log() -> None:
+    # Its log begins a moment before its start is recorded: read it, as without --attempt.
+    assert _lookup(1, status="pending", attempts=0, started_at=None, finished_at=None) is None
+
+
 def test_the_attempt_a_killed_run_left_is_read_from_the_jobs_log() -> None:
     # `conveyor run` was killed: the JobRun is marked canceled with no count of attempts.
     interrupted = {"status": "canceled", "attempts": 0}
