@@ -207,12 +207,15 @@ def kept_attempt(run: RunRecord, job: JobRecord, number: int) -> AttemptOutcome 
         return None  # its start is recorded a moment after its log begins
     # A runner's attempt is kept from its claim; one on this machine once it ends, and
     # only once the job is retried. The one not kept (running, interrupted, or the only
-    # one) is read from the job's own log; the JobRun counts its attempts when it ends.
+    # one) is read from the job's own log. A JobRun counts an attempt as it starts (one
+    # recorded before that counted them at its end: 0 until then), and a job still
+    # running may be waiting out the back-off before its next.
+    counted = (0, len(kept) + 1) + ((len(kept),) if job.status == "running" else ())
     unkept = (
         not job.cached
         and job.started_at is not None
         and all(a.status != "running" for a in kept)
-        and job.attempts in (0, len(kept) + 1)
+        and job.attempts in counted
     )
     if unkept and number == len(kept) + 1:
         return None

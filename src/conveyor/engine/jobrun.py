@@ -94,7 +94,7 @@ class RunContext:
     on_line: Callable[[str, str], None]
     warn: Callable[[str], None]
     on_running: Callable[[Job, float, int | None], None] = lambda _job, _at, _pid: None
-    on_process: Callable[[Job, int], None] = lambda _job, _pid: None
+    on_retry: Callable[[Job, int, int | None], None] = lambda _job, _number, _pid: None
 
 
 class JobAttempt:
@@ -229,8 +229,8 @@ class JobAttempt:
         assert log is not None, "begin() comes first"
         log.note(attempt_marker(self._attempts + 1, self._job.retry.max + 1, self._delay))
         pid = self._spawn(log)
-        if pid is not None:
-            self._ctx.on_process(self._job, pid)
+        # Counted as it starts: a JobRun's attempts, and its process group, read while it runs.
+        self._ctx.on_retry(self._job, self._attempts, pid)
 
     def give_up(self, stopped: str | None = None) -> JobOutcome:
         """The outcome of a job whose retry is not to come, as it waits for it.

@@ -385,7 +385,9 @@ class Scheduler:
     def record_running(self, job: Job, started_at: float, pid: int | None) -> None:
         """Called on the loop's thread once a job's first attempt started (as process `pid`)."""
         job_id = self._job_ids[job.name]
-        update = JobUpdate(job_id=job_id, status="running", started_at=started_at, pid=pid)
+        update = JobUpdate(
+            job_id=job_id, status="running", attempts=1, started_at=started_at, pid=pid
+        )
         event = NewEvent("job.running", self._subject(job), self._actor, started_at, {})
         self._recorder.record(Change(update, (event,)))
         self._reporter.job_started(job.name)
@@ -403,9 +405,10 @@ class Scheduler:
         update = JobUpdate(job_id=self._job_ids[job.name], attempt=ended)
         self._recorder.record(Change(update, (event,)))
 
-    def record_process(self, job: Job, pid: int) -> None:
-        """Called on the loop's thread with the process group of a retried attempt."""
-        self._recorder.record(Change(JobUpdate(job_id=self._job_ids[job.name], pid=pid)))
+    def record_retry(self, job: Job, number: int, pid: int | None) -> None:
+        """Called on the loop's thread once attempt `number` of a job started (as `pid`)."""
+        update = JobUpdate(job_id=self._job_ids[job.name], attempts=number, pid=pid)
+        self._recorder.record(Change(update))
 
     def _subject(self, job: Job) -> str:
         return f"run/{self._ctx.run_id}/job/{job.name}"

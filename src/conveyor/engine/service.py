@@ -311,7 +311,7 @@ class RunService:
             warm_up=partial(_prepare_signing, self.workspace.state_dir, self.environ),
         )
         ctx.on_running = scheduler.record_running
-        ctx.on_process = scheduler.record_process
+        ctx.on_retry = scheduler.record_retry
         reporter.run_started(launch.run_id, launch.plan.names)
         if on_start is not None:
             on_start(scheduler)

@@ -210,7 +210,8 @@ def test_while_a_retry_runs_its_attempt_reads_live_and_the_one_before_as_kept(
         while time.monotonic() < deadline:
             run = history.get_run(None)
             (job,) = run.jobs
-            if job.attempt_results and history.job_log(run.id, "flaky")[0].endswith("second\n"):
+            if job.attempts == 2 and history.job_log(run.id, "flaky")[0].endswith("second\n"):
+                seen["counted"] = (job.attempts, len(job.attempt_results))
                 try:
                     seen["second"] = history.job_log(run.id, "flaky", 2)
                     seen["first"] = history.job_log(run.id, "flaky", 1)
@@ -227,6 +228,8 @@ def test_while_a_retry_runs_its_attempt_reads_live_and_the_one_before_as_kept(
     result = harness.run(spec, FakeExecutor(script), on_start=on_start)
 
     assert result.run.status == "canceled"
+    # Counted as it started, attempt 1 kept as it ended.
+    assert seen["counted"] == (2, 1)
     # Only what attempt 2 wrote, though the live file holds attempt 1's too.
     assert seen["second"] == ("second\n", True)
     assert seen["first"] == ("first\n--- attempt 1 failed: exited with code 1 ---\n", False)

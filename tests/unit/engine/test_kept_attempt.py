@@ -70,3 +70,21 @@ def test_the_attempt_a_killed_run_left_is_read_from_the_jobs_log() -> None:
 def test_a_retried_job_recorded_before_attempts_were_kept_points_at_its_one_log() -> None:
     with pytest.raises(UsageError, match="each marked '--- attempt N of M ---'; leave out"):
         _lookup(1, attempts=3)
+
+
+def test_during_a_back_off_the_next_attempt_is_the_jobs_log_to_follow() -> None:
+    # Attempt 1 is kept and counted; attempt 2 has not started: nothing of it yet, live.
+    waiting = {"status": "running", "attempts": 1, "finished_at": None}
+    assert _lookup(2, **waiting, attempt_results=(_kept(1),)) is None
+
+
+def test_after_a_back_off_cut_short_there_is_no_next_attempt() -> None:
+    for status in ("canceled", "failed"):  # killed, or the Run stopped, during the back-off
+        with pytest.raises(NotFound, match=r"has no attempt 2; its attempts: 1$"):
+            _lookup(2, status=status, attempts=1, attempt_results=(_kept(1),))
+
+
+def test_a_runners_job_queued_to_retry_has_no_attempt_past_its_claims() -> None:
+    claims = (_kept(1, runner="ci-1"),)
+    with pytest.raises(NotFound, match=r"has no attempt 2; its attempts: 1$"):
+        _lookup(2, status="queued", attempts=1, attempt_results=claims)
