@@ -30,14 +30,15 @@ TAIL_LINES = 20
 
 
 def describe(job: JobRecord) -> str:
-    """One line about a finished job: status, time, why."""
+    """One line about a job: status, time, why (for a running one, its attempt)."""
     parts = [job.status.replace("_", " ")]
     if job.duration_s is not None and not job.cached and job.status != "skipped":
         parts.append(format_duration(job.duration_s))
     if job.allow_failure and job.status in ("failed", "timed_out"):
         parts.append("(allowed to fail)")
     if job.attempts > 1:
-        parts.append(f"after {job.attempts} attempts")
+        on = job.status == "running"  # `conveyor show` of a run going on
+        parts.append(f"attempt {job.attempts}" if on else f"after {job.attempts} attempts")
     if job.tests is not None:
         t = job.tests
         parts.append(f"tests: {t.passed} passed, {t.failed} failed, {t.skipped} skipped")

@@ -62,3 +62,9 @@ def test_plain_lines_carry_the_job_name_and_no_terminal_codes() -> None:
 def test_a_job_that_was_allowed_to_fail_says_so() -> None:
     job = _job("docs", "failed", allow_failure=True, reason="exited with code 2", attempts=3)
     assert describe(job) == "failed 1.5s (allowed to fail) after 3 attempts - exited with code 2"
+
+
+def test_a_job_on_its_second_attempt_says_which_it_is_on() -> None:
+    running = job_record("flaky", "running", attempts=2, duration_s=None, finished_at=None)
+    assert describe(running) == "running attempt 2"
+    assert describe(job_record("flaky", "success", attempts=2)) == "success 1.0s after 2 attempts"
