@@ -202,6 +202,13 @@ def test_each_attempt_of_a_retried_job_is_shown_and_has_its_own_log(
         (3, "success", 0, None),
     ]
     assert attempts[0]["duration_s"] >= 1.0
+    # As it ran, each failed attempt was said, and when the next would begin.
+    retries = [line for line in result.err.splitlines() if line.startswith("↻ ")]
+    assert [line.split(";")[0].split("  ")[0] for line in retries] == [
+        "↻ flaky attempt 1",
+        "↻ flaky attempt 2",
+    ]
+    assert "timed out" in retries[0] and "- exited with code 1; retrying in" in retries[1]
     logs = [ws.cli("logs", "latest", "flaky", "--attempt", str(n)) for n in (1, 2, 3)]
     assert [r.code for r in logs] == [0, 0, 0], [r.err for r in logs]
     assert [r.out for r in logs] == [

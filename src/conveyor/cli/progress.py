@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from conveyor.core.durations import format_duration
-from conveyor.core.records import JobRecord, RunId, RunRecord
+from conveyor.core.records import AttemptOutcome, JobRecord, RunId, RunRecord
 from conveyor.engine.reporting import Reporter, SilentReporter
 
 if TYPE_CHECKING:
@@ -47,6 +47,23 @@ def describe(job: JobRecord) -> str:
     return " ".join(parts)
 
 
+def describe_attempt(attempt: AttemptOutcome) -> str:
+    """One line about an attempt: `attempt 2  failed 1.3s on ci-4 - why` (no runner: here)."""
+    parts = [f"attempt {attempt.number} ", attempt.status.replace("_", " ")]
+    if attempt.duration_s is not None:
+        parts.append(format_duration(attempt.duration_s))
+    if attempt.runner:
+        parts.append(f"on {attempt.runner}")
+    if attempt.reason and attempt.status != "success":
+        parts.append(f"- {attempt.reason}")
+    return " ".join(parts)
+
+
+def retrying(ended: AttemptOutcome, delay_s: float) -> str:
+    """`attempt 1  failed 16ms - exited with code 3; retrying in 1s`."""
+    return f"{describe_attempt(ended)}; retrying in {format_duration(delay_s)}"
+
+
 class PlainReporter:
     """Prefixed lines, for logs and pipes: `[job] output` and one line per state change."""
 
@@ -69,6 +86,9 @@ class PlainReporter:
     def job_line(self, name: str, line: str) -> None:
         if self._show_output:
             self._write(f"[{name}] {line}")
+
+    def job_retrying(self, name: str, ended: AttemptOutcome, delay_s: float) -> None:
+        self._write(f"↻ {name} {retrying(ended, delay_s)}")
 
     def job_finished(self, job: JobRecord) -> None:
         self._write(f"{SYMBOLS.get(job.status, '?')} {job.name} {describe(job)}")
@@ -94,6 +114,7 @@ class LiveReporter:
         self._tails: dict[str, deque[str]] = {}
         self._total = 0
         self._done = 0
+        self._attempts: dict[str, int] = {}  # the attempt running, once past the first
         self._live: Live | None = None
 
     def run_started(self, run_id: RunId, jobs: Sequence[str]) -> None:
@@ -118,7 +139,10 @@ class LiveReporter:
             running = sorted(self._running.items(), key=lambda item: item[1])
             done = self._done
         for name, since in running[:20]:
-            table.add_row("[yellow]⠿[/]", name, f"[dim]{format_duration(now - since)}[/]")
+            elapsed = format_duration(now - since)
+            if (attempt := self._attempts.get(name, 1)) > 1:
+                elapsed += f", attempt {attempt}"
+            table.add_row("[yellow]⠿[/]", name, f"[dim]{elapsed}[/]")
         if len(running) > 20:
             table.add_row("", f"[dim]… and {len(running) - 20} more[/]", "")
         table.add_row("", f"[dim]{done}/{self._total} done[/]", "")
@@ -135,11 +159,28 @@ class LiveReporter:
             if tail is not None:
                 tail.append(line)
 
+    def job_retrying(self, name: str, ended: AttemptOutcome, delay_s: float) -> None:
+        """Say the attempt failed, with the last lines it wrote; the job stays in the view."""
+        from rich.markup import escape
+
+        with self._lock:
+            tail = self._tails.get(name)
+            lines = list(tail or ())
+            if tail is not None:
+                tail.clear()  # the next attempt's lines are its own
+            self._attempts[name] = ended.number + 1
+        self._console.print(
+            f"[yellow]↻[/] {escape(name)} [dim]{escape(retrying(ended, delay_s))}[/]"
+        )
+        for line in lines:
+            self._console.print(f"    [dim]│[/] {escape(line)}", highlight=False)
+
     def job_finished(self, job: JobRecord) -> None:
         from rich.markup import escape
 
         with self._lock:
             self._running.pop(job.name, None)
+            self._attempts.pop(job.name, None)
             tail = self._tails.pop(job.name, None)
             self._done += 1
         style = {

@@ -10,7 +10,7 @@ from conveyor.core import record_json
 from conveyor.core.clock import iso
 from conveyor.core.digest import short
 from conveyor.core.durations import format_duration
-from conveyor.core.records import AttemptOutcome, RunRecord
+from conveyor.core.records import RunRecord
 
 # Moved below the interfaces so the API renders a run exactly as `show --json` does.
 run_json = record_json.run_json
@@ -99,7 +99,7 @@ def table(rows: Sequence[Sequence[str]]) -> str:
 
 
 def show(run: RunRecord) -> str:
-    from conveyor.cli.progress import SYMBOLS, describe
+    from conveyor.cli.progress import SYMBOLS, describe, describe_attempt
 
     head = [
         f"run {run.id}  {run.status}",
@@ -121,15 +121,3 @@ def show(run: RunRecord) -> str:
             head += [f"      failed: {f}" for f in job.tests.failures]
         head += [f"      {describe_attempt(a)}" for a in job.attempt_results]
     return "\n".join(head)
-
-
-def describe_attempt(attempt: AttemptOutcome) -> str:
-    """One line about an attempt: `attempt 2  failed 1.3s on ci-4 - why` (no runner: here)."""
-    parts = [f"attempt {attempt.number} ", attempt.status.replace("_", " ")]
-    if attempt.duration_s is not None:
-        parts.append(format_duration(attempt.duration_s))
-    if attempt.runner:
-        parts.append(f"on {attempt.runner}")
-    if attempt.reason and attempt.status != "success":
-        parts.append(f"- {attempt.reason}")
-    return " ".join(parts)

@@ -90,7 +90,7 @@ def run_remote(
 def _progress_printer() -> Callable[[RunRecord], None]:
     """Plain lines, one per job whose status moved, and one per attempt that did not end
     its job (failed and retried, or taken back by its runner), said once it ended."""
-    from conveyor.cli.render import describe_attempt
+    from conveyor.cli.progress import describe_attempt
     from conveyor.core.records import TERMINAL_JOB_STATES
 
     last: dict[str, str] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from conveyor.core.records import JobRecord, RunId, RunRecord
+from conveyor.core.records import AttemptOutcome, JobRecord, RunId, RunRecord
 
 
 class Reporter(Protocol):
@@ -16,6 +16,9 @@ class Reporter(Protocol):
     def job_started(self, name: str) -> None: ...
 
     def job_line(self, name: str, line: str) -> None: ...
+
+    def job_retrying(self, name: str, ended: AttemptOutcome, delay_s: float) -> None:
+        """Attempt `ended` of job `name` failed; the next one starts in `delay_s`."""
 
     def job_finished(self, job: JobRecord) -> None: ...
 
@@ -34,6 +37,9 @@ class SilentReporter:
         pass
 
     def job_line(self, name: str, line: str) -> None:
+        pass
+
+    def job_retrying(self, name: str, ended: AttemptOutcome, delay_s: float) -> None:
         pass
 
     def job_finished(self, job: JobRecord) -> None:
@@ -73,6 +79,9 @@ class GuardedReporter:
 
     def job_line(self, name: str, line: str) -> None:
         self._call("job_line", name, line)
+
+    def job_retrying(self, name: str, ended: AttemptOutcome, delay_s: float) -> None:
+        self._call("job_retrying", name, ended, delay_s)
 
     def job_finished(self, job: JobRecord) -> None:
         self._call("job_finished", job)

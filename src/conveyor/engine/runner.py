@@ -404,6 +404,7 @@ class Scheduler:
         event = NewEvent("job.retrying", self._subject(job), self._actor, self._clock.now(), data)
         update = JobUpdate(job_id=self._job_ids[job.name], attempt=ended)
         self._recorder.record(Change(update, (event,)))
+        self._reporter.job_retrying(job.name, ended, delay_s)
 
     def record_retry(self, job: Job, number: int, pid: int | None) -> None:
         """Called on the loop's thread once attempt `number` of a job started (as `pid`)."""

@@ -14,6 +14,7 @@ import pytest
 from conveyor.artifacts.cache import JobCache
 from conveyor.artifacts.cas import Blob, ContentStore
 from conveyor.core.errors import ArtifactError, ExecutorError, NotFound
+from conveyor.core.records import AttemptOutcome
 from conveyor.engine.maintenance import prune_cache
 from conveyor.engine.runner import Scheduler
 from conveyor.engine.service import RunRequest
@@ -21,7 +22,7 @@ from conveyor.executors.base import ExecRequest, ExecResult, OutputSink
 from conveyor.executors.fake import FakeExecution, FakeExecutor, FakeOutcome
 from conveyor.store import events as event_log
 
-from .harness import Harness, cancel_after, jobs_of, outcomes, parse
+from .harness import Harness, Reporter, cancel_after, jobs_of, outcomes, parse
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -106,6 +107,26 @@ def test_each_retry_is_an_event_naming_the_attempt_and_the_delay(harness: Harnes
         {"status": "retrying", "attempt": 1, "after": "failed", "delay_s": 0.01},
         {"status": "retrying", "attempt": 2, "after": "failed", "delay_s": 0.02},
     ]
+
+
+class _Retries(Reporter):
+    """Keeps what the Run said of each retry."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: list[tuple[str, int, str, float]] = []
+
+    def job_retrying(self, name: str, ended: AttemptOutcome, delay_s: float) -> None:
+        self.said.append((name, ended.number, ended.status, delay_s))
+
+
+def test_each_retry_is_said_to_the_view_as_it_is_decided(harness: Harness) -> None:
+    harness.reporter = view = _Retries()
+    harness.run(
+        RETRIED, _nth(FakeOutcome(1), FakeOutcome(None, outcome="timed_out"), FakeOutcome(0))
+    )
+
+    assert view.said == [("flaky", 1, "failed", 0.01), ("flaky", 2, "timed_out", 0.02)]
 
 
 def test_a_job_that_ran_once_keeps_no_attempts_and_is_its_own_attempt_1(
@@ -251,6 +272,7 @@ def test_a_retry_that_is_not_to_come_is_no_event_and_a_lone_attempt_keeps_no_row
     harness: Harness,
 ) -> None:
     # `flaky` fails after `broken` did: the Run has stopped, so it is not retried.
+    harness.reporter = view = _Retries()
     executor = FakeExecutor(
         outcomes({"flaky": FakeOutcome(1, duration_s=0.3), "broken": FakeOutcome(2)})
     )
@@ -261,6 +283,7 @@ def test_a_retry_that_is_not_to_come_is_no_event_and_a_lone_attempt_keeps_no_row
     assert flaky.reason == "exited with code 1; not retried: 'broken' failed"
     assert [e.kind for e in events] == ["job.running", "job.failed"]
     assert (flaky.attempts, flaky.attempt_results) == (1, ())
+    assert view.said == []  # nor said to the view
 
 
 def test_a_later_attempt_not_retried_is_kept_with_the_jobs_end(harness: Harness) -> None:

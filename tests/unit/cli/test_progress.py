@@ -9,7 +9,7 @@ from rich.console import Console
 
 from builders.records import job_record
 from conveyor.cli.progress import LiveReporter, PlainReporter, describe
-from conveyor.core.records import JobRecord, RunId, TestCounts
+from conveyor.core.records import AttemptOutcome, JobRecord, RunId, TestCounts
 
 
 def _job(name: str, status: str, **extra: object) -> JobRecord:
@@ -68,3 +68,46 @@ def test_a_job_on_its_second_attempt_says_which_it_is_on() -> None:
     running = job_record("flaky", "running", attempts=2, duration_s=None, finished_at=None)
     assert describe(running) == "running attempt 2"
     assert describe(job_record("flaky", "success", attempts=2)) == "success 1.0s after 2 attempts"
+
+
+FAILED_ONCE = AttemptOutcome(
+    number=1,
+    status="failed",
+    runner=None,
+    started_at=0.0,
+    finished_at=0.016,
+    duration_s=0.016,
+    exit_code=3,
+    reason="exited with code 3",
+)
+
+
+def test_a_plain_line_says_an_attempt_failed_and_when_the_next_begins() -> None:
+    out = io.StringIO()
+    reporter = PlainReporter(out)
+    reporter.job_retrying("flaky", FAILED_ONCE, 1.0)
+    assert out.getvalue() == (
+        "↻ flaky attempt 1  failed 16ms - exited with code 3; retrying in 1.0s\n"
+    )
+
+
+def test_the_live_view_shows_a_failed_attempts_tail_and_then_the_attempt_running() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100)
+    reporter = LiveReporter(console)
+    reporter.run_started(RunId(5), ["flaky"])
+    reporter.job_started("flaky")
+    reporter.job_line("flaky", "first try")
+    reporter.job_retrying("flaky", FAILED_ONCE, 1.0)
+    reporter.job_line("flaky", "second try")
+    with console.capture() as view:
+        console.print(reporter._render())
+    reporter.job_finished(_job("flaky", "failed", reason="exited with code 3", attempts=2))
+    reporter.stop()
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
+
+    assert "↻ flaky attempt 1  failed 16ms - exited with code 3; retrying in 1.0s" in text
+    # Each attempt's last lines once: attempt 1's as it failed, attempt 2's as the job did.
+    assert text.count("first try") == 1 and text.count("second try") == 1
+    assert text.index("first try") < text.index("second try")
+    assert "attempt 2" in view.get()

@@ -8,6 +8,7 @@ import pytest
 
 from builders.records import job_record, run_record
 from conveyor.cli import render
+from conveyor.cli.progress import describe_attempt
 from conveyor.cli.runs_control import _progress_printer
 from conveyor.core.records import AttemptOutcome, JobRecord, RunRecord
 
@@ -53,7 +54,7 @@ def test_show_lists_each_attempt_under_its_job() -> None:
 
 def test_an_attempt_of_a_runner_since_unknown_and_without_a_duration_says_what_is_known() -> None:
     held = replace(_attempt(1, "runner_lost", "its lease ran out"), runner=None, duration_s=None)
-    assert render.describe_attempt(held) == "attempt 1  runner lost - its lease ran out"
+    assert describe_attempt(held) == "attempt 1  runner lost - its lease ran out"
 
 
 def test_following_a_remote_run_says_each_retried_attempt_once_and_the_jobs_end(
