@@ -20,7 +20,7 @@ from conveyor.store.runs import (
     ATTEMPT_COLUMNS,
     ATTEMPTS_WITH_RUNNERS,
     attempt_outcome,
-    tests_columns,
+    attempt_result_columns,
 )
 
 
@@ -122,21 +122,18 @@ def end_attempt(
     tests: TestCounts | None = None,
 ) -> None:
     """Record how an attempt ended, with the result its runner reported, if it did."""
+    result = attempt_result_columns(
+        status,
+        now,
+        reason,
+        exit_code=exit_code,
+        duration_s=duration_s,
+        log_digest=log_digest,
+        tests=tests,
+    )
+    assignments = ", ".join(f"{column} = :{column}" for column in result)
     tx.execute(
-        "UPDATE job_attempts SET status = :s, finished_at = :now, reason = :reason, "
-        "exit_code = :code, duration_s = :d, log_digest = :log, tests_passed = :tests_passed, "
-        "tests_failed = :tests_failed, tests_skipped = :tests_skipped, failures = :failures "
-        "WHERE id = :id",
-        {
-            "s": status,
-            "now": now,
-            "reason": reason,
-            "code": exit_code,
-            "d": duration_s,
-            "log": log_digest,
-            **tests_columns(tests),
-            "id": attempt_id,
-        },
+        f"UPDATE job_attempts SET {assignments} WHERE id = :id", {**result, "id": attempt_id}
     )
 
 

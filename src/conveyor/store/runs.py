@@ -215,27 +215,50 @@ def insert_ended_attempt(tx: Transaction, job_id: int, attempt: AttemptOutcome) 
     lease ended when it did.
     """
     ended = attempt.finished_at if attempt.finished_at is not None else attempt.started_at
+    result = attempt_result_columns(
+        attempt.status,
+        attempt.finished_at,
+        attempt.reason,
+        exit_code=attempt.exit_code,
+        duration_s=attempt.duration_s,
+        log_digest=attempt.log_digest,
+        tests=attempt.tests,
+    )
     tx.execute(
-        "INSERT INTO job_attempts (job_run_id, run_id, number, agent_id, status, claimed_at, "
-        "queued_s, lease_until, heartbeat_at, finished_at, reason, exit_code, duration_s, "
-        "log_digest, tests_passed, tests_failed, tests_skipped, failures) "
-        "SELECT id, run_id, :n, NULL, :s, :started, 0, :ended, :ended, :finished, :reason, "
-        ":code, :d, :log, :tests_passed, :tests_failed, :tests_skipped, :failures "
-        "FROM job_runs WHERE id = :j",
+        "INSERT INTO job_attempts (job_run_id, run_id, number, agent_id, claimed_at, queued_s, "
+        f"lease_until, heartbeat_at, {', '.join(result)}) SELECT id, run_id, :number, NULL, "
+        f":started, 0, :ended, :ended, {', '.join(f':{c}' for c in result)} "
+        "FROM job_runs WHERE id = :job_id",
         {
-            "j": job_id,
-            "n": attempt.number,
-            "s": attempt.status,
+            "job_id": job_id,
+            "number": attempt.number,
             "started": attempt.started_at,
             "ended": ended,
-            "finished": attempt.finished_at,
-            "reason": attempt.reason,
-            "code": attempt.exit_code,
-            "d": attempt.duration_s,
-            "log": attempt.log_digest,
-            **tests_columns(attempt.tests),
+            **result,
         },
     )
+
+
+def attempt_result_columns(
+    status: str,
+    finished_at: float | None,
+    reason: str | None,
+    *,
+    exit_code: int | None = None,
+    duration_s: float | None = None,
+    log_digest: str | None = None,
+    tests: TestCounts | None = None,
+) -> dict[str, object]:
+    """The columns of `job_attempts` that say how an attempt ended, by name."""
+    return {
+        "status": status,
+        "finished_at": finished_at,
+        "reason": reason,
+        "exit_code": exit_code,
+        "duration_s": duration_s,
+        "log_digest": log_digest,
+        **tests_columns(tests),
+    }
 
 
 def finish_run(
