@@ -161,9 +161,10 @@ class JobAttempt:
             ctx.masker,
             lambda line: ctx.on_line(job.name, line),
         )
-        self._started_at = ctx.clock.now()
+        pid = self._spawn(self._log)
+        self._started_at = self._attempt_started  # the job's start is its first attempt's
         # Recorded once started: one state change per job carries the state and the process.
-        ctx.on_running(job, self._started_at, self._spawn(self._log))
+        ctx.on_running(job, self._started_at, pid)
 
     @property
     def execution(self) -> Execution | None:
