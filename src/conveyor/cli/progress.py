@@ -6,7 +6,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from conveyor.core.durations import format_duration
@@ -172,8 +172,7 @@ class LiveReporter:
         self._console.print(
             f"[yellow]↻[/] {escape(name)} [dim]{escape(retrying(ended, delay_s))}[/]"
         )
-        for line in lines:
-            self._console.print(f"    [dim]│[/] {escape(line)}", highlight=False)
+        self._print_tail(lines)
 
     def job_finished(self, job: JobRecord) -> None:
         from rich.markup import escape
@@ -196,8 +195,14 @@ class LiveReporter:
             f"[dim]{escape(describe(job))}[/]"
         )
         if tail and job.status in ("failed", "timed_out", "runner_lost"):
-            for line in tail:
-                self._console.print(f"    [dim]│[/] {escape(line)}", highlight=False)
+            self._print_tail(tail)
+
+    def _print_tail(self, lines: Iterable[str]) -> None:
+        """The last lines a job (or an attempt) wrote, under the line about it."""
+        from rich.markup import escape
+
+        for line in lines:
+            self._console.print(f"    [dim]│[/] {escape(line)}", highlight=False)
 
     def warn(self, message: str) -> None:
         from rich.markup import escape
