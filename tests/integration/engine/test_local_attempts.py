@@ -425,3 +425,21 @@ def test_a_fault_keeping_an_attempt_leaves_the_live_log_noted_and_closed(
     log, _ = history.job_log(run.id, "flaky")  # the live file: the store could not take it
     assert log.endswith("--- stopped by a fault: cannot store: No space left on device ---\n")
     assert "try 2\n" in log
+
+
+def test_an_attempt_a_canceled_run_never_began_is_not_there(harness: Harness) -> None:
+    spec = "version: 1\njobs:\n  flaky: {run: flaky, retry: {max: 2, backoff: 30s}}\n"
+    with cancel_after(0.3) as on_start:  # during the 30 s back-off
+        result = harness.run(spec, _nth(FakeOutcome(1, output=b"once\n")), on_start=on_start)
+    history = harness.history()
+    assert jobs_of(result)["flaky"].attempts == 1
+
+    with pytest.raises(NotFound, match=r"has no attempt 2; its attempts: 1$"):
+        history.job_log(result.run.id, "flaky", 2)
+    # A JobRun recorded before attempts were counted as they started reads 0 until its end,
+    # and 0 stays if the run was killed: the log shows attempt 2 never began.
+    with harness.service().db.write() as tx:
+        tx.execute("UPDATE job_runs SET attempts = 0 WHERE run_id = :r", {"r": result.run.id})
+    with pytest.raises(NotFound, match=r"attempt 2 of 'flaky' in run \d+ never began \(canceled\)"):
+        history.job_log(result.run.id, "flaky", 2)
+    assert history.job_log(result.run.id, "flaky", 1)[0].startswith("once\n")
