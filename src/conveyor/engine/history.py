@@ -142,7 +142,11 @@ class History:
             # A job's start is recorded a moment after its log begins.
             live = record.status in ("running", "pending")
         if attempt is not None and held is None:
-            part = attempt_part(text, attempt)
+            # A JobRun counts its attempts as they start (one recorded before that: 0
+            # until its end); no later one follows the last of a job that is over,
+            # whatever lines its output holds.
+            last = not live and 0 < record.attempts <= attempt
+            part = attempt_part(text, attempt, last=last)
             if part is None and not live:
                 raise NotFound(f"attempt {attempt} of {which} never began ({record.status})")
             text = part or ""

@@ -147,7 +147,7 @@ def attempt_marker(number: int, of: int, delay_s: float) -> str:
     return f"--- attempt {number} of {of} (after {delay_s:g}s) ---"
 
 
-def attempt_part(text: str, number: int) -> str | None:
+def attempt_part(text: str, number: int, *, last: bool = False) -> str | None:
     """What attempt `number` wrote of a job's log `text` so far; None if it has not begun.
 
     Attempt 1's part begins the log; a later one's follows its marker line
@@ -155,7 +155,8 @@ def attempt_part(text: str, number: int) -> str | None:
     that attempt may begin before this one is recorded as kept. It is read
     for an attempt not (yet) kept as its own, and `JobAttempt` keeps each
     from the same place, so what a follower printed is always the start of
-    what is kept.
+    what is kept. `last`: no attempt follows (the job is over and this was
+    its last), so the part runs to the log's end, whatever the job printed.
     """
     lines = "\n" + text  # so that a marker on the first line follows a newline too
     start = 0
@@ -165,7 +166,7 @@ def attempt_part(text: str, number: int) -> str | None:
         if end_of_marker < 0:
             return None  # not begun (or its marker half-written)
         start = end_of_marker + 1
-    following = lines.find(f"\n--- attempt {number + 1} of ", start)
+    following = -1 if last else lines.find(f"\n--- attempt {number + 1} of ", start)
     return text[start:] if following < 0 else text[start:following]
 
 

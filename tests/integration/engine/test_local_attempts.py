@@ -143,6 +143,18 @@ def test_a_job_that_ran_once_keeps_no_attempts_and_is_its_own_attempt_1(
         history.job_log(result.run.id, "flaky", 2)
 
 
+def test_output_that_looks_like_a_marker_does_not_cut_the_only_attempt(
+    harness: Harness,
+) -> None:
+    # A job that prints a Conveyor log (its own tests, say) may print marker lines.
+    printed = b"before\n--- attempt 2 of 3 (after 1s) ---\nafter\n"
+    executor = FakeExecutor(outcomes({"flaky": FakeOutcome(0, output=printed)}))
+    result = harness.run(RETRIED, executor)
+    assert jobs_of(result)["flaky"].attempts == 1
+
+    assert harness.history().job_log(result.run.id, "flaky", 1) == (printed.decode(), False)
+
+
 def test_a_cached_job_made_no_attempt(harness: Harness) -> None:
     harness.run(RETRIED)
     again = harness.run(RETRIED)

@@ -47,3 +47,11 @@ def test_a_marker_on_the_first_line_counts_and_the_last_one_wins() -> None:
     log = f"{attempt_marker(2, 2, 1)}\nfake:\n{attempt_marker(2, 2, 1)}\nreal\n"
     assert attempt_part(log, 2) == "real\n"
     assert attempt_part(f"{attempt_marker(2, 2, 1)}\nout\n", 2) == "out\n"
+
+
+def test_the_last_attempt_of_a_job_that_is_over_runs_to_the_end() -> None:
+    # Its output may hold lines that look like a later attempt's marker.
+    printed = f"before\n{attempt_marker(2, 3, 1)}\nafter\n"
+    assert attempt_part(printed, 1) == "before\n"  # while it runs, the next may have begun
+    assert attempt_part(printed, 1, last=True) == printed
+    assert attempt_part(LOG + printed, 3, last=True) == "third\n" + printed
