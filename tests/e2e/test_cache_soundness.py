@@ -171,3 +171,41 @@ def test_a_store_that_cannot_take_an_output_is_an_infrastructure_fault(
     assert "Traceback" not in result.err
     (run,) = [r for r in ws.runs() if r["error"]]
     assert run["status"] == "failed"
+
+
+def test_outputs_never_take_conveyors_own_state_and_its_keys(
+    workspace: WorkspaceFactory,
+) -> None:
+    # `**` names every file of the workspace but Conveyor's state directory: its signing
+    # and encryption keys, its database and its locks would otherwise become artifacts.
+    spec = (
+        "version: 1\njobs:\n  build:\n    inputs: []\n"
+        "    run: mkdir -p dist && echo w > dist/a.whl\n    outputs: ['**']\n"
+    )
+    ws = workspace(spec)
+    state = ws.root / "state"  # a state directory of another name inside the workspace
+
+    for env in (None, {"CONVEYOR_HOME": str(state)}):
+        result = ws.run("--no-cache", env=env)
+
+        assert result.code == 0, result.err
+        paths = [o["path"] for o in jobs_by_name(result.json())["build"]["outputs"]]
+        assert "dist/a.whl" in paths
+        assert not [p for p in paths if p.startswith((".conveyor/", "state/"))]
+    assert (ws.root / ".conveyor" / "secret.key").exists() or any(
+        (ws.root / ".conveyor").rglob("*.key")
+    )
+
+
+def test_an_output_naming_conveyors_state_is_bad_input(workspace: WorkspaceFactory) -> None:
+    spec = (
+        "version: 1\njobs:\n  a:\n    workdir: app\n    run: 'true'\n"
+        "    outputs: ['../.conveyor/**']\n"
+    )
+    ws = workspace(spec)
+
+    result = ws.cli("run")
+
+    assert result.code == 2
+    assert "conveyor.yaml:6:15: '../.conveyor/**' names Conveyor's own state" in result.err
+    assert ws.runs() == []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +26,7 @@ from conveyor.core.records import AttemptOutcome, JobState, OutputRecord, RunId,
 from conveyor.engine import fingerprint as fp_module
 from conveyor.engine.keys import KeyMaker
 from conveyor.engine.logs import JobLog, attempt_marker
-from conveyor.engine.outputs import expand, output_problem, store_outputs
+from conveyor.engine.outputs import Expanded, expand, output_problem, store_outputs
 from conveyor.engine.run_rules import not_retried, not_retried_note
 from conveyor.executors.base import ExecRequest, ExecResult, Execution, Executor
 from conveyor.spec.pipeline import Job
@@ -93,6 +93,7 @@ class RunContext:
     previous: PreviousFingerprint
     on_line: Callable[[str, str], None]
     warn: Callable[[str], None]
+    state_dir: Path | None = None  # Conveyor's own, when not the workspace's .conveyor/
     on_running: Callable[[Job, float, int | None], None] = lambda _job, _at, _pid: None
     on_retry: Callable[[Job, int, int | None], None] = lambda _job, _number, _pid: None
 
@@ -421,13 +422,16 @@ class JobAttempt:
         if not self._job.outputs:
             return {}
         stamps = {}
-        for path in expand(self._ctx.root, self._job.workdir, self._job.outputs).files:
+        for path in self._expand(self._job.outputs).files:
             with contextlib.suppress(OSError):
                 stamps[path] = _stamp(self._ctx.root / path)
         return stamps
 
+    def _expand(self, patterns: Iterable[str]) -> Expanded:
+        return expand(self._ctx.root, self._job.workdir, patterns, state_dir=self._ctx.state_dir)
+
     def _reports(self, log: JobLog) -> tuple[TestCounts | None, str | None]:
-        found = expand(self._ctx.root, self._job.workdir, self._job.reports_junit)
+        found = self._expand(self._job.reports_junit)
         for pattern in found.missing:
             log.note(f"--- warning: report pattern '{pattern}' matched no files ---")
         for path in found.outside:
@@ -448,7 +452,7 @@ class JobAttempt:
 
     def _outputs(self) -> tuple[tuple[OutputRecord, ...], str | None]:
         root = self._ctx.root
-        found = expand(root, self._job.workdir, self._job.outputs)
+        found = self._expand(self._job.outputs)
         if (why := output_problem(found, self._ctx.masker)) is not None:
             return (), why
         for path in found.files:

@@ -15,6 +15,7 @@ from pathlib import Path
 from conveyor.artifacts.cas import ContentStore, UnreadableFile
 from conveyor.core.masking import Masker
 from conveyor.core.records import OutputRecord
+from conveyor.spec.paths import STATE_DIR_NAME
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,17 +27,25 @@ class Expanded:
     outside: list[str]
 
 
-def expand(root: Path, workdir: str, patterns: Iterable[str]) -> Expanded:
+def expand(
+    root: Path, workdir: str, patterns: Iterable[str], *, state_dir: Path | None = None
+) -> Expanded:
     """Root-relative posix paths of the files matched, and what did not match safely.
 
     Patterns are relative to the job's workdir; a matched directory stands
     for every file below it. A file whose real path (through symlinks) leaves
-    the workspace is never collected: it is listed in `outside`.
+    the workspace is never collected: it is listed in `outside`. Nor is a
+    file of Conveyor's own state (`.conveyor/`, and `state_dir` when the
+    workspace holds it under another name): its keys, its database and its
+    locks are no job's outputs, whatever a pattern such as `**` names.
     """
     patterns = tuple(patterns)
     if not patterns:
         return Expanded([], [], [])  # the common case: no filesystem work at all
     real_root = os.path.realpath(root)
+    states = {real_root + os.sep + STATE_DIR_NAME}
+    if state_dir is not None:
+        states.add(os.path.realpath(state_dir))
     base = (root / workdir).resolve()
     found: dict[str, None] = {}
     missing: list[str] = []
@@ -45,16 +54,21 @@ def expand(root: Path, workdir: str, patterns: Iterable[str]) -> Expanded:
         # Path.glob has no include_hidden before 3.12; dotfiles are outputs too.
         hits = sorted(glob.glob(pattern, root_dir=base, recursive=True, include_hidden=True))  # noqa: PTH207
         files = [f for hit in hits for f in _files_below(base / hit)]
-        if not files:
+        real_files = [(file, os.path.realpath(file)) for file in files]
+        real_files = [(f, real) for f, real in real_files if not _below(real, states)]
+        if not real_files:
             missing.append(pattern)
-        for file in files:
+        for file, real in real_files:
             relative = file.relative_to(root.resolve()).as_posix()
-            real = os.path.realpath(file)
             if real.startswith(real_root + os.sep):
                 found[relative] = None
             else:
                 outside.append(relative)
     return Expanded(list(found), missing, outside)
+
+
+def _below(path: str, directories: Iterable[str]) -> bool:
+    return any(path == d or path.startswith(d + os.sep) for d in directories)
 
 
 def output_problem(found: Expanded, masker: Masker) -> str | None:

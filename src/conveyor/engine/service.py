@@ -372,6 +372,7 @@ class RunService:
             previous=lambda job: self.previous_fingerprint(job, run_id),
             on_line=reporter.job_line,
             warn=reporter.warn,
+            state_dir=self.workspace.state_dir,
         )
 
     def _finish(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.core.errors import UsageError
+from conveyor.spec.paths import STATE_DIR_NAME
 
 SPEC_FILE = "conveyor.yaml"
 
@@ -69,7 +70,7 @@ def discover(
         spec_path = _search(here)
     root = spec_path.parent
     state_dir = (
-        Path(env["CONVEYOR_HOME"]).resolve() if env.get("CONVEYOR_HOME") else root / ".conveyor"
+        Path(env["CONVEYOR_HOME"]).resolve() if env.get("CONVEYOR_HOME") else root / STATE_DIR_NAME
     )
     url = env.get("CONVEYOR_DATABASE_URL") or f"sqlite:///{state_dir / 'conveyor.db'}"
     project = env.get("CONVEYOR_PROJECT") or root.name or "default"

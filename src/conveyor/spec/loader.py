@@ -27,7 +27,7 @@ from conveyor.spec.model import (
     check,
     file_json_schema,
 )
-from conveyor.spec.paths import rooted_glob
+from conveyor.spec.paths import STATE_DIR_NAME, names_state, rooted_glob
 from conveyor.spec.pipeline import Concurrency, Job, Pipeline, RetryPolicy
 from conveyor.spec.source import Document, NodePath, read_yaml
 from conveyor.spec.suggest import did_you_mean, one_of
@@ -247,14 +247,22 @@ class _Assembly:
             for key in keys[1:]:
                 written = _mapping(written).get(key)
             for index, pattern in enumerate(patterns):
-                if rooted_glob(job.workdir, pattern) is None:
-                    at: NodePath = ("jobs", name, *keys)
-                    path = at if isinstance(written, str) else (*at, index)
+                rooted = rooted_glob(job.workdir, pattern)
+                at: NodePath = ("jobs", name, *keys)
+                path = at if isinstance(written, str) else (*at, index)
+                if rooted is None:
                     self._add(
                         path,
                         f"'{pattern}' leads outside the workspace",
                         "globs are relative to the job's workdir; name files inside the "
                         "directory that holds conveyor.yaml",
+                    )
+                elif keys[0] != "inputs" and names_state(rooted):
+                    self._add(
+                        path,
+                        f"'{pattern}' names Conveyor's own state ({STATE_DIR_NAME}/)",
+                        f"a job's {keys[0]} are files it writes elsewhere in the workspace; "
+                        f"{STATE_DIR_NAME}/ holds the store, the cache and the keys",
                     )
 
     def _check_secrets(self) -> None:

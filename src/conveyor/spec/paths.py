@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# The directory below a workspace's root that holds Conveyor's own state (unless
+# CONVEYOR_HOME names another): the store, the cache, the keys.
+STATE_DIR_NAME = ".conveyor"
+
 
 def rooted_glob(workdir: str, pattern: str) -> str | None:
     """`pattern` (relative to `workdir`) relative to the workspace root; None when it leaves it."""
@@ -17,3 +21,8 @@ def rooted_glob(workdir: str, pattern: str) -> str | None:
         else:
             parts.append(part)
     return "/".join(parts) or "."
+
+
+def names_state(rooted: str) -> bool:
+    """Whether a root-relative glob names files in Conveyor's own state directory."""
+    return rooted.split("/", 1)[0] == STATE_DIR_NAME
