@@ -138,6 +138,18 @@ def test_a_bad_secret_name_or_value_is_refused_and_nothing_is_stored(
     assert stored(client, admin) == []
 
 
+def test_a_value_with_a_lone_surrogate_is_refused_and_nothing_is_stored(
+    client: Client, issue: Issue
+) -> None:
+    admin = issue()
+    body = b'{"value": "caf\\udce9"}'  # valid JSON, but no UTF-8 text
+    headers = {**bearer(admin), "content-type": "application/json"}
+    answer = client.put("/api/v1/secrets/DEPLOY_TOKEN", content=body, headers=headers)
+    assert answer.status_code == 400
+    assert "not UTF-8 text" in answer.text
+    assert stored(client, admin) == []
+
+
 def test_deleting_a_secret_that_is_not_stored_is_404(client: Client, issue: Issue) -> None:
     answer = client.delete("/api/v1/secrets/DEPLOY_TOKEN", headers=bearer(issue()))
     assert answer.status_code == 404

@@ -26,19 +26,20 @@ jobs:
 """
 
 
-def piped(ws: Workspace, *args: str, stdin: str, env: dict[str, str] | None = None) -> Result:
+def piped(
+    ws: Workspace, *args: str, stdin: str | bytes, env: dict[str, str] | None = None
+) -> Result:
     """`conveyor ARGS` with `stdin` piped in (not a terminal)."""
     done = subprocess.run(
         [sys.executable, "-m", "conveyor", *args],
         cwd=ws.root,
         env={**ws.env, **(env or {})},
-        input=stdin,
+        input=stdin.encode() if isinstance(stdin, str) else stdin,
         capture_output=True,
-        text=True,
         timeout=60,
         check=False,
     )
-    return Result(done.returncode, done.stdout, done.stderr)
+    return Result(done.returncode, done.stdout.decode(), done.stderr.decode())
 
 
 def keygen(ws: Workspace) -> dict[str, str]:
@@ -129,11 +130,12 @@ def test_rotating_moves_every_secret_to_the_new_key(workspace: WorkspaceFactory)
     [
         (("deploy-token",), VALUE, "is not an environment variable name"),
         (("DEPLOY_TOKEN",), "\n", "the value for secret DEPLOY_TOKEN is empty"),
+        (("DEPLOY_TOKEN",), b"caf\xe9", "the value for secret DEPLOY_TOKEN is not UTF-8 text"),
         (("DEPLOY_TOKEN", "--project", "My Shop"), VALUE, "project name 'My Shop' is not allowed"),
     ],
 )
 def test_bad_input_exits_2_with_the_fix_and_stores_nothing(
-    workspace: WorkspaceFactory, args: tuple[str, ...], stdin: str, message: str
+    workspace: WorkspaceFactory, args: tuple[str, ...], stdin: str | bytes, message: str
 ) -> None:
     ws = workspace(SPEC)
     env = {"CONVEYOR_SECRET_KEY": keygen(ws)["key"]}

@@ -149,3 +149,22 @@ def test_a_secret_in_a_failed_test_name_is_masked_in_the_summary_and_never_store
     assert "auth::test_login[***]" in text.out
     assert jobs_by_name(shown.json())["test"]["tests"]["failures"] == ["auth::test_login[***]"]
     assert _files_holding(ws, SECRET.encode()) == []
+
+
+def test_a_secret_that_is_not_utf8_runs_masked_and_is_stored_nowhere(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(
+        'version: 1\nsecrets: [LAT]\njobs:\n  a:\n    inputs: []\n    run: echo "[$LAT]"\n'
+    )
+    value = b"caf\xe9Secret123".decode("utf-8", "surrogateescape")  # as the environment holds it
+
+    result = ws.cli("run", env={"LAT": value})
+
+    assert result.code == 0, result.text
+    assert "[a] [***]" in result.out.splitlines()
+    for command in (("show", "latest", "--json"), ("logs", "latest", "a")):
+        assert "Secret123" not in ws.cli(*command).text
+    for event in ws.events():
+        assert "Secret123" not in event["data"]
+    assert _files_holding(ws, b"Secret123") == []

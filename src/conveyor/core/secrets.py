@@ -42,13 +42,20 @@ def check_secret_name(name: str) -> str:
 
 
 def check_secret_value(name: str, value: str) -> str:
-    """`value` when it can be stored: not empty, not only whitespace, at most 64 KiB."""
+    """`value` when it can be stored: UTF-8 text, not only whitespace, at most 64 KiB."""
     if not value.strip():
         raise UsageError(
             f"the value for secret {name} is empty; pipe the value on stdin "
             "or type it at the prompt"
         )
-    if len(value.encode()) > MAX_VALUE_BYTES:
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError:  # bytes that are not UTF-8 (on stdin), or a lone surrogate
+        raise UsageError(
+            f"the value for secret {name} is not UTF-8 text; "
+            "store a binary value encoded (base64, say) and decode it in the job"
+        ) from None
+    if size > MAX_VALUE_BYTES:
         raise UsageError(
             f"the value for secret {name} is larger than {MAX_VALUE_BYTES // 1024} KiB; "
             "store a file as an artifact, and its decryption key as the secret"

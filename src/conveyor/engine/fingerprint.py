@@ -54,7 +54,7 @@ def compute(inputs: FingerprintInputs) -> Fingerprint:
         fp[f"secret:{name}"] = (
             "unset"
             if secret is None
-            else "hmac:" + hmac.new(inputs.secret_key, secret.encode(), hashlib.sha256).hexdigest()
+            else "hmac:" + hmac.new(inputs.secret_key, _bytes(secret), hashlib.sha256).hexdigest()
         )
     for need, outputs in inputs.upstream.items():
         fp[f"upstream:{need}"] = digest.of_json(sorted((o.path, o.digest) for o in outputs))
@@ -145,3 +145,8 @@ def _file_changes(
     changes += [Change(key, f"file {p} was added") for p in sorted(set(new) - set(old))]
     changes += [Change(key, f"file {p} was removed") for p in sorted(set(old) - set(new))]
     return changes or [Change(key, "the input file patterns changed")]
+
+
+def _bytes(value: str) -> bytes:
+    """A value from the environment as the bytes it was (one not UTF-8 holds escapes)."""
+    return value.encode("utf-8", "surrogateescape")

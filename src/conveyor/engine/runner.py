@@ -319,8 +319,9 @@ class Scheduler:
                 for attempt in self._running.values():
                     attempt.cancel("canceled: an infrastructure fault stopped the run")
                 self._stop(f"an infrastructure fault: {exc}")
-            return JobOutcome(status="failed", reason=str(exc))
-        return JobOutcome(status="failed", reason=f"internal error: {exc!r}")
+            return JobOutcome(status="failed", reason=self._ctx.masker.mask(str(exc)))
+        # Its text may hold anything the job was given: a secret is masked, as in its log.
+        return JobOutcome(status="failed", reason=self._ctx.masker.mask(f"internal error: {exc!r}"))
 
     def _settle(
         self, name: str, outcome: JobOutcome, *, then: Callable[[], None] | None = None

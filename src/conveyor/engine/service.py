@@ -321,12 +321,11 @@ class RunService:
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 recorder.close()
-            self._abandon(launch, exc, reporter)
+            self._abandon(launch, ctx.masker.mask(str(exc)), reporter)
             raise
         fault = scheduler.fault
-        record = self._finish(
-            launch, outcomes, canceled=scheduler.canceled, error=str(fault) if fault else None
-        )
+        error = ctx.masker.mask(str(fault)) if fault else None
+        record = self._finish(launch, outcomes, canceled=scheduler.canceled, error=error)
         # Signing the tree head after each Run anchors its events. `cryptography` costs
         # 20 ms to import: the scheduler imports it while the jobs run (_prepare_signing).
         from conveyor.engine.audit import sign_after_run
@@ -403,8 +402,8 @@ class RunService:
             event_log.append(tx, [event])
         return run_store.get_run(self.db, run_id=launch.run_id)
 
-    def _abandon(self, launch: _Launch, error: BaseException, reporter: Reporter) -> None:
-        """Best effort: record a Run that could not go on as `failed`, with why."""
+    def _abandon(self, launch: _Launch, error: str, reporter: Reporter) -> None:
+        """Best effort: record a Run that could not go on as `failed`, with why (masked)."""
         now = self.clock.now()
         reason = f"the run stopped: {error}"
         event = NewEvent("run.failed", f"run/{launch.run_id}", launch.actor, now, {"error": reason})

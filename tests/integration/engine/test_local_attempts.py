@@ -455,3 +455,23 @@ def test_an_attempt_a_canceled_run_never_began_is_not_there(harness: Harness) ->
     with pytest.raises(NotFound, match=r"attempt 2 of 'flaky' in run \d+ never began \(canceled\)"):
         history.job_log(result.run.id, "flaky", 2)
     assert history.job_log(result.run.id, "flaky", 1)[0].startswith("once\n")
+
+
+class _Exploding(FakeExecutor):
+    """Fails to start a job with an error whose text holds what the job was given."""
+
+    def start(self, request: ExecRequest, output: OutputSink) -> FakeExecution:
+        raise RuntimeError(f"could not start with {request.env.get('TOKEN')!r}")
+
+
+def test_the_text_of_an_internal_error_is_masked_where_it_is_recorded(harness: Harness) -> None:
+    spec = "version: 1\nsecrets: [TOKEN]\njobs:\n  job: {run: job}\n"
+    harness.environ["TOKEN"] = "hunter2-secret"
+
+    result = harness.run(spec, _Exploding())
+
+    job = jobs_of(result)["job"]
+    assert job.status == "failed"
+    assert job.reason == "internal error: RuntimeError(\"could not start with '***'\")"
+    stored = [event.data_json for event in event_log.iter_all(harness.service().db)]
+    assert stored and not [data for data in stored if "hunter2" in data]

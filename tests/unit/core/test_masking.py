@@ -70,3 +70,28 @@ def test_regex_metacharacters_in_a_secret_are_literal(secret: str) -> None:
     masker = Masker([secret])
     assert masker.mask(f"<{secret}>") == f"<{MASK}>"
     assert masker.mask("axbbbc x y abc") == "axbbbc x y abc"
+
+
+def test_text_where_two_secrets_overlap_is_masked_all_through() -> None:
+    # One secret's end is the other's start: a single pass would leave the rest.
+    masker = Masker(["abcXYZ", "XYZdefghi"])
+    assert masker.mask("combo: abcXYZdefghi!") == "combo: ***!"
+    assert masker.mask("XYZdefghi abcXYZ") == "*** ***"
+    assert masker.mask("abcXYZdef") == "***def"  # only what a secret covers
+
+
+def test_a_secret_padded_with_white_space_is_masked_trimmed_too() -> None:
+    # Word splitting (`echo $PAD`) and many tools trim what they print.
+    masker = Masker(["  padSecret99  ", "key:\n    indented-line\n"])
+    assert masker.mask("unquoted padSecret99 end") == "unquoted *** end"
+    assert masker.mask("  padSecret99  ") == MASK
+    assert masker.mask("x indented-line y") == "x *** y"
+
+
+def test_a_secret_that_is_not_utf8_is_masked_as_a_log_decodes_it() -> None:
+    # The environment holds it with surrogate escapes; a log decodes the bytes with U+FFFD.
+    secret = b"caf\xe9Secret123".decode("utf-8", "surrogateescape")
+    masker = Masker([secret])
+    assert masker.mask(b"[caf\xe9Secret123]".decode("utf-8", "replace")) == f"[{MASK}]"
+    assert masker.mask(f"<{secret}>") == f"<{MASK}>"
+    assert masker.mask(repr(secret)) == f"'{MASK}'"

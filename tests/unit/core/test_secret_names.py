@@ -42,6 +42,12 @@ def test_an_empty_value_is_refused(value: str) -> None:
         check_secret_value("TOKEN", value)
 
 
+def test_a_value_that_is_not_utf8_is_refused_without_showing_it() -> None:
+    with pytest.raises(UsageError, match="is not UTF-8 text") as refused:
+        check_secret_value("TOKEN", b"caf\xe9Secret".decode("utf-8", "surrogateescape"))
+    assert "Secret" not in str(refused.value)
+
+
 def test_a_key_round_trips_and_its_id_is_short_and_stable() -> None:
     key = bytes(range(32))
 
