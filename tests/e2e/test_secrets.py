@@ -168,3 +168,23 @@ def test_a_secret_that_is_not_utf8_runs_masked_and_is_stored_nowhere(
     for event in ws.events():
         assert "Secret123" not in event["data"]
     assert _files_holding(ws, b"Secret123") == []
+
+
+def test_a_file_whose_name_holds_a_secret_is_masked_in_every_explanation(
+    workspace: WorkspaceFactory,
+) -> None:
+    # A tool may name a file after a token; a job without `inputs` depends on every file.
+    ws = workspace("version: 1\nsecrets: [TOK]\njobs:\n  reader: {run: ls tmpdir || true}\n")
+    env = {"TOK": "SeCrEtZ42"}
+    assert ws.cli("run", env=env).code == 0
+    ws.write("tmpdir/SeCrEtZ42.cred", "x\n")
+
+    dry = ws.cli("run", "--dry-run", env=env)
+    explained = ws.cli("run", "--explain", "--json", env=env)
+    later = ws.cli("explain", "latest", "reader", env=env)
+
+    for result in (dry, explained, later):
+        assert result.code == 0, result.text
+        assert "SeCrEtZ42" not in result.text
+    assert "file tmpdir/***.cred was added" in later.out
+    assert "file tmpdir/***.cred was added" in dry.out

@@ -174,7 +174,7 @@ class EmbeddedControlPlane:
         return self.history.job_log(ref, job, attempt)
 
     def explain(self, ref: str | None, job: str) -> Explanation:
-        return self.history.explain(ref, job)
+        return self.history.explain(ref, job, self._runs.environ)
 
     def artifact_available(self, digest: str) -> bool:
         return self._runs.cas.has(digest)

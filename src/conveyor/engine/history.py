@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from conveyor.artifacts.cas import ContentStore
 from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock, SystemClock
 from conveyor.core.errors import NotFound, UsageError
+from conveyor.core.masking import Masker
 from conveyor.core.records import AttemptOutcome, JobRecord, RunId, RunRecord
 from conveyor.engine import fingerprint as fp_module
 from conveyor.engine.keys import load_listing
@@ -157,8 +159,14 @@ class History:
             raise NotFound(f"the log of {which} was pruned")
         return decompress(self.cas.read_bytes(digest))
 
-    def explain(self, ref: str | int | None, job: str) -> Explanation:
-        """Why a job of a Run ran instead of restoring from the cache."""
+    def explain(
+        self, ref: str | int | None, job: str, environ: Mapping[str, str] | None = None
+    ) -> Explanation:
+        """Why a job of a Run ran instead of restoring from the cache.
+
+        The values `environ` holds for the job's secrets are masked (a file's
+        name may hold one).
+        """
         run = self.get_run(ref)
         record = find_job(run, job)
         if record.cached:
@@ -178,7 +186,9 @@ class History:
                 run.id, record.name, record.status, ("no earlier cached execution of this job",)
             )
         changes = fp_module.diff(found[1], record.fingerprint, lambda d: load_listing(self.cas, d))
-        texts = tuple(c.text for c in changes) or (
+        secrets = [key[len("secret:") :] for key in record.fingerprint if key.startswith("secret:")]
+        masker = Masker(v for name in secrets if (v := (environ or {}).get(name)))
+        texts = tuple(masker.mask(c.text) for c in changes) or (
             "nothing changed; the cache was bypassed (--no-cache or cache: false) "
             "or the entry was pruned",
         )

@@ -333,7 +333,8 @@ class JobAttempt:
                 return ("nothing changed; --no-cache forced it to run",)
             return ("nothing changed, but the cache entry is gone (pruned or corrupt)",)
         changes = fp_module.diff(previous, fingerprint, self._ctx.keys.load_listing)
-        return tuple(change.text for change in changes)
+        # A file's name may hold a secret's value.
+        return tuple(self._ctx.masker.mask(change.text) for change in changes)
 
     def _kept(self, verdict: _Verdict, log: JobLog) -> AttemptOutcome:
         """The attempt that just ended, as its own record, with its part of the log stored."""

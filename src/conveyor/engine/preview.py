@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from conveyor.artifacts.cache import CacheEntry, JobCache
+from conveyor.core.masking import Masker
 from conveyor.core.records import OutputRecord
 from conveyor.engine import fingerprint as fp_module
 from conveyor.engine.keys import KeyMaker
@@ -30,9 +31,18 @@ Previous = Callable[[str], dict[str, str] | None]
 
 
 def preview(
-    plan: Plan, *, keys: KeyMaker, cache: JobCache, use_cache: bool, previous: Previous
+    plan: Plan,
+    *,
+    keys: KeyMaker,
+    cache: JobCache,
+    use_cache: bool,
+    previous: Previous,
+    masker: Masker | None = None,
 ) -> list[PlannedJob]:
-    """Predict each job's fate in pipeline order; cache lookups only, nothing runs."""
+    """Predict each job's fate in pipeline order; cache lookups only, nothing runs.
+
+    `masker` masks secret values in the reasons (a file's name may hold one).
+    """
     jobs = {job.name: job for job in plan.jobs}
     order = topological_order(list(jobs), {name: job.needs for name, job in jobs.items()})
     outputs: dict[str, tuple[OutputRecord, ...]] = {}
@@ -48,6 +58,11 @@ def preview(
             use_cache=use_cache,
             previous=previous,
         )
+    if masker:
+        decided = {
+            name: replace(planned, reasons=tuple(map(masker.mask, planned.reasons)))
+            for name, planned in decided.items()
+        }
     return [decided[job.name] for job in plan.jobs]
 
 

@@ -171,6 +171,10 @@ class RunService:
         if missing and self._secrets is not None:
             self.environ = {**self.environ, **self._secrets(missing)}
 
+    def masker(self, pipeline: Pipeline) -> Masker:
+        """What masks the values of `pipeline`'s secrets (call `resolve_secrets` first)."""
+        return Masker(v for n in pipeline.secrets if (v := self.environ.get(n)))
+
     def sources(self, pipeline: Pipeline, branch: str | None = None) -> Sources:
         excluded = tuple(
             pattern
@@ -363,7 +367,7 @@ class RunService:
             cas=self.cas,
             cache=self.cache,
             executor=self.executor,
-            masker=Masker(v for n in pipeline.secrets if (v := self.environ.get(n))),
+            masker=self.masker(pipeline),
             clock=self.clock,
             base_env=base_env,
             use_cache=launch.request.use_cache,
@@ -460,4 +464,5 @@ def dry_run(service: RunService, pipeline: Pipeline, request: RunRequest) -> lis
         cache=service.cache,
         use_cache=request.use_cache,
         previous=service.previous_fingerprint,
+        masker=service.masker(pipeline),
     )
