@@ -276,8 +276,16 @@ class JobCache:
                 return f"blob {short(out.digest)} of {out.path} is missing"
             if size != out.size:
                 return f"blob {short(out.digest)} of {out.path} has {size} bytes, not {out.size}"
-        if entry.log_digest is not None and not self.cas.has(entry.log_digest):
-            return f"log blob {short(entry.log_digest)} is missing"
+        if entry.log_digest is not None:
+            # A hit refers to the log, never copies it (as a restore does an output's):
+            # so it is checked whole here.
+            try:
+                self.cas.verify(entry.log_digest)
+            except MissingBlob:
+                return f"log blob {short(entry.log_digest)} is missing"
+            except CorruptBlob as err:
+                found = short(err.found)
+                return f"log blob {short(entry.log_digest)} hashes to {found}; deleted it"
         return None
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from conveyor.core.digest import CHUNK, PREFIX, is_digest, of_bytes, of_file, short
+from conveyor.core.digest import CHUNK, PREFIX, is_digest, of_bytes, of_file, of_stream, short
 from conveyor.core.errors import ArtifactError
 
 BLOB_MODE = 0o444
@@ -156,6 +156,23 @@ class ContentStore:
                 self.delete(digest)
                 raise CorruptBlob(digest, found)
         return data
+
+    def verify(self, digest: str) -> None:
+        """Check a stored blob against its digest, reading it in chunks.
+
+        `MissingBlob` when absent; `CorruptBlob` (the blob deleted) when its
+        content no longer hashes to its digest.
+        """
+        try:
+            with open(self._path(digest), "rb") as src:
+                found = of_stream(src)
+        except FileNotFoundError:
+            raise MissingBlob(digest) from None
+        except OSError as err:
+            raise ArtifactError(f"cannot read {short(digest)}: {_reason(err)}") from err
+        if found != digest:
+            self.delete(digest)
+            raise CorruptBlob(digest, found)
 
     def restore(self, digest: str, dest: Path, *, mode: int | None = None) -> None:
         """Copy a blob to `dest`, verifying it on the way; an identical `dest` is left alone.

@@ -156,7 +156,8 @@ class History:
 
     def _stored_log(self, digest: str, which: str) -> str:
         if not self.cas.has(digest):
-            raise NotFound(f"the log of {which} was pruned")
+            # Pruned, or deleted when a read found it damaged (that read said so).
+            raise NotFound(f"the log of {which} is no longer stored (pruned, or found corrupt)")
         return decompress(self.cas.read_bytes(digest))
 
     def explain(

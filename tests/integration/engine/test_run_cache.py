@@ -242,6 +242,29 @@ def test_a_corrupt_cached_output_is_a_miss_that_is_reported(harness: Harness) ->
     assert statuses(harness.run(spec, FakeExecutor(producing))) == {"gen": "cached"}
 
 
+def test_a_damaged_log_of_a_cache_entry_is_a_miss_that_is_reported(harness: Harness) -> None:
+    # A cached job's log is stored by reference, never copied: it is checked whole.
+    spec = "version: 1\njobs:\n  talk: {run: talk, inputs: []}\n"
+    loud = FakeExecutor(lambda _request, _n: FakeOutcome(0, output=b"line\n" * 50))
+    first = harness.run(spec, loud)
+    (talk,) = first.run.jobs
+    assert talk.log_digest is not None
+    hexpart = talk.log_digest.removeprefix(digest.PREFIX)
+    (blob,) = (p for p in harness.workspace.cas_dir.rglob("*") if p.name == hexpart[2:])
+    data = bytearray(blob.read_bytes())
+    data[-5] ^= 0xFF  # the same size, another content
+    os.chmod(blob, 0o644)
+    blob.write_bytes(bytes(data))
+
+    again = harness.run(spec, loud)
+
+    assert statuses(again) == {"talk": "success"}
+    assert any("talk" in w and "corrupt" in w for w in harness.reporter.warnings)
+    log, _ = harness.history().job_log(again.run.id, "talk")
+    assert log == "line\n" * 50
+    assert statuses(harness.run(spec, loud)) == {"talk": "cached"}
+
+
 def test_the_log_of_a_cached_job_is_the_log_of_its_execution(harness: Harness) -> None:
     spec = "version: 1\njobs:\n  a: {run: a, inputs: []}\n"
     first = harness.run(spec, FakeExecutor(producing))
