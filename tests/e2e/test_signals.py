@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from .support import WorkspaceFactory, assert_chain_intact, process_alive, wait_for
+from .support import WorkspaceFactory, assert_chain_intact, jobs_by_name, process_alive, wait_for
 
 LONG = """
 version: 1
@@ -372,3 +372,58 @@ def test_a_cancel_kills_a_job_that_ignores_sigterm_after_a_grace_period(
     run = ws.cli("show", "latest", "--json").json()
     assert run["status"] == "canceled"
     assert run["jobs"][0]["status"] == "canceled"
+
+
+SLOW_WRITER = """
+version: 1
+jobs:
+  a:
+    inputs: []
+    run: |
+      echo ran >> "$SIDE/executions"
+      mkdir -p out
+      for i in $(seq 1 40); do echo "line $i"; sleep 0.02; done > out/a.txt
+    outputs: [out/a.txt]
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_job_another_run_is_running_waits_for_it_and_takes_its_result(
+    workspace: WorkspaceFactory,
+) -> None:
+    # Two runs writing one job's outputs at once would tear them, and cache the torn file.
+    ws = workspace(SLOW_WRITER)
+    first = ws.start("run", "--json")
+    wait_for((ws.side / "executions").exists, timeout=20, what="the first run to start a")
+    second = ws.start("run", "--json")
+    first.wait(timeout=30)
+    second.wait(timeout=30)
+
+    firsts, seconds = ws.output_of(first), ws.output_of(second)
+    assert (firsts.code, seconds.code) == (0, 0), firsts.err + seconds.err
+    assert (ws.side / "executions").read_text() == "ran\n"
+    assert jobs_by_name(seconds.json())["a"]["status"] == "cached"
+    assert "a: another run in this workspace is running it; waiting" in seconds.err
+    expected = "".join(f"line {i}\n" for i in range(1, 41))
+    assert ws.read("out/a.txt") == expected
+
+
+@pytest.mark.timeout(60)
+def test_a_run_stopped_while_it_waits_for_another_runs_job_leaves_that_job_whole(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(SLOW_WRITER)
+    first = ws.start("run", "--json")
+    wait_for((ws.side / "executions").exists, timeout=20, what="the first run to start a")
+    second = ws.start("run", "--json")
+    time.sleep(0.3)
+    second.send_signal(signal.SIGTERM)
+    first.wait(timeout=30)
+    second.wait(timeout=30)
+
+    assert ws.output_of(first).code == 0
+    assert (ws.side / "executions").read_text() == "ran\n"
+    (ws.root / "out" / "a.txt").unlink()
+    again = ws.run()
+    assert jobs_by_name(again.json())["a"]["status"] == "cached"
+    assert ws.read("out/a.txt") == "".join(f"line {i}\n" for i in range(1, 41))

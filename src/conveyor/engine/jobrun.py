@@ -153,6 +153,12 @@ class JobAttempt:
             return self._from_cache(self._key)
         return None
 
+    def restore_again(self) -> JobOutcome | None:
+        """The cached outcome another Run stored since `restore()` missed, if it did."""
+        if self._job.cache and self._ctx.use_cache:
+            return self._from_cache(self._key)
+        return None
+
     def begin(self) -> None:
         """Start the job's first attempt (after a `restore()` that missed)."""
         job, ctx = self._job, self._ctx

@@ -1,14 +1,21 @@
-"""Knowing whether the process that started a Run is still alive.
+"""Locks in a workspace: whether a Run's process lives, and which Run runs a job.
 
 A running `conveyor run` holds an exclusive lock on a file named after its
 Run. If another process can take that lock, the owner is gone (SIGKILL, a
 crash, a reboot) and the Run is `interrupted`.
+
+A job runs in one Run of a workspace at a time (`JobLocks`): two Runs writing
+one job's outputs at once would tear them, and the cache would keep what
+either saw. The kernel lets go of a lock its process holds when it dies.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import hashlib
 import os
+import threading
 from pathlib import Path
 from typing import IO
 
@@ -65,3 +72,44 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+class JobLocks:
+    """The jobs one Run holds in its workspace; `take` never waits, `release` from any thread."""
+
+    def __init__(self, locks_dir: Path) -> None:
+        self._dir = locks_dir
+        self._held: dict[str, int] = {}  # job -> the descriptor holding its lock
+        self._mutex = threading.Lock()
+
+    def take(self, job: str) -> bool:
+        """Hold `job`'s lock; False while another Run (or another holder) has it."""
+        path = self._dir / f"job-{hashlib.sha256(job.encode()).hexdigest()[:32]}.lock"
+        with self._mutex:
+            if job in self._held:
+                return True
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except FileNotFoundError:
+                self._dir.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            self._held[job] = fd
+            return True
+
+    def release(self, job: str) -> None:
+        with self._mutex:
+            fd = self._held.pop(job, None)
+        if fd is not None:
+            os.close(fd)  # the file stays: removing it would race with another taker
+
+    def release_all(self) -> None:
+        with self._mutex:
+            held, self._held = list(self._held.values()), {}
+        for fd in held:
+            with contextlib.suppress(OSError):
+                os.close(fd)

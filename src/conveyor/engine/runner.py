@@ -31,6 +31,7 @@ from conveyor.core.records import (
 )
 from conveyor.engine.job_loop import JobLoop, import_workers
 from conveyor.engine.jobrun import JobAttempt, JobOutcome, RunContext
+from conveyor.engine.locks import JobLocks
 from conveyor.engine.plan import Plan, upstream_outputs
 from conveyor.engine.recorder import Change, Recorder
 from conveyor.engine.reporting import Reporter
@@ -43,6 +44,8 @@ _P = ParamSpec("_P")
 # Cache entries are written once no job has ended for _QUIET_S, or at the
 # latest _STORE_WITHIN_S after the oldest one waiting was made.
 _QUIET_S, _STORE_WITHIN_S = 0.005, 0.25
+# How often a job another Run of the workspace holds is tried again.
+_BLOCKED_POLL_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +71,15 @@ class Scheduler:
         actor: str,
         options: SchedulerOptions,
         warm_up: Callable[[], None] | None = None,
+        job_locks: JobLocks | None = None,
     ) -> None:
         self._plan = plan
+        # A job runs in one Run of the workspace at a time; one that another Run holds
+        # waits (blocked), then most likely restores that Run's result from the cache.
+        self._locks = job_locks
+        self._blocked: dict[str, None] = {}
+        self._blocked_said: set[str] = set()
+        self._blocked_since = 0.0
         self._warm_up: list[Callable[[], None]] | None = [import_workers]
         if warm_up is not None:
             self._warm_up.append(warm_up)
@@ -93,7 +103,7 @@ class Scheduler:
         # Started and not yet settled: running, waiting to retry, or being judged.
         self._running: dict[str, JobAttempt] = {}
         self._retries: list[tuple[float, str]] = []  # (monotonic time, job), a heap
-        self._to_store: list[tuple[JobAttempt, JobOutcome]] = []
+        self._to_store: list[tuple[str, JobAttempt, JobOutcome]] = []
         self._to_store_since = 0.0
         self._last_end = 0.0
         self._ready: list[tuple[int, str]] = []
@@ -129,13 +139,15 @@ class Scheduler:
                     raise
         finally:
             sys.setswitchinterval(interval)
+            if self._locks is not None:
+                self._locks.release_all()  # the workers storing cache entries are done
         self._settle_leftovers()
         return self._outcomes
 
     def _loop(self) -> None:
         while True:
             self._start_ready()
-            if not self._running:
+            if not self._running and not self._still_blocked():
                 self._write_cache_entries()
                 return
             self._start_warm_up()
@@ -152,6 +164,8 @@ class Scheduler:
         last jobs' entries are written while the others still run).
         """
         wakes = [when for when, _ in self._retries[:1]]
+        if self._still_blocked():
+            wakes.append(self._blocked_since + _BLOCKED_POLL_S)
         if self._to_store:
             quiet_at = min(self._last_end + _QUIET_S, self._to_store_since + _STORE_WITHIN_S)
             all_started = len(self._outcomes) + len(self._running) == len(self._state)
@@ -170,6 +184,32 @@ class Scheduler:
             _, name = heapq.heappop(self._retries)
             attempt = self._running[name]
             self._guarded(name, self._begin, name, attempt, attempt.retry)
+        if self._blocked and now >= self._blocked_since + _BLOCKED_POLL_S:
+            for name in self._blocked:  # ready again: each tries its lock anew
+                heapq.heappush(self._ready, (self._position[name], name))
+            self._blocked.clear()
+
+    def _still_blocked(self) -> bool:
+        """Whether jobs wait for another Run's, and this Run would still start them."""
+        return bool(self._blocked) and self._stop_reason is None and not self._cancel_requested
+
+    def _take(self, name: str) -> bool:
+        """Hold the job's lock, or note it blocked (said once) until another Run lets go."""
+        if self._locks is None or self._locks.take(name):
+            return True
+        if not self._blocked:
+            self._blocked_since = time.monotonic()
+        self._blocked[name] = None
+        if name not in self._blocked_said:
+            self._blocked_said.add(name)
+            self._ctx.warn(
+                f"{name}: another run in this workspace is running it; waiting for it to end"
+            )
+        return False
+
+    def _release(self, name: str) -> None:
+        if self._locks is not None:
+            self._locks.release(name)
 
     def _start_warm_up(self) -> None:
         """Once the first jobs are started, prepare in the background what the Run ends with.
@@ -196,9 +236,14 @@ class Scheduler:
             attempt = JobAttempt(self._ctx, job, self._position[name], upstream)
             try:
                 hit = attempt.restore()
+                if hit is None:
+                    if not self._take(name):
+                        continue
+                    hit = attempt.restore_again()  # another Run may have just stored it
             except Exception as exc:  # noqa: BLE001 - a fault in one job must not hang the run
                 hit = self._fault_outcome(exc)
             if hit is not None:
+                self._release(name)
                 self._settle(name, hit)
                 continue
             self._running[name] = attempt
@@ -241,10 +286,10 @@ class Scheduler:
         attempt = self._running[name]
         if isinstance(verdict, JobOutcome):
             self._finish(name, verdict)
-            if verdict.status == "success" and self._by_name[name].cache:
+            if self._stores(name, verdict):
                 if not self._to_store:
                     self._to_store_since = time.monotonic()
-                self._to_store.append((attempt, verdict))
+                self._to_store.append((name, attempt, verdict))
         elif self.canceled or self._stop_reason is not None:
             self._guarded(name, self._give_up, name, attempt)
         else:
@@ -277,10 +322,16 @@ class Scheduler:
                 self._fault_outcome(exc)
                 self._ctx.warn(f"{name}: internal error after it finished: {exc!r}")
 
+    def _stores(self, name: str, outcome: JobOutcome) -> bool:
+        """Whether the job's outcome goes to the cache (its lock is held until it has)."""
+        return outcome.status == "success" and self._by_name[name].cache
+
     def _finish(self, name: str, outcome: JobOutcome) -> None:
         attempt = self._running.pop(name)
         if attempt.execution is not None:  # a fault while it ran: nothing of it may be left
             self._jobs.abandon(attempt.execution)
+        if not self._stores(name, outcome):
+            self._release(name)
         # A log that could not be stored (a fault) stays live.
         self._settle(name, outcome, then=attempt.forget_live_log if outcome.log_digest else None)
 
@@ -290,12 +341,14 @@ class Scheduler:
             self._jobs.in_worker(self._store_in_worker, self._to_store)
             self._to_store = []
 
-    def _store_in_worker(self, entries: list[tuple[JobAttempt, JobOutcome]]) -> None:
-        for attempt, outcome in entries:
+    def _store_in_worker(self, entries: list[tuple[str, JobAttempt, JobOutcome]]) -> None:
+        for name, attempt, outcome in entries:
             try:
                 attempt.store(outcome)
             except Exception as exc:  # noqa: BLE001 - the job's outcome is already recorded
                 self._ctx.warn(f"internal error while caching a job's result: {exc!r}")
+            finally:
+                self._release(name)  # a Run waiting for the job finds the entry
 
     def _cancel(self) -> None:
         if self.canceled:

@@ -20,7 +20,7 @@ from conveyor.core.records import RunId, RunRecord
 from conveyor.engine.conditions import ConditionChecker
 from conveyor.engine.jobrun import JobOutcome, RunContext
 from conveyor.engine.keys import KeyMaker, load_secret_key, rooted_patterns
-from conveyor.engine.locks import RunLock
+from conveyor.engine.locks import JobLocks, RunLock
 from conveyor.engine.plan import Plan, make_plan
 from conveyor.engine.recorder import Recorder
 from conveyor.engine.reporting import GuardedReporter, Reporter
@@ -313,6 +313,7 @@ class RunService:
                 max(1, launch.request.max_parallel), launch.request.keep_going
             ),
             warm_up=partial(_prepare_signing, self.workspace.state_dir, self.environ),
+            job_locks=JobLocks(self.workspace.locks_dir),
         )
         ctx.on_running = scheduler.record_running
         ctx.on_retry = scheduler.record_retry
