@@ -18,6 +18,8 @@ from conveyor.spec.suggest import did_you_mean, one_of
 # would flood the runners.
 MAX_EXPANSIONS = 256
 _NAME = re.compile(r"(?P<base>[^ ()]+) \((?P<pairs>.*)\)")
+# What would make an expansion's name (`test (python=3.12, os=linux)`) ambiguous.
+_AMBIGUOUS = re.compile(r"[,=()]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,12 @@ def matrix_issues(
             if value in seen:
                 message = f"'{value}' appears twice in matrix axis '{axis}'"
                 issues.append(MatrixIssue((axis, index), message, "remove one of them"))
+            elif _AMBIGUOUS.search(value):
+                message = (
+                    f"'{value}' cannot be a value of matrix axis '{axis}': its jobs are named "
+                    f"like 'job ({axis}=...)', which ',', '=' and parentheses would make ambiguous"
+                )
+                issues.append(MatrixIssue((axis, index), message, "use another, like '-' or '/'"))
             seen.add(value)
     for index, entry in enumerate(exclude):
         issues.extend(_exclude_issues(index, entry, axes))

@@ -157,6 +157,24 @@ class MatrixModel(BaseModel):
         """The axes in the order written."""
         return dict(self.__pydantic_extra__)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_include_and_no_misspelled_exclude(cls, data: object) -> object:
+        """A key like `exlude` would otherwise be taken for an axis, and its values run."""
+        for key in data if isinstance(data, dict) else ():
+            if key == "include":
+                raise RuleError(
+                    "'include' is not supported in a matrix",
+                    "add its values to the axes and 'exclude' the combinations that should "
+                    "not run, or write that job out on its own",
+                    at=(key,),
+                    on_key=True,
+                )
+            if isinstance(key, str) and key != "exclude" and did_you_mean(key, ["exclude"]):
+                message = f"'{key}' looks like a misspelled 'exclude', not an axis"
+                raise RuleError(message, "did you mean 'exclude'?", at=(key,), on_key=True)
+        return data
+
     @model_validator(mode="after")
     def _axes_have_values(self) -> MatrixModel:
         if not self.__pydantic_extra__:

@@ -294,3 +294,32 @@ def test_expansion_names_parse_back() -> None:
 def test_expand_keeps_product_order_and_applies_excludes() -> None:
     expansions = expand("t", {"a": ["1", "2"], "b": ["x", "y"]}, [{"a": "1", "b": "y"}])
     assert [e.name for e in expansions] == ["t (a=1, b=x)", "t (a=2, b=x)", "t (a=2, b=y)"]
+
+
+@pytest.mark.parametrize("value", ["1, y=2", "a=b", "x(1)", "3.12)"])
+def test_a_matrix_value_that_would_make_names_ambiguous_is_rejected(value: str) -> None:
+    # `a (x=1, y=2)` must name one expansion, and parse back to its values.
+    issue = only(f"version: 1\njobs:\n  a: {{run: x, matrix: {{x: ['{value}', '2']}}}}\n")
+    assert str(issue.location) == "conveyor.yaml:3:28"
+    assert f"'{value}' cannot be a value of matrix axis 'x'" in issue.message
+    assert issue.hint is not None and "'-'" in issue.hint
+
+
+def test_a_misspelled_exclude_is_not_taken_for_an_axis() -> None:
+    issue = only("version: 1\njobs:\n  a: {run: x, matrix: {os: [linux, mac], exlude: [linux]}}\n")
+    assert str(issue.location) == "conveyor.yaml:3:42"
+    assert "'exlude' looks like a misspelled 'exclude'" in issue.message
+    assert issue.hint == "did you mean 'exclude'?"
+
+
+def test_a_matrix_include_says_it_is_not_supported_and_what_to_do() -> None:
+    issue = only("version: 1\njobs:\n  a: {run: x, matrix: {os: [linux], include: [{os: mac}]}}\n")
+    assert "'include' is not supported in a matrix" in issue.message
+    assert issue.hint is not None and "exclude" in issue.hint
+
+
+def test_a_misspelled_exclude_with_mappings_says_so_rather_than_their_types() -> None:
+    issue = only(
+        "version: 1\njobs:\n  a: {run: x, matrix: {os: [linux], exlcude: [{os: linux}]}}\n"
+    )
+    assert issue.message == "'exlcude' looks like a misspelled 'exclude', not an axis"
