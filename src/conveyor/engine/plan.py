@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from conveyor.core.errors import UsageError
+from conveyor.core.errors import SpecError, SpecIssue, UsageError
 from conveyor.core.records import OutputRecord
 from conveyor.spec.graph import topological_order
 from conveyor.spec.pipeline import Job, Pipeline
@@ -65,7 +65,18 @@ ConditionCheck = Callable[[Job], str | None]
 def make_plan(pipeline: Pipeline, targets: Sequence[str], condition: ConditionCheck) -> Plan:
     """Select the jobs and apply `condition`, which returns a skip reason or None."""
     jobs = select(pipeline, targets)
-    skipped = {job.name: reason for job in jobs if (reason := condition(job)) is not None}
+    skipped: dict[str, str] = {}
+    issues: list[SpecIssue] = []  # every condition that cannot be evaluated, said at once
+    for job in jobs:
+        try:
+            reason = condition(job)
+        except SpecError as exc:
+            issues.extend(exc.issues)
+            continue
+        if reason is not None:
+            skipped[job.name] = reason
+    if issues:
+        raise SpecError(list(dict.fromkeys(issues)))  # a matrix job's expansions share one
     dependents: dict[str, list[str]] = {job.name: [] for job in jobs}
     for job in jobs:
         for need in job.needs:

@@ -7,6 +7,7 @@ functions that need it (see `conveyor.spec.cel`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -58,6 +59,46 @@ def check_condition(source: str) -> list[Problem]:
     except CELParseError as exc:
         return [syntax_problem(source, exc, "condition")]
     return sorted(_name_problems(tree), key=lambda problem: problem[0])
+
+
+def type_problems(source: str) -> list[Problem]:
+    """Problems evaluating `source` meets whatever a Run's facts are: values of the wrong type.
+
+    `check_condition` finds what its syntax and names say; this evaluates it
+    with sample facts (each `env` key it reads set, `changed()` false, then
+    true) and keeps only what does not depend on them: an operator or a
+    function given the wrong types, or a result that is not true or false.
+    """
+    from celpy import celtypes
+    from celpy.celparser import CELParseError
+    from celpy.evaluation import CELEvalError
+
+    try:
+        tree = compile_cel(source)
+    except CELParseError:
+        return []  # check_condition says why
+    facts = ConditionFacts("main", "0" * 40, "push", dict.fromkeys(_env_keys(tree), ""))
+    for changed in (_never_changed, _always_changed):
+        functions = {FUNCTION: _changed_function(changed)}
+        try:
+            result = environment().program(tree, functions=functions).evaluate(_activation(facts))
+        except CELEvalError as exc:
+            found = _wrong_types(exc)
+            if found is not None:
+                return [(0, f"{_named(source)} cannot be evaluated: {found[0]}", found[1])]
+            continue  # a value's problem (a conversion, an index): the real facts decide
+        if not isinstance(result, celtypes.BoolType):
+            message = f"{_named(source)} gives {_kind(result)}, not true or false"
+            return [(0, message, "compare it, like branch == 'main'")]
+    return []
+
+
+def _never_changed(_glob: str) -> bool:
+    return False
+
+
+def _always_changed(_glob: str) -> bool:
+    return True
 
 
 def evaluate_condition(
@@ -223,8 +264,72 @@ def _evaluation_issue(
         key = missing[0]
         message = f"{_named(source)} reads env.{key}, which is not set"
         return SpecIssue(where, message, f"guard it: has(env.{key}) && env.{key} == '...'")
+    wrong = _wrong_types(exc)
+    if wrong is not None:
+        return SpecIssue(where, f"{_named(source)} cannot be evaluated: {wrong[0]}", wrong[1])
     detail = str(exc.args[0]).splitlines()[0] if exc.args else type(exc).__name__
+    detail = _VALUE_PROBLEMS.get(detail, detail)
     return SpecIssue(where, f"{_named(source)} cannot be evaluated: {detail[:200]}")
+
+
+# What celpy says of an operator given the wrong types, and the words for them.
+_NO_OVERLOAD = re.compile(r"found no matching overload for Token\('RULE', '(\w+)'\) applied to")
+_OPERATORS = {
+    "relation_gt": ">",
+    "relation_ge": ">=",
+    "relation_lt": "<",
+    "relation_le": "<=",
+    "relation_eq": "==",
+    "relation_ne": "!=",
+    "relation_in": "in",
+    "addition_add": "+",
+    "addition_sub": "-",
+    "multiplication_mul": "*",
+    "multiplication_div": "/",
+    "multiplication_mod": "%",
+    "unary_not": "!",
+    "unary_neg": "-",
+}
+_TYPE_WORDS = {
+    "IntType": "a number",
+    "UintType": "a number",
+    "DoubleType": "a number",
+    "StringType": "text",
+    "BoolType": "true or false",
+    "BytesType": "bytes",
+    "ListType": "a list",
+    "MapType": "a map",
+    "NullType": "null",
+    "TimestampType": "a timestamp",
+    "DurationType": "a duration",
+}
+_VALUE_PROBLEMS = {
+    "return error for overflow": "a value could not be converted (or is out of range)",
+    "invalid_argument": "an argument or an index is not valid",
+}
+
+
+def _wrong_types(exc: Exception) -> tuple[str, str] | None:
+    """(what, hint) when celpy's error says an operator or function got the wrong types."""
+    text = str(exc.args[0]) if exc.args else ""
+    found = _NO_OVERLOAD.match(text)
+    if found is not None:
+        operator = _OPERATORS.get(found[1], found[1])
+        kinds = [_TYPE_WORDS.get(name, name) for name in re.findall(r"celtypes\.(\w+)'", text)]
+        given = " and ".join(kinds) if kinds else "these values"
+        if found[1].startswith("relation"):
+            hint = "compare like with like, like size(branch) > 3 or int(env.COUNT) > 3"
+        else:
+            hint = "convert one side, like string(size(branch)) or int(env.COUNT)"
+        return f"'{operator}' cannot be applied to {given}", hint
+    if text == "no such overload":
+        hint = "check what it is given, like branch.startsWith('release/')"
+        return "a function is given a value of the wrong type", hint
+    return None
+
+
+def _kind(value: object) -> str:
+    return _TYPE_WORDS.get(type(value).__name__, f"the value {value}")
 
 
 def _named(source: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from conveyor.core import digest
 from conveyor.core.errors import Location, SpecError, SpecIssue
 from conveyor.spec import graph
-from conveyor.spec.conditions import check_condition
+from conveyor.spec.conditions import check_condition, type_problems
 from conveyor.spec.delivery_check import DeliveryCheck
 from conveyor.spec.matrix import Expansion, expand, matrix_issues, parse_expansion_name
 from conveyor.spec.model import (
@@ -231,7 +231,8 @@ class _Assembly:
         if job.condition is None:
             return
         path = ("jobs", name, "if")
-        for offset, message, hint in check_condition(job.condition):
+        problems = check_condition(job.condition) or type_problems(job.condition)
+        for offset, message, hint in problems:
             self.issues.append(SpecIssue(self.positions.inside(path, offset), message, hint))
 
     def _check_paths(self, name: str, job: JobModel) -> None:

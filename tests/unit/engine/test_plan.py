@@ -6,9 +6,10 @@ import textwrap
 
 import pytest
 
-from conveyor.core.errors import UsageError
+from conveyor.core.errors import SpecError, UsageError
 from conveyor.core.records import OutputRecord
 from conveyor.engine.plan import make_plan, select, upstream_outputs
+from conveyor.spec.conditions import ConditionFacts, evaluate_condition
 from conveyor.spec.loader import parse_pipeline
 from conveyor.spec.pipeline import Job
 
@@ -135,3 +136,27 @@ def test_a_job_sees_its_needs_and_every_producer_above_it() -> None:
         "gen": made["gen"],
         "lint": (),  # a direct need is always named, with what it produced
     }
+
+
+def test_every_condition_a_run_cannot_evaluate_is_said_at_once() -> None:
+    pipeline = parse_pipeline(
+        "version: 1\njobs:\n"
+        "  a: {run: x, if: \"env.ONE == 'x'\"}\n"
+        "  b: {run: x, if: \"env.TWO == 'x'\"}\n"
+        "  c: {run: x, matrix: {n: ['1', '2']}, if: \"env.THREE == 'x'\"}\n"
+    )
+
+    def check(job: Job) -> str | None:
+        facts = ConditionFacts("main", "abc", "push", {})
+        assert job.condition is not None
+        evaluate_condition(job.condition, facts, lambda _glob: False)
+        return None
+
+    with pytest.raises(SpecError) as caught:
+        make_plan(pipeline, (), check)
+    messages = [issue.message for issue in caught.value.issues]
+    assert [m.split(" reads ")[1] for m in messages] == [
+        "env.ONE, which is not set",
+        "env.TWO, which is not set",
+        "env.THREE, which is not set",
+    ]

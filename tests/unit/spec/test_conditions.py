@@ -191,3 +191,39 @@ def test_the_condition_location_is_its_value() -> None:
     job = pipeline.jobs[0]
     assert job.condition == "branch == 'main'"
     assert str(job.condition_location) == "conveyor.yaml:5:9"
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        ("1 + 1", "gives a number, not true or false"),
+        ("env.X", "gives text, not true or false"),
+        ('size(branch) > "a"', "cannot be evaluated: '>' cannot be applied to a number and text"),
+        ("'a' + 1 == 'a1'", "cannot be evaluated: '+' cannot be applied to text and a number"),
+        ("branch.startsWith(1)", "a function is given a value of the wrong type"),
+        # Behind changed(), which a check cannot know: it is tried both ways.
+        ("changed('src/**') && env.N > 3", "'>' cannot be applied to text and a number"),
+    ],
+)
+def test_a_condition_whose_types_cannot_work_is_found_when_the_file_is_read(
+    condition: str, message: str
+) -> None:
+    quoted = "'" + condition.replace("'", "''") + "'"
+    issue = only(f"version: 1\njobs:\n  t:\n    run: x\n    if: {quoted}\n")
+    assert issue.location.line == 5  # at the value (inside its quotes, without escapes)
+    assert message in issue.message
+    assert "celpy" not in issue.message and "Token" not in issue.message
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "int(env.COUNT) > 3",
+        "[1, 2][env.I == '' ? 0 : 5] == 1",
+        "env.DEPLOY == 'yes'",
+        "1 / size(env.A) > 0",
+    ],
+)
+def test_what_depends_on_a_runs_facts_is_left_to_the_run(condition: str) -> None:
+    pipeline = parse_pipeline(f'version: 1\njobs:\n  t:\n    run: x\n    if: "{condition}"\n')
+    assert pipeline.jobs[0].condition == condition
