@@ -7,6 +7,7 @@ import re
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 EXAMPLES = "'30s', '10m', '1h30m' or '500ms'"
+_LONGEST_S = 100 * 365 * 86400.0  # past this a duration is a typo (and floats show noise)
 
 
 def parse_duration(text: str) -> float:
@@ -14,13 +15,22 @@ def parse_duration(text: str) -> float:
     raw = text.strip()
     pos = 0
     total = 0.0
+    last_unit = float("inf")
     for match in _PART.finditer(raw):
         if match.start() != pos:
             break
-        total += float(match.group(1)) * _UNITS[match.group(2)]
+        unit = _UNITS[match.group(2)]
+        if unit >= last_unit:
+            raise ValueError(
+                f"'{text}' is not a duration: write each unit once, the largest first, like '1h30m'"
+            )
+        last_unit = unit
+        total += float(match.group(1)) * unit
         pos = match.end()
     if not raw or pos != len(raw):
         raise ValueError(f"'{text}' is not a duration; write a number and a unit, like {EXAMPLES}")
+    if total > _LONGEST_S:
+        raise ValueError(f"'{text}' is longer than 100 years; write a shorter duration")
     return total
 
 

@@ -95,8 +95,9 @@ class RetryModel(_Strict):
         description=f"Extra attempts after the first, 0 to {MAX_RETRIES}.",
         json_schema_extra={"minimum": 0, "maximum": MAX_RETRIES},
     )
-    backoff: Duration = Field(
-        default=1.0, description="Wait before the first retry, like '5s'; it doubles each time."
+    backoff: Annotated[Duration, AfterValidator(rules.check_backoff)] = Field(
+        default=1.0,
+        description="Wait before the first retry, like '5s' (at most 1 day); it doubles each time.",
     )
 
 
@@ -211,7 +212,7 @@ class JobModel(_Strict):
         default_factory=list, description="Globs of files kept as artifacts, like 'dist/*.whl'."
     )
     reports: ReportsModel | None = None
-    timeout: Annotated[Duration, AfterValidator(rules.check_positive)] | None = Field(
+    timeout: Annotated[Duration, AfterValidator(rules.check_job_timeout)] | None = Field(
         default=None, description="Stop the job after this long, like '10m' or '1h30m'."
     )
     retry: Annotated[

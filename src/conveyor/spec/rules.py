@@ -105,6 +105,9 @@ def listify(value: object) -> object:
     return [value] if isinstance(value, str) else value
 
 
+_DAY = 86400.0
+
+
 def to_seconds(value: object) -> object:
     """A duration like '10m' as seconds."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -121,6 +124,23 @@ def check_positive(seconds: float) -> float:
     """A timeout longer than zero."""
     if seconds <= 0:
         raise RuleError("a timeout must be longer than zero", "remove it for no timeout")
+    return seconds
+
+
+def check_job_timeout(seconds: float) -> float:
+    """A job's timeout: longer than zero, at most 30 days."""
+    if check_positive(seconds) > 30 * _DAY:
+        raise RuleError("a job's timeout may be at most 30 days", "remove it for no timeout")
+    return seconds
+
+
+def check_backoff(seconds: float) -> float:
+    """The wait before a job's first retry: at most a day (it doubles with each)."""
+    if seconds > _DAY:
+        raise RuleError(
+            "a retry's backoff may be at most 1 day (it doubles with each retry)",
+            "write a shorter one, like '30s' or '10m'",
+        )
     return seconds
 
 

@@ -26,6 +26,17 @@ def test_a_duration_is_read_in_seconds(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
 
 
+@pytest.mark.parametrize("text", ["10m10m", "30s1m", "1s1h", "5ms5s"])
+def test_a_unit_written_twice_or_out_of_order_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="each unit once, the largest first, like '1h30m'"):
+        parse_duration(text)
+
+
+def test_a_duration_too_long_to_mean_anything_is_refused() -> None:
+    with pytest.raises(ValueError, match="is longer than 100 years"):
+        parse_duration("99999999999999999999999h")
+
+
 @pytest.mark.parametrize(
     "text", ["", "   ", "30", "s", "-5s", "5 s", "1m 30s", "30S", "5sec", "x30s", "30sx", "1.s"]
 )

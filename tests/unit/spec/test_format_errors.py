@@ -233,6 +233,19 @@ def test_a_zero_timeout_is_rejected() -> None:
     assert "longer than zero" in issue.message
 
 
+def test_a_timeout_or_backoff_too_long_to_be_meant_is_rejected_where_written() -> None:
+    issue = only("version: 1\njobs:\n  t: {run: x, timeout: 31d}\n")
+    assert (str(issue.location), issue.message) == (
+        "conveyor.yaml:3:24",
+        "a job's timeout may be at most 30 days",
+    )
+    issue = only("version: 1\njobs:\n  t: {run: x, retry: {max: 1, backoff: 2d}}\n")
+    assert str(issue.location) == "conveyor.yaml:3:40"
+    assert "backoff may be at most 1 day" in issue.message
+    issue = only("version: 1\njobs:\n  t: {run: x, timeout: 10m10m}\n")
+    assert "write each unit once, the largest first" in issue.message
+
+
 def test_too_many_retries_are_rejected_in_the_shorthand() -> None:
     issue = only("version: 1\njobs:\n  t: {run: x, retry: 11}\n")
     assert str(issue.location) == "conveyor.yaml:3:22"
