@@ -26,6 +26,7 @@ from conveyor.spec.cel import (
     string_literal,
     syntax_problem,
 )
+from conveyor.spec.paths import rooted_glob
 from conveyor.spec.suggest import did_you_mean
 
 if TYPE_CHECKING:
@@ -204,9 +205,15 @@ def _function_problems(node: Tree[Token]) -> Iterator[Problem]:
         if len(args) != 1:
             message = f"changed() takes one glob, found {len(args)} arguments"
             yield (token.start_pos or 0, message, "write changed('src/**')")
-        elif is_literal(args[0]) and string_literal(args[0]) is None:
+            return
+        glob = string_literal(args[0]) if is_literal(args[0]) else None
+        if is_literal(args[0]) and glob is None:
             message = "changed() takes a glob as text"
             yield (start(args[0]), message, "write changed('src/**')")
+        elif glob is not None and (glob.startswith("/") or rooted_glob("", glob) is None):
+            message = f"changed('{glob}') leads outside the workspace, where no change is seen"
+            hint = "globs are relative to the directory that holds conveyor.yaml"
+            yield (start(args[0]), message, hint)
         return
     if token in known_functions():
         return

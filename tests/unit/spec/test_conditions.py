@@ -117,6 +117,18 @@ def test_changed_takes_text() -> None:
     ]
 
 
+@pytest.mark.parametrize("glob", ["../../etc/**", "/etc/passwd", "src/../../x"])
+def test_changed_of_a_glob_outside_the_workspace_is_a_problem(glob: str) -> None:
+    assert check_condition(f"branch == 'main' || changed('{glob}')") == [
+        (
+            28,
+            f"changed('{glob}') leads outside the workspace, where no change is seen",
+            "globs are relative to the directory that holds conveyor.yaml",
+        )
+    ]
+    assert check_condition("changed('src/../docs/**') && changed('[')") == []
+
+
 def test_variables_bound_by_macros_are_known() -> None:
     assert check_condition("['a', 'b'].exists(x, x == branch)") == []
 
