@@ -217,8 +217,8 @@ def _function_problems(node: Tree[Token]) -> Iterator[Problem]:
         return
     if token in known_functions():
         return
-    hint = did_you_mean(str(token), [FUNCTION, *sorted(known_functions())])
-    yield (token.start_pos or 0, f"unknown function '{token}'", hint)
+    suggestion = did_you_mean(str(token), [FUNCTION, *sorted(known_functions())])
+    yield (token.start_pos or 0, f"unknown function '{token}'", suggestion)
 
 
 def _bound_names(tree: Tree[Token]) -> set[str]:
