@@ -130,3 +130,23 @@ def test_the_command_ends_cleanly_when_its_standard_output_is_closed(
     )
 
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_a_ctrl_c_before_the_command_is_set_up_ends_it_with_130_and_no_traceback() -> None:
+    # Where Ctrl-C lands depends on timing; here it lands where a command would first see it.
+    interrupted = (
+        "import conveyor.cli.main as cli\n"
+        "def main():\n"
+        "    raise KeyboardInterrupt\n"
+        "cli.main = main\n"
+        "cli.entry()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", interrupted],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert (done.returncode, done.stderr) == (130, "")

@@ -161,6 +161,8 @@ def entry() -> NoReturn:
         main()
     except SystemExit as done:
         code = done.code
+    except KeyboardInterrupt:  # Ctrl-C before a command set its own handling up
+        code = 130  # as a shell reports a command ended by SIGINT; nothing was started
     else:  # pragma: no cover - main() always exits
         code = 0
     if not isinstance(code, int | None) or not _may_end_at_once():
