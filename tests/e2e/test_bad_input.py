@@ -386,3 +386,27 @@ def test_a_run_read_without_typer_names_what_is_wrong_and_records_nothing(
     assert "did you mean 'build'?" in unknown.err
     assert no_value.code == 2 and "'--jobs' requires an argument" in no_value.err
     _no_run_recorded(ws)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("schema",),
+        ("policy", "schema"),
+        ("artifacts", "get", "sha256:" + "0" * 64),
+        ("evidence", "export", "shop", "latest"),
+    ],
+)
+def test_an_output_file_that_cannot_be_written_is_bad_input_named_before_any_work(
+    workspace: WorkspaceFactory, command: tuple[str, ...]
+) -> None:
+    ws = workspace("version: 1\njobs:\n  a: {run: 'true'}\n")
+
+    into_a_directory = ws.cli(*command, "-o", str(ws.side))
+    nowhere = ws.cli(*command, "-o", "missing/dir/out.json")
+
+    assert into_a_directory.code == 2, into_a_directory.text
+    assert f"--output {ws.side} is a directory; name the file" in into_a_directory.err
+    assert nowhere.code == 2, nowhere.text
+    assert "does not exist; create it first" in nowhere.err
+    assert not (ws.root / "missing").exists()

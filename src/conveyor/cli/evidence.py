@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from conveyor.cli.errors import WORK_FAILED
+from conveyor.cli.output import output_file
 from conveyor.cli.pipeline import FileOption, JsonOption
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ def export(
 
       conveyor evidence export payments-api 1.4.0 -o payments-api-1.4.0-evidence.zip
     """
+    output_file(output)
     plane = _plane(file)
     try:
         done = plane.export_evidence(service, version, output)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from conveyor.cli.output import output_file
 from conveyor.cli.pipeline import FileOption, JsonOption
 
 if TYPE_CHECKING:
@@ -214,6 +215,7 @@ def artifacts_get(
     file: FileOption = None,
 ) -> None:
     """Write an artifact's content to a file, checking its digest."""
+    output_file(output)
     plane = _plane(file)
     try:
         plane.fetch_artifact(digest, output.resolve())

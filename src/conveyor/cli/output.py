@@ -1,10 +1,11 @@
-"""Writing results to stdout when stdout may be gone (a closed pipe, a full disk)."""
+"""Writing results: to stdout when it may be gone (a closed pipe, a full disk), or to --output."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
+from pathlib import Path
 
 
 def emit(text: str) -> bool:
@@ -32,3 +33,31 @@ def discard_stdout() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
+
+
+def output_file(path: Path) -> Path:
+    """`path` (from `--output`) when a file can be written there; UsageError (exit 2) if not.
+
+    Checked before any work: a directory, a missing or read-only directory
+    are the caller's to fix, not a fault of Conveyor.
+    """
+    from conveyor.core.errors import UsageError
+
+    if path.is_dir():
+        raise UsageError(f"--output {path} is a directory; name the file, like {path / 'NAME'}")
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise UsageError(f"--output {path}: directory {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"--output {path} cannot be written here (permission denied)")
+    return path
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write `text` to the file `--output` named (checked); an OS refusal is exit 2."""
+    from conveyor.core.errors import UsageError
+
+    try:
+        output_file(path).write_text(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write --output {path}: {exc.strerror or exc}") from None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from conveyor.cli.output import write_output
 from conveyor.cli.running import DEFAULT_PARALLEL, display_path
 
 if TYPE_CHECKING:
@@ -220,5 +221,5 @@ def schema(
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text)
+        write_output(output, text)
         typer.echo(f"wrote {output}")

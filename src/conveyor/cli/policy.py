@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from conveyor.cli.errors import BAD_INPUT, WORK_FAILED
+from conveyor.cli.output import write_output
 from conveyor.cli.pipeline import FileOption, JsonOption
 
 if TYPE_CHECKING:
@@ -164,7 +165,7 @@ def schema(
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text)
+        write_output(output, text)
         typer.echo(f"wrote {output}")
 
 
