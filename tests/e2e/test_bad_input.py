@@ -410,3 +410,16 @@ def test_an_output_file_that_cannot_be_written_is_bad_input_named_before_any_wor
     assert nowhere.code == 2, nowhere.text
     assert "does not exist; create it first" in nowhere.err
     assert not (ws.root / "missing").exists()
+
+
+def test_a_missing_pipeline_file_reads_the_same_to_run_and_to_validate(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace("version: 1\njobs:\n  a: {run: 'true'}\n")
+
+    for command in ("run", "validate"):
+        missing = ws.cli(command, "-f", "nope.yaml")
+        assert missing.code == 2, missing.text
+        assert "nope.yaml:1:1: 'nope.yaml' does not exist" in missing.err
+        assert "pass -f with the path of yours" in missing.err
+    assert ws.runs() == []

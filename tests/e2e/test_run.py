@@ -137,11 +137,14 @@ def test_show_logs_and_explain_of_an_unknown_run_or_job_exit_2(
     ws.run()
 
     show = ws.cli("show", "999")
+    misspelled = ws.cli("show", "lates")
     logs = ws.cli("logs", "latest", "biuld")
     explain = ws.cli("explain", "latest", "pakage")
 
     assert show.code == 2
     assert "999" in show.err
+    assert misspelled.code == 2
+    assert "'lates' is not a run id; did you mean 'latest'?" in misspelled.err
     assert logs.code == 2
     assert "did you mean 'build'" in logs.err
     assert explain.code == 2
@@ -233,6 +236,13 @@ def test_a_matrix_expands_into_one_named_job_per_value_and_needs_wait_for_all(
     log = ws.cli("logs", "latest", "test (python=3.12)")
     assert log.code == 0
     assert "testing on 3.12" in log.out
+    for command in ("logs", "explain"):
+        by_base_name = ws.cli(command, "latest", "test")
+        assert by_base_name.code == 2
+        assert (
+            "'test' is a matrix job in run 1; name one of its jobs: "
+            "'test (python=3.11)', 'test (python=3.12)'"
+        ) in by_base_name.err
 
 
 def test_running_a_matrix_job_by_its_name_runs_every_expansion(

@@ -67,6 +67,11 @@ class History:
             return run_store.latest_run_id(self.db, project=self.workspace.project)
         text = str(ref).removeprefix("#")
         if not text.isdigit() or len(text) > 18:
+            import difflib  # only for this message: not among what `conveyor run` loads
+
+            close = difflib.get_close_matches(text.lower(), ["latest"], n=1, cutoff=0.6)
+            if close:
+                raise NotFound(f"'{ref}' is not a run id; did you mean 'latest'?")
             raise NotFound(
                 f"'{ref}' is not a run id; use a number from `conveyor runs` or 'latest'"
             )
@@ -253,6 +258,9 @@ def find_job(run: RunRecord, name: str) -> JobRecord:
     matches = [job for job in run.jobs if job.base_name == name]
     if len(matches) == 1:
         return matches[0]
+    if matches:
+        names = ", ".join(f"'{job.name}'" for job in matches)
+        raise NotFound(f"'{name}' is a matrix job in run {run.id}; name one of its jobs: {names}")
     import difflib  # only for this message: not among what `conveyor run` loads
 
     close = difflib.get_close_matches(name, [j.name for j in run.jobs], n=1)

@@ -8,20 +8,14 @@ from pathlib import Path
 
 from conveyor import __version__
 from conveyor.core import digest
-from conveyor.core.errors import Location, SpecError, SpecIssue
 from conveyor.spec import serialize
 from conveyor.spec.pipeline import Pipeline
+from conveyor.spec.reading import read_spec
 
 
 def load(path: str, state_dir: Path) -> Pipeline:
     """The Pipeline in `path` (shown in errors as given), from the parse cache when unchanged."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise SpecError(
-            [SpecIssue(Location(path, 1, 1), f"cannot read the file: {reason}")]
-        ) from exc
+    data = read_spec(path)
     key = digest.of_bytes(f"{__version__}\0{serialize.FORMAT}\0{path}\0".encode() + data)
     cached = state_dir / "specs" / (key.removeprefix(digest.PREFIX) + ".json")
     try:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from conveyor.core import digest
-from conveyor.core.errors import Location, SpecError, SpecIssue
+from conveyor.core.errors import SpecError, SpecIssue
 from conveyor.spec import graph
 from conveyor.spec.conditions import check_condition, type_problems
 from conveyor.spec.delivery_check import DeliveryCheck
@@ -29,6 +29,7 @@ from conveyor.spec.model import (
 )
 from conveyor.spec.paths import STATE_DIR_NAME, names_state, rooted_glob
 from conveyor.spec.pipeline import Concurrency, Job, Pipeline, RetryPolicy
+from conveyor.spec.reading import read_spec
 from conveyor.spec.source import Document, NodePath, read_yaml
 from conveyor.spec.suggest import did_you_mean, one_of
 
@@ -38,17 +39,7 @@ DEFAULT_FILE = "conveyor.yaml"
 def load_pipeline(path: str | Path) -> Pipeline:
     """Read and validate the pipeline file at `path`."""
     file = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        hint = "create one with 'version: 1' and 'jobs:', or pass -f with the path of yours"
-        raise SpecError(
-            [SpecIssue(Location(file, 1, 1), f"'{file}' does not exist", hint)]
-        ) from None
-    except OSError as exc:
-        message = f"cannot read '{file}': {exc.strerror or exc}"
-        raise SpecError([SpecIssue(Location(file, 1, 1), message)]) from None
-    return parse_pipeline(data, file)
+    return parse_pipeline(read_spec(file), file)
 
 
 def parse_pipeline(text: str | bytes, path: str = DEFAULT_FILE) -> Pipeline:

@@ -104,7 +104,7 @@ def test_a_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
 
 
 def test_a_directory_instead_of_a_file_is_a_spec_error(tmp_path: Path) -> None:
-    with pytest.raises(SpecError, match="cannot read"):
+    with pytest.raises(SpecError, match="is a directory, not a pipeline file"):
         load_pipeline(tmp_path)
 
 
