@@ -128,6 +128,17 @@ def test_show_runs_logs_and_artifacts_report_the_run_that_was_printed(
         assert artifact["digest"].startswith("sha256:")
         assert artifact["digest"] == sha256_of(data)
         assert artifact["size"] == len(data)
+    # The digest as the table shows it (shortened) names the artifact to get.
+    table = ws.cli("artifacts", "ls", run_id).out
+    row = next(line for line in table.splitlines() if "dist/app.bin" in line)
+    (short,) = (word for word in row.split() if word.startswith("sha256:"))
+    got = ws.cli("artifacts", "get", short, "-o", str(ws.side / "app.bin"))
+    assert got.code == 0, got.err
+    assert (ws.side / "app.bin").read_bytes() == (ws.root / "dist/app.bin").read_bytes()
+    too_short = ws.cli("artifacts", "get", short[:12], "-o", str(ws.side / "x"))
+    unknown = ws.cli("artifacts", "get", "sha256:ffffffffffff", "-o", str(ws.side / "x"))
+    assert too_short.code == 2 and "at least 8" in too_short.err
+    assert unknown.code == 2 and "no artifact sha256:ffffffffffff... here" in unknown.err
 
 
 def test_show_logs_and_explain_of_an_unknown_run_or_job_exit_2(

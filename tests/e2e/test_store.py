@@ -87,7 +87,9 @@ def test_history_can_be_filtered_by_status_and_limited(workspace: WorkspaceFacto
     failed = ws.cli("runs", "--status", "failed", "--json").json()["runs"]
     newest = ws.cli("runs", "--limit", "1", "--json").json()["runs"]
     text = ws.cli("runs")
+    none = ws.cli("runs", "--branch", "nosuch", "--status", "success")
 
+    assert (none.code, none.out) == (0, "no runs match --status success --branch nosuch\n")
     assert [r["id"] for r in failed] == [3, 2]
     assert [r["id"] for r in newest] == [3]
     assert text.code == 0

@@ -157,6 +157,19 @@ class ContentStore:
                 raise CorruptBlob(digest, found)
         return data
 
+    def complete(self, prefix: str) -> list[str]:
+        """The stored digests that begin with `prefix` (`sha256:` and at least 2 hex digits)."""
+        hexpart = prefix.removeprefix(PREFIX).lower()
+        if len(hexpart) < 2 or not all(c in "0123456789abcdef" for c in hexpart):
+            return []
+        found = list_dir(Path(self._blob_dir) / hexpart[:2])
+        return sorted(
+            f"{PREFIX}{hexpart[:2]}{entry.name}"
+            for entry in found
+            if entry.name.startswith(hexpart[2:])
+            and is_valid_digest(PREFIX + hexpart[:2] + entry.name)
+        )
+
     def verify(self, digest: str) -> None:
         """Check a stored blob against its digest, reading it in chunks.
 

@@ -70,6 +70,10 @@ def runs(
     if json_output:
         doc = {"runs": [render.run_json(run) for run in found]}
         sys.stdout.write(render.dumps(doc) + "\n")
+    elif not found and (status, branch, before) != (None, None, None):
+        filters = {"--status": status, "--branch": branch, "--before": before}
+        given = " ".join(f"{flag} {value}" for flag, value in filters.items() if value is not None)
+        typer.echo(f"no runs match {given}")
     else:
         typer.echo(render.runs_table(found))
 

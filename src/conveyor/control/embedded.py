@@ -180,12 +180,28 @@ class EmbeddedControlPlane:
         return self._runs.cas.has(digest)
 
     def fetch_artifact(self, digest: str, dest: Path) -> None:
-        """Write an artifact's content to `dest`, checking its digest."""
+        """Write an artifact's content to `dest`, checking its digest.
+
+        A digest may be shortened as `conveyor artifacts ls` shows it, when it
+        names one stored artifact.
+        """
         if not is_digest(digest):
-            raise UsageError(f"'{digest}' is not an artifact digest; write sha256:<64 hex digits>")
+            digest = self._complete(digest)
         if not self._runs.cas.has(digest):
             raise NotFound(f"no artifact {digest} here (never stored, or pruned)")
         self._runs.cas.restore(digest, dest)
+
+    def _complete(self, short: str) -> str:
+        shape = "write sha256: and its first hex digits (at least 8), as `artifacts ls` shows"
+        hexpart = short.removeprefix("sha256:")
+        if not short.startswith("sha256:") or len(hexpart) < 8:
+            raise UsageError(f"'{short}' is not an artifact digest; {shape}")
+        found = self._runs.cas.complete(short)
+        if not found:
+            raise NotFound(f"no artifact {short}... here (never stored, or pruned)")
+        if len(found) > 1:
+            raise UsageError(f"'{short}' is the start of {len(found)} artifacts; write more of it")
+        return found[0]
 
     def create_release(
         self, pipeline: PipelineSource, run_ref: str | None, *, version: str | None = None

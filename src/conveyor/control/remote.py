@@ -139,7 +139,10 @@ class RemoteControlPlane(DeliveryCalls):
     def fetch_artifact(self, digest: str, dest: Path) -> None:
         """Write an artifact's content to `dest`, checking its digest before it appears there."""
         if not is_digest(digest):
-            raise UsageError(f"'{digest}' is not an artifact digest; write sha256:<64 hex digits>")
+            raise UsageError(
+                f"'{digest}' is not an artifact digest; write sha256:<64 hex digits> "
+                "(`conveyor artifacts ls RUN --json` shows them whole)"
+            )
         with self._request("GET", _artifact_path(digest)) as got:
             _write_verified(digest, got.iter_bytes(), dest)
 
