@@ -423,3 +423,34 @@ def test_a_missing_pipeline_file_reads_the_same_to_run_and_to_validate(
         assert "nope.yaml:1:1: 'nope.yaml' does not exist" in missing.err
         assert "pass -f with the path of yours" in missing.err
     assert ws.runs() == []
+
+
+def test_errors_in_jobs_and_in_delivery_are_reported_together(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(
+        textwrap.dedent(
+            """\
+            version: 1
+            jobs:
+              build: {run: 'true', needs: [bulid]}
+            delivery:
+              service: shop
+              artifacts: ["dist/*"]
+              run: python -m http.server $PORT
+              environments:
+                - name: dev
+                - name: prod
+                  requires: {after: stagin}
+                - name: dev
+            """
+        )
+    )
+
+    result = ws.cli("validate")
+
+    assert result.code == 2
+    assert "conveyor.yaml:3:32: job 'build' needs 'bulid'" in result.err
+    assert "environment 'dev' is listed twice" in result.err
+    assert "stagin" in result.err
+    assert "3 errors found" in result.err

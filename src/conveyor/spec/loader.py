@@ -13,15 +13,20 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from conveyor.core import digest
 from conveyor.core.errors import SpecError, SpecIssue
 from conveyor.spec import graph
 from conveyor.spec.conditions import check_condition, type_problems
+from conveyor.spec.delivery import Delivery
 from conveyor.spec.delivery_check import DeliveryCheck
+from conveyor.spec.delivery_model import DeliveryModel
 from conveyor.spec.matrix import Expansion, expand, matrix_issues, parse_expansion_name
 from conveyor.spec.model import (
     Checked,
     ConcurrencyModel,
+    FileModel,
     JobModel,
     Violation,
     check,
@@ -85,15 +90,10 @@ class _Assembly:
             self._check_paths(name, job)
         self._check_secrets()
         file = self.checked.file
+        delivery = self._delivery(file)
         if self.issues or file is None:
             # An anchor used twice yields the same issue twice, at the same place.
             raise SpecError(list(dict.fromkeys(self.issues)))
-        delivery = None
-        if file.delivery is not None:
-            checker = DeliveryCheck(self.positions)
-            delivery = checker.build(file.delivery)
-            if checker.issues:
-                raise SpecError(checker.issues)
         env = self._env(("env",), file.env)
         return Pipeline(
             path=self.positions.file,
@@ -104,6 +104,25 @@ class _Assembly:
             delivery=delivery,
             concurrency=_concurrency(file.concurrency),
         )
+
+    def _delivery(self, file: FileModel | None) -> Delivery | None:
+        """The `delivery:` section, checked even when other parts of the file are broken."""
+        if file is not None:
+            model = file.delivery
+        else:
+            raw = self.data.get("delivery")
+            if raw is None or any(v.path[:1] == ("delivery",) for v in self.checked.violations):
+                return None  # its own shape is broken: those issues are reported already
+            try:
+                model = DeliveryModel.model_validate(raw)
+            except ValidationError:
+                return None
+        if model is None:
+            return None
+        checker = DeliveryCheck(self.positions)
+        delivery = checker.build(model)
+        self.issues.extend(checker.issues)
+        return delivery
 
     def _jobs(self, env: Mapping[str, str], needs: Mapping[str, list[str]]) -> Iterator[Job]:
         for name, job in self.checked.jobs.items():
