@@ -355,14 +355,42 @@ def _salvage(name: str, raw: object, violations: list[Violation]) -> JobModel | 
         return None
     if not isinstance(raw, dict):
         return None
-    broken = {v.path[2] for v in violations if len(v.path) > 2 and v.path[:2] == ("jobs", name)}
-    usable = {key: value for key, value in raw.items() if key not in broken}
+    usable = dict(raw)
+    for violation in violations:
+        below = violation.path[2:] if violation.path[:2] == ("jobs", name) else ()
+        if below and not _stand_in_glob(usable, below):
+            usable.pop(below[0], None)
     # A stand-in script, so that a job without a valid `run` still shows its other problems.
     usable.setdefault("run", "true")
     try:
         return JobModel.model_validate(usable)
     except ValidationError:
         return None
+
+
+# Lists of globs whose broken items are stood in for (by "."), so that the
+# others' problems (a pattern leading outside the workspace) are said too.
+_GLOB_LISTS = (("inputs",), ("outputs",), ("reports", "junit"))
+
+
+def _stand_in_glob(job: dict[str, object], path: tuple[object, ...]) -> bool:
+    """Replace the broken glob `path` names in a job's raw values; whether it was one."""
+    for keys in _GLOB_LISTS:
+        if len(path) != len(keys) + 1 or path[: len(keys)] != keys:
+            continue
+        holder: object = job
+        for key in keys[:-1]:
+            holder = holder.get(key) if isinstance(holder, dict) else None
+            if not isinstance(holder, dict):
+                return False
+            holder = dict(holder)  # a copy: the raw document stays as read
+            job[key] = holder
+        assert isinstance(holder, dict)
+        items, index = holder.get(keys[-1]), path[-1]
+        if isinstance(items, list) and isinstance(index, int) and 0 <= index < len(items):
+            holder[keys[-1]] = [*items[:index], ".", *items[index + 1 :]]
+            return True
+    return False
 
 
 def _violations(exc: ValidationError) -> Iterator[Violation]:

@@ -410,3 +410,19 @@ def test_no_message_shows_pydantic_wording() -> None:
         assert "Input should" not in issue.message
         assert "pydantic" not in issue.render()
         assert "found" in issue.message
+
+
+def test_a_broken_glob_does_not_hide_the_problems_of_the_others_in_its_list() -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_pipeline(
+            "version: 1\njobs:\n  a:\n    run: x\n    inputs: ['../a', '/b']\n"
+            "    outputs: [ok, 3, '../../c']\n    reports: {junit: [7, '../r.xml']}\n"
+        )
+    assert [(str(i.location), i.message.split(";")[0]) for i in caught.value.issues] == [
+        ("conveyor.yaml:5:14", "'../a' leads outside the workspace"),
+        ("conveyor.yaml:5:22", "glob '/b' is absolute"),
+        ("conveyor.yaml:6:19", "'outputs[1]' of job 'a' must be a glob, found the number 3"),
+        ("conveyor.yaml:6:22", "'../../c' leads outside the workspace"),
+        ("conveyor.yaml:7:23", "'reports.junit[0]' of job 'a' must be a glob, found the number 7"),
+        ("conveyor.yaml:7:26", "'../r.xml' leads outside the workspace"),
+    ]
