@@ -215,11 +215,16 @@ def artifacts_ls(
 @artifacts_app.command(name="get")
 def artifacts_get(
     digest: Annotated[str, typer.Argument(help="The artifact's digest (sha256:...).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the file.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="Where to write the file (missing directories are made)."
+        ),
+    ],
     file: FileOption = None,
 ) -> None:
     """Write an artifact's content to a file, checking its digest."""
-    output_file(output)
+    output_file(output, make_parents=True)
     plane = _plane(file)
     try:
         plane.fetch_artifact(digest, output.resolve())

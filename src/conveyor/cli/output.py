@@ -35,19 +35,22 @@ def discard_stdout() -> None:
         os.close(devnull)
 
 
-def output_file(path: Path) -> Path:
+def output_file(path: Path, *, make_parents: bool = False) -> Path:
     """`path` (from `--output`) when a file can be written there; UsageError (exit 2) if not.
 
-    Checked before any work: a directory, a missing or read-only directory
-    are the caller's to fix, not a fault of Conveyor.
+    Checked before any work: a directory, a missing (unless `make_parents`)
+    or read-only directory are the caller's to fix, not a fault of Conveyor.
     """
     from conveyor.core.errors import UsageError
 
     if path.is_dir():
         raise UsageError(f"--output {path} is a directory; name the file, like {path / 'NAME'}")
     parent = path.absolute().parent
+    while make_parents and not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # the first that exists is the one to write in
     if not parent.is_dir():
-        raise UsageError(f"--output {path}: directory {parent} does not exist; create it first")
+        what = "is not a directory" if parent.exists() else "does not exist; create it first"
+        raise UsageError(f"--output {path}: {parent} {what}")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UsageError(f"--output {path} cannot be written here (permission denied)")
     return path
