@@ -112,6 +112,17 @@ class ContentStore:
         except OSError as err:
             raise ArtifactError(f"cannot store {path}: {_reason(err)}") from err
 
+    def put_stream(self, src: BinaryIO) -> Blob:
+        """Store what `src` yields (read to its end, then closed) and return its blob.
+
+        `ArtifactError` when it cannot be read or the store cannot take it.
+        """
+        try:
+            with src:
+                return self._put_stream(src)
+        except OSError as err:
+            raise ArtifactError(f"cannot store a stream: {_reason(err)}") from err
+
     def put_bytes(self, data: bytes) -> Blob:
         """Store `data` and return its blob."""
         blob = Blob(of_bytes(data), len(data))

@@ -322,7 +322,8 @@ class AgentLoop:
             outputs, problem = self._outputs(root, claim, masker)
             if problem:
                 status, reason = "failed", problem
-        blob = self._cas.put_bytes(log.close())
+        log.close()
+        blob = self._cas.put_stream(log.compressed())
         log.discard()
         return AttemptResult(
             status=status,

@@ -271,12 +271,12 @@ class JobAttempt:
         kept = replace(outcome, attempts=self._attempts, started_at=self._started_at)
         try:
             log.note(f"--- stopped by a fault: {outcome.reason} ---")
-            whole = log.close()
+            log.close()
             if self._attempts > max(1, self._recorded):  # a retried job's last attempt
                 # As it ended, if it did; else as the fault stopped it.
                 last = self._retried or self._kept(_Verdict("failed", outcome.reason), log)
                 kept = replace(kept, attempt=last)
-            blob = self._ctx.cas.put_bytes(whole)
+            blob = self._ctx.cas.put_stream(log.compressed())
         except Exception:  # noqa: BLE001 - already a fault; the live log is what is left
             return kept
         return replace(kept, log_digest=blob.digest)
@@ -346,7 +346,7 @@ class JobAttempt:
         """The attempt that just ended, as its own record, with its part of the log stored."""
         ctx = self._ctx
         finished = ctx.clock.now()
-        blob = ctx.cas.put_bytes(log.since(self._attempt_mark))
+        blob = ctx.cas.put_stream(log.compressed(self._attempt_mark))
         return AttemptOutcome(
             number=self._attempts,
             status=verdict.status,
@@ -365,7 +365,8 @@ class JobAttempt:
         ctx, log = self._ctx, self._log
         assert log is not None
         finished = ctx.clock.now()
-        log_blob = ctx.cas.put_bytes(log.close())  # the live file goes once this is recorded
+        log.close()
+        log_blob = ctx.cas.put_stream(log.compressed())  # the live file goes once this is recorded
         explanation = self._explain(self._fingerprint) if ctx.explain else ()
         return JobOutcome(
             status=verdict.status,

@@ -10,18 +10,23 @@ plain file is removed; the JobRun keeps the log's digest.
 from __future__ import annotations
 
 import gzip
+import io
 import threading
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from conveyor.core.masking import Masker
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 LineSink = Callable[[str], None]
 
 # Logs up to this size are kept in memory too, to compress without reading back.
 _MEMORY_LIMIT = 8 << 20
+_READ_CHUNK = 1 << 20
 
 
 def compress(content: bytes) -> bytes:
@@ -91,19 +96,12 @@ class JobLog:
         if self._file is not None:
             self._file.flush()
 
-    def close(self) -> bytes:
-        """Flush the last partial line; the whole log, gzip-compressed."""
+    def close(self) -> None:
+        """Flush the last partial line and close the live file; `compressed()` reads it."""
         with self._lock:
             self._end_line()
             if self._file is not None:
                 self._file.close()
-            if self._lines is not None:
-                content = "".join(self._lines).encode()
-            else:
-                content = self.path.read_bytes()
-        if not content:
-            return _EMPTY  # many jobs print nothing
-        return compress(content)
 
     def mark(self) -> int:
         """Where the log stands now (a byte offset), after any partial line; for `since()`."""
@@ -114,32 +112,63 @@ class JobLog:
             self._file.flush()
             return self._file.buffer.tell()
 
-    def since(self, mark: int) -> bytes:
-        """What was written after `mark` (one attempt's part of the log), gzip-compressed.
+    def compressed(self, mark: int = 0) -> BinaryIO:
+        """The log written after `mark` (all of it by default), gzip-compressed, to read once.
 
-        A partial line is ended first, as `note()` does. Past the memory limit
-        only that part is read back from the file.
+        A partial line is ended first, as `note()` does. A log kept in memory is
+        compressed from there; a larger one is compressed from its file as it
+        is read, so that memory stays bounded whatever a job prints. Equal logs
+        give equal bytes either way (one blob).
         """
         with self._lock:
             self._end_line()
             if self._lines is not None:
                 content = "".join(self._lines).encode()[mark:]
-            elif self._file is None:
-                content = b""
-            else:
-                if not self._file.closed:
-                    self._file.flush()
-                with open(self.path, "rb") as written:
-                    written.seek(mark)
-                    content = written.read()
-        if not content:
-            return _EMPTY
-        return compress(content)
+                return io.BytesIO(compress(content) if content else _EMPTY)
+            if self._file is None:
+                return io.BytesIO(_EMPTY)
+            if not self._file.closed:
+                self._file.flush()
+            written = open(self.path, "rb")  # noqa: SIM115 - closed by the reader at its end
+        written.seek(mark)
+        return io.BufferedReader(_Compressing(written), _READ_CHUNK)
 
     def discard(self) -> None:
         """Remove the live file once the log is stored."""
         if self._file is not None:
             self.path.unlink(missing_ok=True)
+
+
+class _Compressing(io.RawIOBase):
+    """A file's bytes gzip-compressed as they are read (as `compress()` gives them)."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self._source = source
+        self._deflate = zlib.compressobj(6, zlib.DEFLATED, 31)  # gzip, no time in its header
+        self._ready = bytearray()
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")
+        while not self._done and len(self._ready) < len(view):
+            chunk = self._source.read(_READ_CHUNK)
+            if chunk:
+                self._ready += self._deflate.compress(chunk)
+            else:
+                self._ready += self._deflate.flush()
+                self._done = True
+                self._source.close()
+        size = min(len(view), len(self._ready))
+        view[:size] = self._ready[:size]
+        del self._ready[:size]
+        return size
+
+    def close(self) -> None:
+        self._source.close()
+        super().close()
 
 
 def attempt_marker(number: int, of: int, delay_s: float) -> str:

@@ -47,7 +47,8 @@ def local_log(tmp_path: Path, *chunks: bytes, note: str | None = None) -> bytes:
         log.feed(chunk)
     if note is not None:
         log.note(note)
-    blob = log.close()
+    log.close()
+    blob = log.compressed().read()
     log.discard()
     return blob
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import BinaryIO
 
 import pytest
 
@@ -414,6 +415,12 @@ class _FillsUp(ContentStore):
         if self.full:
             raise ArtifactError("cannot store: No space left on device")
         return super().put_bytes(data)
+
+    def put_stream(self, src: BinaryIO) -> Blob:
+        if self.full:
+            src.close()
+            raise ArtifactError("cannot store: No space left on device")
+        return super().put_stream(src)
 
 
 def test_a_fault_keeping_an_attempt_leaves_the_live_log_noted_and_closed(

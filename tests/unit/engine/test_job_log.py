@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import threading
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -31,6 +32,12 @@ def make_log(tmp_path: Path) -> Iterator[MakeLog]:
         log.close()
 
 
+def _closed(log: JobLog) -> str:
+    """The log as stored once the job ended."""
+    log.close()
+    return decompress(log.compressed().read())
+
+
 def test_a_line_split_across_chunks_is_one_line(make_log: MakeLog) -> None:
     log, lines = make_log()
     for chunk in (b"hel", b"lo wor", b"ld\nsec", b"ond\n"):
@@ -51,7 +58,7 @@ def test_crlf_line_endings_are_normalised(make_log: MakeLog) -> None:
     log.feed(b"dos\r")
     log.feed(b"\nline\r\n")
     assert lines == ["dos", "line"]
-    assert decompress(log.close()) == "dos\nline\n"
+    assert _closed(log) == "dos\nline\n"
 
 
 def test_a_character_split_across_chunks_is_decoded_whole(make_log: MakeLog) -> None:
@@ -76,7 +83,7 @@ def test_a_secret_split_across_chunks_is_masked(make_log: MakeLog) -> None:
     log.feed(b"password: hun")
     log.feed(b"ter2 ok\n")
     assert lines == ["password: *** ok"]
-    assert "hunter2" not in decompress(log.close())
+    assert "hunter2" not in _closed(log)
 
 
 def test_every_line_of_a_multi_line_secret_is_masked(make_log: MakeLog) -> None:
@@ -104,18 +111,20 @@ def test_the_live_file_appears_only_after_the_first_line(make_log: MakeLog) -> N
 
 def test_a_silent_job_leaves_no_file(make_log: MakeLog) -> None:
     log, lines = make_log()
-    blob = log.close()
+    log.close()
+    blob = log.compressed().read()
     log.discard()
     assert lines == []
     assert gzip.decompress(blob) == b""
     assert not log.path.exists()
 
 
-def test_close_returns_gzip_of_exactly_the_masked_text(make_log: MakeLog) -> None:
+def test_the_compressed_log_is_gzip_of_exactly_the_masked_text(make_log: MakeLog) -> None:
     log, _ = make_log(("s3cr3t",))
     log.feed(b"token=s3cr3t\r\nnext ")
     log.feed(b"line\nunterminated s3cr3t")
-    blob = log.close()
+    log.close()
+    blob = log.compressed().read()
     expected = "token=***\nnext line\nunterminated ***\n"
     assert gzip.decompress(blob) == expected.encode()
     assert log.path.read_text() == expected
@@ -128,7 +137,9 @@ def test_the_compressed_log_is_the_same_for_the_same_text(make_log: MakeLog) -> 
     second, _ = make_log(name="b")
     for log in (first, second):
         log.feed(b"same\n")
-    assert first.close() == second.close()
+    first.close()
+    second.close()
+    assert first.compressed().read() == second.compressed().read()
 
 
 def test_lines_fed_from_many_threads_are_all_kept_whole(make_log: MakeLog) -> None:
@@ -143,7 +154,7 @@ def test_lines_fed_from_many_threads_are_all_kept_whole(make_log: MakeLog) -> No
         thread.start()
     for thread in threads:
         thread.join()
-    text = decompress(log.close())
+    text = _closed(log)
     assert sorted(lines) == sorted(f"t{n}-{i}" for n in range(4) for i in range(200))
     assert sorted(text.splitlines()) == sorted(lines)
 
@@ -155,9 +166,7 @@ def test_a_note_comes_after_an_unterminated_line_and_does_not_join_it(make_log: 
     log.note("--- attempt 2 of 2 ---")
     log.feed(b"attempt two\n")
     assert lines == ["attempt one, no newline", "--- attempt 2 of 2 ---", "attempt two"]
-    assert decompress(log.close()) == (
-        "attempt one, no newline\n--- attempt 2 of 2 ---\nattempt two\n"
-    )
+    assert _closed(log) == ("attempt one, no newline\n--- attempt 2 of 2 ---\nattempt two\n")
 
 
 def test_a_log_larger_than_memory_is_compressed_from_its_file(make_log: MakeLog) -> None:
@@ -166,7 +175,7 @@ def test_a_log_larger_than_memory_is_compressed_from_its_file(make_log: MakeLog)
     for _ in range(9 * 1024):
         log.feed(line)
     log.feed(b"tail hunter2")
-    text = decompress(log.close())
+    text = _closed(log)
     assert len(text) == 9 * 1024 * 1024 + len("tail ***\n")
     assert text.endswith("x\ntail ***\n")
 
@@ -176,17 +185,17 @@ def test_since_a_mark_is_what_was_written_after_it_partial_line_ended(make_log: 
     log.feed("früh ☕ hunter2\n".encode())
     mark = log.mark()
     log.feed("später 🚀\nno newline".encode())
-    assert decompress(log.since(mark)) == "später 🚀\nno newline\n"
-    assert decompress(log.since(0)) == "früh ☕ ***\nspäter 🚀\nno newline\n"
-    assert decompress(log.close()).endswith("no newline\n")  # ended once, not twice
+    assert decompress(log.compressed(mark).read()) == "später 🚀\nno newline\n"
+    assert decompress(log.compressed(0).read()) == "früh ☕ ***\nspäter 🚀\nno newline\n"
+    assert _closed(log).endswith("no newline\n")  # ended once, not twice
 
 
 def test_a_mark_before_anything_was_written_is_the_start(make_log: MakeLog) -> None:
     log, _ = make_log()
     assert log.mark() == 0
-    assert decompress(log.since(0)) == ""
+    assert decompress(log.compressed(0).read()) == ""
     log.feed(b"one\n")
-    assert decompress(log.since(0)) == "one\n"
+    assert decompress(log.compressed(0).read()) == "one\n"
 
 
 def test_since_a_mark_past_the_memory_limit_reads_only_that_part(make_log: MakeLog) -> None:
@@ -196,7 +205,37 @@ def test_since_a_mark_past_the_memory_limit_reads_only_that_part(make_log: MakeL
         log.feed(line.encode())
     mark = log.mark()
     log.feed("tail 🚀\n".encode())
-    assert decompress(log.since(mark)) == "tail 🚀\n"
+    assert decompress(log.compressed(mark).read()) == "tail 🚀\n"
     before = log.mark()
     log.close()
-    assert decompress(log.since(before)) == ""  # the file is closed, and nothing followed
+    assert (
+        decompress(log.compressed(before).read()) == ""
+    )  # the file is closed, and nothing followed
+
+
+def test_a_log_past_the_memory_limit_is_compressed_as_read_with_bounded_memory(
+    make_log: MakeLog,
+) -> None:
+    # A job may print gigabytes: its log is never held whole, neither plain nor compressed.
+    log, _ = make_log()
+    line = (bytes(range(48, 122)) * 13 + b"\n").decode()  # 963 characters of varied text
+    for _ in range(30 * 1024):  # 29 MiB
+        log.feed(line.encode())
+    log.close()
+    size = log.path.stat().st_size
+    assert size > 28 << 20
+
+    tracemalloc.start()
+    try:
+        with log.compressed() as stream:
+            pieces = []
+            while piece := stream.read(1 << 20):
+                pieces.append(len(piece))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 8 << 20, peak
+    expected = gzip.compress(log.path.read_bytes(), compresslevel=6, mtime=0)
+    assert sum(pieces) == len(expected)
+    assert log.compressed().read() == expected  # the same bytes as a log kept in memory gives
