@@ -457,3 +457,25 @@ def test_errors_in_jobs_and_in_delivery_are_reported_together(
     assert "environment 'dev' is listed twice" in result.err
     assert "stagin" in result.err
     assert "3 errors found" in result.err
+
+
+def test_with_json_an_error_is_also_one_json_object_on_stdout(workspace: WorkspaceFactory) -> None:
+    ws = workspace(THREE_ERRORS)
+
+    run = ws.cli("run", "--json")
+    show = ws.cli("show", "999", "--json")
+
+    assert run.code == 2
+    doc = run.json()["error"]
+    assert (doc["exit_code"], len(doc["errors"])) == (2, 3)
+    assert doc["errors"][0] == {
+        "file": "conveyor.yaml",
+        "line": 5,
+        "column": 5,
+        "message": doc["errors"][0]["message"],
+        "hint": doc["errors"][0]["hint"],
+    }
+    assert "3 errors found" in run.err  # and the text, for a person
+    assert show.code == 2
+    assert show.json() == {"error": {"message": "there is no run 999", "exit_code": 2}}
+    assert "error: there is no run 999" in show.err

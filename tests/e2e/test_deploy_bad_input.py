@@ -27,5 +27,8 @@ def test_bad_arguments_and_a_pipeline_that_delivers_nothing_exit_2_naming_the_fi
 
     assert result.code == 2, result.text
     assert message in result.err
-    assert result.out == ""
+    if "--json" in args:  # the error itself, for a program
+        assert result.json() == {"error": {"message": message, "exit_code": 2}}
+    else:
+        assert result.out == ""
     assert not ws.state.exists() or ws.events() == []

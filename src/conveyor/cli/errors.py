@@ -14,6 +14,7 @@ and is well-formed, and the process said no with a reason, as a blocking gate do
 
 from __future__ import annotations
 
+import json
 import sys
 
 from conveyor.core.errors import (
@@ -25,6 +26,7 @@ from conveyor.core.errors import (
     NotFound,
     PolicyViolation,
     SpecError,
+    SpecIssue,
     StoreError,
     UsageError,
 )
@@ -57,9 +59,35 @@ def exit_code_for_run(run: RunRecord) -> int:
     return WORK_FAILED
 
 
-def report(error: ConveyorError) -> int:
-    """Print `error` for a person on stderr; the exit code it means."""
+def issue_json(issue: SpecIssue) -> dict[str, object]:
+    """A located problem as `--json` shows it."""
+    where = issue.location
+    return {
+        "file": where.file,
+        "line": where.line,
+        "column": where.column,
+        "message": issue.message,
+        "hint": issue.hint,
+    }
+
+
+def report(error: ConveyorError, *, as_json: bool = False) -> int:
+    """Print `error` for a person on stderr (and, `as_json`, for a program on stdout).
+
+    Returns the exit code it means. The JSON is one object:
+    `{"error": {"message", "exit_code"}}`, with `"errors"` (each located
+    problem) for a pipeline file that is not valid.
+    """
     code = exit_code_for(error)
+    if as_json:
+        doc: dict[str, object] = {"message": str(error), "exit_code": code}
+        if isinstance(error, SpecError):
+            doc["errors"] = [issue_json(issue) for issue in error.issues]
+        try:
+            sys.stdout.write(json.dumps({"error": doc}, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        except OSError:
+            pass  # the text on stderr still says it
     if isinstance(error, SpecError):
         count = len(error.issues)
         for issue in error.issues:

@@ -136,7 +136,7 @@ def main() -> NoReturn:
         else:
             _run_quickly(arguments)
     except ConveyorError as error:
-        sys.exit(report(error))
+        sys.exit(report(error, as_json="--json" in sys.argv[1:]))
     except BrokenPipeError:
         # The reader went away (`conveyor runs | head`): it has what it wanted.
         discard_stdout()

@@ -181,17 +181,9 @@ def validate(file: FileOption = None, json_output: JsonOption = False) -> None:
         if not json_output:
             raise
         from conveyor.cli import render
+        from conveyor.cli.errors import issue_json
 
-        issues = [
-            {
-                "file": i.location.file,
-                "line": i.location.line,
-                "column": i.location.column,
-                "message": i.message,
-                "hint": i.hint,
-            }
-            for i in error.issues
-        ]
+        issues = [issue_json(issue) for issue in error.issues]
         sys.stdout.write(render.dumps({"valid": False, "errors": issues}) + "\n")
         raise typer.Exit(2) from None
     if json_output:
