@@ -25,7 +25,12 @@ def register(main: typer.Typer) -> None:
 @app.command()
 def prune(
     max_size: Annotated[
-        str, typer.Option("--max-size", help="Shrink the cache to at most this size, e.g. 2GB.")
+        str,
+        typer.Option(
+            "--max-size",
+            help="Shrink the cache to at most this size: a number and a unit, decimal (2GB, "
+            "500MB) or binary (2GiB); 0 keeps only what recent runs refer to.",
+        ),
     ],
     keep_runs: Annotated[
         int,
@@ -36,7 +41,18 @@ def prune(
     file: FileOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Remove the least recently used cache entries until the cache fits in --max-size."""
+    """Remove the least recently used cache entries until the cache fits in --max-size.
+
+    Blobs no entry and no recent run refers to go too. What the last
+    --keep-runs runs refer to (their logs, artifacts, attempts) stays, even
+    past the size.
+
+    Examples:
+
+      conveyor cache prune --max-size 2GB
+
+      conveyor cache prune --max-size 0 --keep-runs 5 --json
+    """
     from conveyor.cli import render
     from conveyor.core.durations import parse_size
     from conveyor.core.errors import UsageError

@@ -53,7 +53,14 @@ def runs(
     file: FileOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """List the history of runs, newest first."""
+    """List the history of runs, newest first.
+
+    Examples:
+
+      conveyor runs -n 5
+
+      conveyor runs --status failed --branch main --json
+    """
     from conveyor.cli import render
     from conveyor.core.errors import UsageError
     from conveyor.core.records import RUN_STATUSES
@@ -81,7 +88,14 @@ def runs(
 def show(
     run: RunArgument = "latest", file: FileOption = None, json_output: JsonOption = False
 ) -> None:
-    """Show one run: its jobs, their outcomes, artifacts and test results."""
+    """Show one run: its jobs, their outcomes, artifacts and test results.
+
+    Examples:
+
+      conveyor show              # the latest run
+
+      conveyor show 42 --json
+    """
     from conveyor.cli import render
 
     plane = _plane(file)
@@ -118,7 +132,16 @@ def logs(
     ] = None,
     file: FileOption = None,
 ) -> None:
-    """Print a job's log (secrets masked as ***)."""
+    """Print a job's log (secrets masked as ***).
+
+    Examples:
+
+      conveyor logs latest build
+
+      conveyor logs 42 'test (python=3.12)' --follow
+
+      conveyor logs 42 flaky --attempt 1
+    """
     plane = _plane(file)
     try:
         text, live = plane.job_log(run, job, attempt)
@@ -141,6 +164,10 @@ def explain(
 
     Compares the job's inputs with its last cached execution and names each
     difference: a file, an environment variable, an upstream output, the script.
+
+    Example:
+
+      conveyor explain latest test
     """
     from conveyor.cli import render
 
@@ -169,7 +196,12 @@ def explain(
 def artifacts_ls(
     run: RunArgument = "latest", file: FileOption = None, json_output: JsonOption = False
 ) -> None:
-    """List the artifacts of a run with their digests."""
+    """List the artifacts of a run with their digests.
+
+    Example:
+
+      conveyor artifacts ls latest     # then: conveyor artifacts get sha256:<start> -o FILE
+    """
     from conveyor.cli import render
     from conveyor.core.digest import short
 
@@ -223,7 +255,14 @@ def artifacts_get(
     ],
     file: FileOption = None,
 ) -> None:
-    """Write an artifact's content to a file, checking its digest."""
+    """Write an artifact's content to a file, checking its digest.
+
+    The digest may be shortened as `conveyor artifacts ls` shows it.
+
+    Example:
+
+      conveyor artifacts get sha256:73cb3858a687 -o dist/app.whl
+    """
     output_file(output, make_parents=True)
     plane = _plane(file)
     try:
