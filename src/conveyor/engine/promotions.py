@@ -243,9 +243,16 @@ class PromotionService:
             environment=environment,
         )
         if found is None:
-            raise NotFound(
-                f"{release.service} {release.version} was never promoted to {environment}; "
+            promoted = {
+                p.environment
+                for p in self.list_promotions(service=release.service, limit=500)
+                if p.version == release.version
+            }
+            hint = did_you_mean(environment, promoted) or (
                 f"`conveyor promote {release.service} {release.version} --to {environment}`"
+            )
+            raise NotFound(
+                f"{release.service} {release.version} was never promoted to {environment}; {hint}"
             )
         return found
 

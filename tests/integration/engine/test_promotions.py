@@ -182,8 +182,11 @@ def test_why_gives_the_latest_promotion_of_a_release_into_an_environment(world: 
     latest = service.promote(world.pipeline, "payments-api", "0.1.0", "prod", REQUESTER)
 
     assert service.why("payments-api", "v0.1.0", "prod").id == latest.id
-    with pytest.raises(NotFound, match=r"0\.1\.0 was never promoted to staging"):
+    with pytest.raises(NotFound, match=r"0\.1\.0 was never promoted to staging; `conveyor pro"):
         service.why("payments-api", "0.1.0", "staging")
+    # A misspelled environment is not a promotion to suggest.
+    with pytest.raises(NotFound, match=r"never promoted to prdo; did you mean 'prod'\?$"):
+        service.why("payments-api", "0.1.0", "prdo")
 
 
 @pytest.mark.parametrize(
