@@ -115,8 +115,13 @@ class ContentStore:
     def put_stream(self, src: BinaryIO) -> Blob:
         """Store what `src` yields (read to its end, then closed) and return its blob.
 
-        `ArtifactError` when it cannot be read or the store cannot take it.
+        Content already in memory (a `BytesIO`) goes as `put_bytes` does: when
+        it is stored already, nothing is written. `ArtifactError` when it cannot
+        be read or the store cannot take it.
         """
+        if isinstance(src, io.BytesIO):
+            with src:
+                return self.put_bytes(src.getvalue())
         try:
             with src:
                 return self._put_stream(src)
