@@ -51,7 +51,8 @@ def output_file(path: Path, *, make_parents: bool = False) -> Path:
     if not parent.is_dir():
         what = "is not a directory" if parent.exists() else "does not exist; create it first"
         raise UsageError(f"--output {path}: {parent} {what}")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    writable = os.access(path, os.W_OK) if path.exists() else os.access(parent, os.W_OK)
+    if not writable:  # an existing file (/dev/null, say) needs no write access to its directory
         raise UsageError(f"--output {path} cannot be written here (permission denied)")
     return path
 

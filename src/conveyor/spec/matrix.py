@@ -18,8 +18,6 @@ from conveyor.spec.suggest import did_you_mean, one_of
 # would flood the runners.
 MAX_EXPANSIONS = 256
 _NAME = re.compile(r"(?P<base>[^ ()]+) \((?P<pairs>.*)\)")
-# What would make an expansion's name (`test (python=3.12, os=linux)`) ambiguous.
-_AMBIGUOUS = re.compile(r"[,=()]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +87,6 @@ def matrix_issues(
             if value in seen:
                 message = f"'{value}' appears twice in matrix axis '{axis}'"
                 issues.append(MatrixIssue((axis, index), message, "remove one of them"))
-            elif _AMBIGUOUS.search(value):
-                message = (
-                    f"'{value}' cannot be a value of matrix axis '{axis}': its jobs are named "
-                    f"like 'job ({axis}=...)', which ',', '=' and parentheses would make ambiguous"
-                )
-                issues.append(MatrixIssue((axis, index), message, "use another, like '-' or '/'"))
             seen.add(value)
     for index, entry in enumerate(exclude):
         issues.extend(_exclude_issues(index, entry, axes))
@@ -104,7 +96,17 @@ def matrix_issues(
     for values in axes.values():
         total *= len(values)
     # Excludes rarely remove most of a product; skip building a huge one to count it.
-    kept = len(expand("", axes, exclude)) if total <= 16 * MAX_EXPANSIONS else total
+    kept_names = (
+        [e.name for e in expand("", axes, exclude)] if total <= 16 * MAX_EXPANSIONS else None
+    )
+    kept = total if kept_names is None else len(kept_names)
+    twice = _named_twice(kept_names or [])
+    if twice is not None:
+        message = (
+            f"two combinations of this matrix would both be named '{twice.strip()}': "
+            "a value holding ', ' and '=' reads as another axis in a job's name"
+        )
+        issues.append(MatrixIssue((), message, "change one of those values", on_key=True))
     if kept == 0:
         message = "'exclude' removes every combination of this matrix"
         issues.append(MatrixIssue(("exclude",), message, on_key=True))
@@ -131,3 +133,12 @@ def _exclude_issues(
             hint = did_you_mean(value, axes[axis]) or f"the values are {one_of(axes[axis])}"
             issues.append(MatrixIssue(at, message, hint))
     return issues
+
+
+def _named_twice(names: Sequence[str]) -> str | None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None

@@ -171,7 +171,7 @@ class MatrixModel(BaseModel):
                     at=(key,),
                     on_key=True,
                 )
-            if isinstance(key, str) and key != "exclude" and did_you_mean(key, ["exclude"]):
+            if isinstance(key, str) and _misspells_exclude(key):
                 message = f"'{key}' looks like a misspelled 'exclude', not an axis"
                 raise RuleError(message, "did you mean 'exclude'?", at=(key,), on_key=True)
         return data
@@ -181,6 +181,28 @@ class MatrixModel(BaseModel):
         if not self.__pydantic_extra__:
             raise RuleError("a matrix needs at least one axis", "like matrix: {python: ['3.12']}")
         return self
+
+
+def _misspells_exclude(key: str) -> bool:
+    """`exlude`, `exclued`: within two edits of `exclude`, and not a name built on it."""
+    if key == "exclude" or key.startswith("exclude") or abs(len(key) - 7) > 2:
+        return False
+    return _edits(key, "exclude") <= 2
+
+
+def _edits(a: str, b: str) -> int:
+    """Edits (insert, delete, replace, swap two neighbours) that turn `a` into `b`."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, char in enumerate(a, 1):
+        current = [i]
+        for j, other in enumerate(b, 1):
+            cost = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char != other))
+            if i > 1 and j > 1 and char == b[j - 2] and a[i - 2] == other:
+                cost = min(cost, previous2[j - 2] + 1)
+            current.append(cost)
+        previous2, previous = previous, current
+    return previous[-1]
 
 
 class JobModel(_Strict):

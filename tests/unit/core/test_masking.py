@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from conveyor.core.masking import MASK, Masker
@@ -95,3 +97,36 @@ def test_a_secret_that_is_not_utf8_is_masked_as_a_log_decodes_it() -> None:
     assert masker.mask(b"[caf\xe9Secret123]".decode("utf-8", "replace")) == f"[{MASK}]"
     assert masker.mask(f"<{secret}>") == f"<{MASK}>"
     assert masker.mask(repr(secret)) == f"'{MASK}'"
+
+
+@pytest.mark.parametrize(
+    ("secrets", "text"),
+    [
+        (["abab"], "ababab"),  # a secret overlapping itself
+        (["hunter2", "2-topsecret-hunter2"], "pw=hunter2-topsecret-hunter2"),  # one in another
+    ],
+)
+def test_occurrences_that_share_characters_are_masked_all_through(
+    secrets: list[str], text: str
+) -> None:
+    masked = Masker(secrets).mask(text)
+    assert masked in (MASK, f"pw={MASK}")
+
+
+def test_masking_leaves_nothing_of_any_secret_in_random_text() -> None:
+    # Every character any occurrence of a secret covers is masked (a fuzz over small alphabets).
+    rng = random.Random(7)
+    for _ in range(3000):
+        secrets = ["".join(rng.choice("ab2-") for _ in range(rng.randint(2, 6))) for _ in range(3)]
+        text = "".join(rng.choice("ab2- ") for _ in range(rng.randint(0, 30)))
+        covered = [False] * len(text)
+        for secret in secrets:
+            at = text.find(secret)
+            while at >= 0:
+                covered[at : at + len(secret)] = [True] * len(secret)
+                at = text.find(secret, at + 1)
+        masked = Masker(secrets).mask(text)
+        # What is left once the masks are taken out is exactly the text no secret covers.
+        left = "".join(char for hit, char in zip(covered, text, strict=True) if not hit)
+        assert masked.replace(MASK, "") == left, (secrets, text, masked)
+        assert (MASK in masked) == any(covered)
