@@ -427,3 +427,43 @@ def test_a_run_stopped_while_it_waits_for_another_runs_job_leaves_that_job_whole
     again = ws.run()
     assert jobs_by_name(again.json())["a"]["status"] == "cached"
     assert ws.read("out/a.txt") == "".join(f"line {i}\n" for i in range(1, 41))
+
+
+RESTORES = """
+version: 1
+jobs:
+  gen:
+    inputs: [in.txt]
+    run: |
+      cat in.txt > out.txt
+      echo ran >> "$SIDE/executions"
+      sleep 1.5
+    outputs: [out.txt]
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_cache_hit_does_not_restore_outputs_while_another_run_runs_the_job(
+    workspace: WorkspaceFactory,
+) -> None:
+    # Run B's hit would write v0 under run A's job, which then stores it as v1's result.
+    ws = workspace(RESTORES, files={"in.txt": "v0\n"})
+    assert ws.run().code == 0
+    ws.write("in.txt", "v1\n")
+    first = ws.start("run", "--json")
+    wait_for(
+        lambda: ws.side.joinpath("executions").read_text().count("ran") == 2,
+        timeout=20,
+        what="run A to start gen",
+    )
+    ws.write("in.txt", "v0\n")
+    second = ws.start("run", "--json")
+    first.wait(timeout=30)
+    second.wait(timeout=30)
+
+    assert "gen: another run in this workspace is running it; waiting" in ws.output_of(second).err
+    ws.write("in.txt", "v1\n")
+    (ws.root / "out.txt").unlink()
+    again = ws.run()
+    assert jobs_by_name(again.json())["gen"]["status"] == "cached"
+    assert ws.read("out.txt") == "v1\n"

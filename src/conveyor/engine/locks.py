@@ -75,16 +75,26 @@ def _pid_alive(pid: int) -> bool:
 
 
 class JobLocks:
-    """The jobs one Run holds in its workspace; `take` never waits, `release` from any thread."""
+    """The jobs one Run holds in its workspace; `take` never waits, `release` from any thread.
 
-    def __init__(self, locks_dir: Path) -> None:
+    A job is named by the workspace it writes in, the pipeline file and its
+    name: projects sharing a state directory, and a job that runs another
+    pipeline of its workspace (`conveyor run -f other.yaml`), do not wait on
+    each other. A lock lasts as long as the Run holding it: a Run killed with
+    SIGKILL lets go of it while its job's processes may still run (the next
+    `conveyor runs` stops them).
+    """
+
+    def __init__(self, locks_dir: Path, *, workspace: Path, pipeline: Path) -> None:
         self._dir = locks_dir
+        self._scope = f"{workspace.resolve()}\0{pipeline.resolve()}\0"
         self._held: dict[str, int] = {}  # job -> the descriptor holding its lock
         self._mutex = threading.Lock()
 
     def take(self, job: str) -> bool:
         """Hold `job`'s lock; False while another Run (or another holder) has it."""
-        path = self._dir / f"job-{hashlib.sha256(job.encode()).hexdigest()[:32]}.lock"
+        key = hashlib.sha256((self._scope + job).encode()).hexdigest()[:32]
+        path = self._dir / f"job-{key}.lock"
         with self._mutex:
             if job in self._held:
                 return True

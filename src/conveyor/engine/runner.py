@@ -235,6 +235,9 @@ class Scheduler:
             upstream = upstream_outputs(self._plan, job, lambda n: self._outcomes[n].outputs)
             attempt = JobAttempt(self._ctx, job, self._position[name], upstream)
             try:
+                # A hit of a job with outputs writes them: not while another Run's runs.
+                if job.outputs and not self._take(name):
+                    continue
                 hit = attempt.restore()
                 if hit is None:
                     if not self._take(name):

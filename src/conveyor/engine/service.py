@@ -313,7 +313,11 @@ class RunService:
                 max(1, launch.request.max_parallel), launch.request.keep_going
             ),
             warm_up=partial(_prepare_signing, self.workspace.state_dir, self.environ),
-            job_locks=JobLocks(self.workspace.locks_dir),
+            job_locks=JobLocks(
+                self.workspace.locks_dir,
+                workspace=self.workspace.root,
+                pipeline=self.workspace.spec_path,
+            ),
         )
         ctx.on_running = scheduler.record_running
         ctx.on_retry = scheduler.record_retry
