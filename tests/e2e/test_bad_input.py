@@ -479,3 +479,11 @@ def test_with_json_an_error_is_also_one_json_object_on_stdout(workspace: Workspa
     assert show.code == 2
     assert show.json() == {"error": {"message": "there is no run 999", "exit_code": 2}}
     assert "error: there is no run 999" in show.err
+
+
+def test_an_existing_file_is_written_whatever_its_directory_allows(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace("version: 1\njobs:\n  a: {run: 'true'}\n")
+    done = ws.cli("schema", "-o", "/dev/null")
+    assert (done.code, done.err) == (0, ""), done.text

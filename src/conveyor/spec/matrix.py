@@ -103,7 +103,7 @@ def matrix_issues(
     twice = _named_twice(kept_names or [])
     if twice is not None:
         message = (
-            f"two combinations of this matrix would both be named '{twice.strip()}': "
+            f"two combinations of this matrix would name their jobs alike, {twice.strip()}: "
             "a value holding ', ' and '=' reads as another axis in a job's name"
         )
         issues.append(MatrixIssue((), message, "change one of those values", on_key=True))
