@@ -66,32 +66,46 @@ def type_problems(source: str) -> list[Problem]:
     """Problems evaluating `source` meets whatever a Run's facts are: values of the wrong type.
 
     `check_condition` finds what its syntax and names say; this evaluates it
-    with sample facts (each `env` key it reads set, `changed()` false, then
-    true) and keeps only what does not depend on them: an operator or a
-    function given the wrong types, or a result that is not true or false.
+    with sample facts and keeps only what does not depend on them: a problem
+    met with every sample (each `env` key it reads set to '0', then to '';
+    `changed()` false, then true) that is an operator or a function given
+    the wrong types, or a result that is not true or false. A value's own
+    problem (`int('')`, an index out of range) is left to the Run.
     """
-    from celpy import celtypes
     from celpy.celparser import CELParseError
-    from celpy.evaluation import CELEvalError
 
     try:
         tree = compile_cel(source)
     except CELParseError:
         return []  # check_condition says why
-    facts = ConditionFacts("main", "0" * 40, "push", dict.fromkeys(_env_keys(tree), ""))
+    keys = _env_keys(tree)
     for changed in (_never_changed, _always_changed):
-        functions = {FUNCTION: _changed_function(changed)}
-        try:
-            result = environment().program(tree, functions=functions).evaluate(_activation(facts))
-        except CELEvalError as exc:
-            found = _wrong_types(exc)
-            if found is not None:
-                return [(0, f"{_named(source)} cannot be evaluated: {found[0]}", found[1])]
-            continue  # a value's problem (a conversion, an index): the real facts decide
-        if not isinstance(result, celtypes.BoolType):
-            message = f"{_named(source)} gives {_kind(result)}, not true or false"
-            return [(0, message, "compare it, like branch == 'main'")]
+        found = [_trial(source, tree, changed, dict.fromkeys(keys, v)) for v in ("0", "")]
+        if all(found):
+            return [found[0]] if found[0] is not None else []
     return []
+
+
+def _trial(
+    source: str, tree: Tree[Token], changed: Callable[[str], bool], env: Mapping[str, str]
+) -> Problem | None:
+    """The type problem evaluating `source` over sample facts meets, if any."""
+    from celpy import celtypes
+    from celpy.evaluation import CELEvalError
+
+    facts = ConditionFacts("main", "0" * 40, "push", env)
+    functions = {FUNCTION: _changed_function(changed)}
+    try:
+        result = environment().program(tree, functions=functions).evaluate(_activation(facts))
+    except CELEvalError as exc:
+        wrong = _wrong_types(exc)
+        if wrong is None:
+            return None  # a value's problem: the real facts decide
+        return (0, f"{_named(source)} cannot be evaluated: {wrong[0]}", wrong[1])
+    if not isinstance(result, celtypes.BoolType):
+        message = f"{_named(source)} gives {_kind(result)}, not true or false"
+        return (0, message, "compare it, like branch == 'main'")
+    return None
 
 
 def _never_changed(_glob: str) -> bool:
@@ -158,7 +172,7 @@ def _changed_function(changed: Callable[[str], bool]) -> CELFunction:
 
     def call(glob: Value) -> Value:
         """`changed(glob)` as CEL calls it."""
-        if not isinstance(glob, celtypes.StringType):
+        if not isinstance(glob, str):  # celpy gives a plain str for 'a' + s
             raise TypeError("changed() takes a glob as text")
         return celtypes.BoolType(changed(str(glob)))
 

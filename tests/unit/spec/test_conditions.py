@@ -239,3 +239,28 @@ def test_a_condition_whose_types_cannot_work_is_found_when_the_file_is_read(
 def test_what_depends_on_a_runs_facts_is_left_to_the_run(condition: str) -> None:
     pipeline = parse_pipeline(f'version: 1\njobs:\n  t:\n    run: x\n    if: "{condition}"\n')
     assert pipeline.jobs[0].condition == condition
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "[0, 1].exists(i, i == int(env.CI_NODE_INDEX))",
+        "[1, 2].map(x, x * int(env.K)).size() > 0",
+        "['web', 'api'].exists(s, changed('services/' + s + '/**'))",
+    ],
+)
+def test_conditions_whose_values_decide_pass_the_check_of_the_file(condition: str) -> None:
+    pipeline = parse_pipeline(f'version: 1\njobs:\n  t:\n    run: x\n    if: "{condition}"\n')
+    assert pipeline.jobs[0].condition == condition
+
+
+def test_changed_takes_a_glob_built_from_text() -> None:
+    asked: list[str] = []
+
+    def changed(glob: str) -> bool:
+        asked.append(glob)
+        return glob == "services/api/**"
+
+    source = "['web', 'api'].exists(s, changed('services/' + s + '/**'))"
+    assert evaluate_condition(source, FACTS, changed)
+    assert asked == ["services/web/**", "services/api/**"]
