@@ -80,6 +80,7 @@ class Scheduler:
         self._blocked: dict[str, None] = {}
         self._blocked_said: set[str] = set()
         self._blocked_since = 0.0
+        self._produced: dict[str, str] = {}  # an output's path -> the job that made it first
         self._warm_up: list[Callable[[], None]] | None = [import_workers]
         if warm_up is not None:
             self._warm_up.append(warm_up)
@@ -247,7 +248,7 @@ class Scheduler:
                 hit = self._fault_outcome(exc)
             if hit is not None:
                 self._release(name)
-                self._settle(name, hit)
+                self._settle(name, self._one_producer(name, hit))
                 continue
             self._running[name] = attempt
             self._guarded(name, self._begin, name, attempt, attempt.begin)
@@ -288,6 +289,7 @@ class Scheduler:
     def _judged(self, name: str, verdict: JobOutcome | float) -> None:
         attempt = self._running[name]
         if isinstance(verdict, JobOutcome):
+            verdict = self._one_producer(name, verdict)
             self._finish(name, verdict)
             if self._stores(name, verdict):
                 if not self._to_store:
@@ -324,6 +326,26 @@ class Scheduler:
             else:  # its outcome is settled; an infrastructure fault still stops the Run
                 self._fault_outcome(exc)
                 self._ctx.warn(f"{name}: internal error after it finished: {exc!r}")
+
+    def _one_producer(self, name: str, outcome: JobOutcome) -> JobOutcome:
+        """`outcome`, failed when one of its outputs is another job's it does not need.
+
+        Each would keep its own copy of the file, and a cache hit of one would
+        put it back over the other's: a file has one producer. (Along `needs`
+        a job may rewrite a file a job it needs wrote.)
+        """
+        if not outcome.outputs or outcome.status not in ("success", "cached"):
+            return outcome
+        above = self._plan.producers[name]
+        for output in outcome.outputs:
+            other = self._produced.setdefault(output.path, name)
+            if other != name and other not in above:
+                reason = (
+                    f"output {output.path} is also an output of job '{other}', which it does "
+                    "not need: a file has one producer (narrow a glob, or add a need)"
+                )
+                return replace(outcome, status="failed", cached=False, reason=reason)
+        return outcome
 
     def _stores(self, name: str, outcome: JobOutcome) -> bool:
         """Whether the job's outcome goes to the cache (its lock is held until it has)."""

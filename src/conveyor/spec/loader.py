@@ -17,7 +17,6 @@ from pydantic import ValidationError
 
 from conveyor.core import digest
 from conveyor.core.errors import SpecError, SpecIssue
-from conveyor.core.globs import compile_glob
 from conveyor.spec import graph
 from conveyor.spec.conditions import check_condition, type_problems
 from conveyor.spec.delivery import Delivery
@@ -86,7 +85,6 @@ class _Assembly:
             self.expansions[name] = self._expand(name, job)
         needs = {name: self._needs(name, job) for name, job in jobs.items()}
         self._check_cycles(needs)
-        self._check_shared_outputs(needs)
         for name, job in jobs.items():
             self._check_condition(name, job)
             self._check_paths(name, job)
@@ -225,45 +223,6 @@ class _Assembly:
             self._add(path, message, did_you_mean(need, names) or f"write one of {one_of(names)}")
         return []
 
-    def _check_shared_outputs(self, needs: Mapping[str, Sequence[str]]) -> None:
-        """Two jobs, neither needing the other, whose outputs may name the same file.
-
-        Each would store the file as it found it, and a cache hit of one would
-        put back its copy over the other's. A file has one producer.
-        """
-        base_of = {e.name: base for base, expansions in self.expansions.items() for e in expansions}
-        above = _ancestors(
-            {name: {base_of.get(n, n) for n in names} for name, names in needs.items()}
-        )
-        declared = {
-            name: [
-                (index, pattern, rooted)
-                for index, pattern in enumerate(job.outputs)
-                if (rooted := rooted_glob(job.workdir, pattern)) is not None
-            ]
-            for name, job in self.checked.jobs.items()
-        }
-        names = list(declared)
-        for later_at, later in enumerate(names):
-            for earlier in names[:later_at]:
-                if earlier in above.get(later, ()) or later in above.get(earlier, ()):
-                    continue
-                for index, pattern, rooted in declared[later]:
-                    clash = next(
-                        (p for _, p, r in declared[earlier] if _may_overlap(r, rooted)), None
-                    )
-                    if clash is not None:
-                        written = self.raw_jobs.get(later)
-                        single = isinstance(_mapping(written).get("outputs"), str)
-                        path: NodePath = ("jobs", later, "outputs")
-                        self._add(
-                            path if single else (*path, index),
-                            f"output '{pattern}' of job '{later}' may name the same files as "
-                            f"output '{clash}' of job '{earlier}'",
-                            "a file has one producer: narrow one of the globs, or make one "
-                            "job need the other",
-                        )
-
     def _check_cycles(self, needs: Mapping[str, Sequence[str]]) -> None:
         base_of = {e.name: base for base, expansions in self.expansions.items() for e in expansions}
         base_needs = {
@@ -356,27 +315,3 @@ class _Assembly:
         else:
             where = self.positions.value(violation.path)
         return SpecIssue(where, violation.message, violation.hint)
-
-
-def _ancestors(needs: Mapping[str, set[str]]) -> dict[str, set[str]]:
-    """Every job each job needs, directly or further up (a cycle is reported elsewhere)."""
-    found: dict[str, set[str]] = {}
-    for name in needs:
-        seen: set[str] = set()
-        stack = list(needs[name])
-        while stack:
-            need = stack.pop()
-            if need in seen or need == name:
-                continue
-            seen.add(need)
-            if need in found:
-                seen |= found[need]
-            else:
-                stack.extend(needs.get(need, ()))
-        found[name] = seen
-    return found
-
-
-def _may_overlap(first: str, second: str) -> bool:
-    """Whether two root-relative globs may name one file (each read as a path by the other)."""
-    return bool(compile_glob(first).match(second) or compile_glob(second).match(first))

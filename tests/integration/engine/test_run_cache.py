@@ -283,3 +283,59 @@ def test_declared_inputs_are_relative_to_the_workdir(harness: Harness) -> None:
     harness.write("svc/src/app.py", "two\n")
     result = harness.run(spec, request=RunRequest(explain=True))
     assert result.explanations["api"] == ("file svc/src/app.py changed",)
+
+
+def test_a_job_whose_outputs_take_another_jobs_file_fails_naming_both(harness: Harness) -> None:
+    # a's glob takes b's file: each would keep its copy, and a hit of a would undo b's.
+    spec = """\
+    version: 1
+    jobs:
+      b: {run: b, inputs: [], env: {WRITES: out/b.txt, CONTENT: fresh}, outputs: [out/b.txt]}
+      a: {run: a, needs: [c], inputs: [], outputs: ["out/*.txt"]}
+      c: {run: c, needs: [b], inputs: [], env: {WRITES: out/c.txt}, outputs: [out/c.txt]}
+    """
+    result = harness.run(spec, FakeExecutor(producing), RunRequest(max_parallel=1, keep_going=True))
+
+    jobs = jobs_of(result)
+    assert jobs["b"].status == "success"
+    assert jobs["c"].status == "success"  # c needs b: no conflict along needs
+    assert jobs["a"].status == "success"  # a needs c (and so b): it may take both files
+
+
+def test_two_jobs_that_do_not_need_each_other_may_not_share_an_output(harness: Harness) -> None:
+    spec = """\
+    version: 1
+    jobs:
+      b: {run: b, inputs: [], env: {WRITES: out/b.txt, CONTENT: fresh}, outputs: [out/b.txt]}
+      a: {run: a, needs: [b], inputs: [], outputs: ["out/*.txt"]}
+      x: {run: x, inputs: [], env: {WRITES: out/b.txt, CONTENT: other}, outputs: ["out/b.txt"]}
+    """
+    result = harness.run(spec, FakeExecutor(producing), RunRequest(max_parallel=1, keep_going=True))
+
+    jobs = jobs_of(result)
+    assert (jobs["b"].status, jobs["a"].status) == ("success", "success")
+    assert jobs["x"].status == "failed"
+    assert jobs["x"].reason == (
+        "output out/b.txt is also an output of job 'b', which it does not need: "
+        "a file has one producer (narrow a glob, or add a need)"
+    )
+    # Not cached: the next run tries again rather than replaying the clash.
+    again = harness.run(spec, FakeExecutor(producing), RunRequest(max_parallel=1, keep_going=True))
+    assert jobs_of(again)["x"].status == "failed"
+
+
+def test_expansions_of_a_matrix_job_may_not_take_each_others_files(harness: Harness) -> None:
+    spec = """\
+    version: 1
+    jobs:
+      build:
+        run: build
+        inputs: []
+        matrix: {os: [linux, darwin]}
+        env: {WRITES: dist/app}
+        outputs: ["dist/*"]
+    """
+    result = harness.run(spec, FakeExecutor(producing), RunRequest(max_parallel=1, keep_going=True))
+
+    statuses_ = sorted(job.status for job in result.run.jobs)
+    assert statuses_ == ["failed", "success"]
