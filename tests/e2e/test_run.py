@@ -135,6 +135,8 @@ def test_show_runs_logs_and_artifacts_report_the_run_that_was_printed(
     got = ws.cli("artifacts", "get", short, "-o", str(ws.side / "app.bin"))
     assert got.code == 0, got.err
     assert (ws.side / "app.bin").read_bytes() == (ws.root / "dist/app.bin").read_bytes()
+    not_hex = ws.cli("artifacts", "get", "sha256:zzzzzzzzzzzz", "-o", str(ws.side / "x"))
+    assert not_hex.code == 2 and "is not an artifact digest" in not_hex.err
     too_short = ws.cli("artifacts", "get", short[:12], "-o", str(ws.side / "x"))
     unknown = ws.cli("artifacts", "get", "sha256:ffffffffffff", "-o", str(ws.side / "x"))
     assert too_short.code == 2 and "at least 8" in too_short.err
@@ -156,6 +158,7 @@ def test_show_logs_and_explain_of_an_unknown_run_or_job_exit_2(
     assert "999" in show.err
     assert misspelled.code == 2
     assert "'lates' is not a run id; did you mean 'latest'?" in misspelled.err
+    assert ws.cli("show", "Latest").code == 0
     assert logs.code == 2
     assert "did you mean 'build'" in logs.err
     assert explain.code == 2

@@ -55,7 +55,9 @@ def parse_expiry(text: str | None, *, now: float) -> float | None:
         return None
     try:
         seconds = parse_duration(text)
-    except ValueError:
+    except ValueError as exc:
+        if "is not a duration;" not in str(exc):  # a specific reason: units, or too long
+            raise ValueError(f"--expires {exc}") from None
         raise ValueError(
             f"'{text}' is not a lifetime; write a duration like '30d' or {EXAMPLES}, or 'never'"
         ) from None

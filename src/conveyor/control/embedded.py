@@ -193,8 +193,9 @@ class EmbeddedControlPlane:
 
     def _complete(self, short: str) -> str:
         shape = "write sha256: and its first hex digits (at least 8), as `artifacts ls` shows"
-        hexpart = short.removeprefix("sha256:")
-        if not short.startswith("sha256:") or len(hexpart) < 8:
+        hexpart = short.removeprefix("sha256:").lower()
+        hexadecimal = all(char in "0123456789abcdef" for char in hexpart)
+        if not short.startswith("sha256:") or len(hexpart) < 8 or not hexadecimal:
             raise UsageError(f"'{short}' is not an artifact digest; {shape}")
         found = self._runs.cas.complete(short)
         if not found:

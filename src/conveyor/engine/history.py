@@ -63,7 +63,7 @@ class History:
 
     def resolve(self, ref: str | int | None) -> RunId:
         """A Run id from what a user typed: a number, `latest`, or nothing."""
-        if ref is None or str(ref) in ("latest", "last", "-"):
+        if ref is None or str(ref).lower() in ("latest", "last", "-"):
             return run_store.latest_run_id(self.db, project=self.workspace.project)
         text = str(ref).removeprefix("#")
         if not text.isdigit() or len(text) > 18:

@@ -38,3 +38,12 @@ def test_expiry_is_now_plus_the_lifetime_and_never_means_none() -> None:
 def test_a_lifetime_that_is_not_a_positive_duration_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="is not a lifetime"):
         parse_expiry(text, now=0.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [("40000d", "longer than 100 years"), ("12h30m45s1d", "each unit once, the largest first")],
+)
+def test_a_lifetime_refused_for_a_reason_of_its_own_says_it(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=f"--expires '{text}' .*{reason}"):
+        parse_expiry(text, now=0.0)
