@@ -467,33 +467,3 @@ def test_a_cache_hit_does_not_restore_outputs_while_another_run_runs_the_job(
     again = ws.run()
     assert jobs_by_name(again.json())["gen"]["status"] == "cached"
     assert ws.read("out.txt") == "v1\n"
-
-
-HELD = """
-version: 1
-jobs:
-  slow:
-    inputs: []
-    cache: false
-    run: |
-      echo "start $$" >> "$SIDE/order"
-      sleep 2
-      echo "end $$" >> "$SIDE/order"
-"""
-
-
-@pytest.mark.timeout(60)
-def test_a_job_of_a_run_killed_with_sigkill_keeps_its_lock_until_it_ends(
-    workspace: WorkspaceFactory,
-) -> None:
-    # The job's processes outlive the Run; another Run must not start the job beside them.
-    ws = workspace(HELD)
-    first = ws.start("run", "-q")
-    wait_for((ws.side / "order").exists, timeout=20, what="the first run to start slow")
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=10)
-    second = ws.start("run", "-q")
-    second.wait(timeout=30)
-
-    order = [line.split()[0] for line in (ws.side / "order").read_text().splitlines()]
-    assert order == ["start", "end", "start", "end"]

@@ -96,7 +96,6 @@ class RunContext:
     state_dir: Path | None = None  # Conveyor's own, when not the workspace's .conveyor/
     on_running: Callable[[Job, float, int | None], None] = lambda _job, _at, _pid: None
     on_retry: Callable[[Job, int, int | None], None] = lambda _job, _number, _pid: None
-    lock_fd: Callable[[str], int | None] = lambda _job: None  # the job's lock, to inherit
 
 
 class JobAttempt:
@@ -414,7 +413,6 @@ class JobAttempt:
             env={**ctx.base_env, **job.env, **job.matrix, "CONVEYOR_JOB": job.name},
             cwd=ctx.root / job.workdir,
             timeout_s=job.timeout_s,
-            keep_fds=() if (held := ctx.lock_fd(job.name)) is None else (held,),
         )
         with self._lock:
             if self._canceled:

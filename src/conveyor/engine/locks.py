@@ -80,8 +80,9 @@ class JobLocks:
     A job is named by the workspace it writes in, the pipeline file and its
     name: projects sharing a state directory, and a job that runs another
     pipeline of its workspace (`conveyor run -f other.yaml`), do not wait on
-    each other. The job's processes hold the lock too (they inherit it), so a
-    Run killed with SIGKILL does not free its jobs while they still run.
+    each other. A lock lasts as long as the Run holding it: a Run killed with
+    SIGKILL lets go of it while its job's processes may still run (the next
+    `conveyor runs` stops them).
     """
 
     def __init__(self, locks_dir: Path, *, workspace: Path, pipeline: Path) -> None:
@@ -109,16 +110,6 @@ class JobLocks:
                 return False
             self._held[job] = fd
             return True
-
-    def fd(self, job: str) -> int | None:
-        """The descriptor holding `job`'s lock, for its processes to inherit; None if not held.
-
-        While any process holds a copy, the lock stays: a Run killed with
-        SIGKILL does not let another start the job beside processes of it
-        that still run.
-        """
-        with self._mutex:
-            return self._held.get(job)
 
     def release(self, job: str) -> None:
         with self._mutex:

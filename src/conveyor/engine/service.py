@@ -301,12 +301,6 @@ class RunService:
     ) -> RunResult:
         recorder = Recorder(self.db)
         ctx = self._context(launch, reporter)
-        locks = JobLocks(
-            self.workspace.locks_dir,
-            workspace=self.workspace.root,
-            pipeline=self.workspace.spec_path,
-        )
-        ctx.lock_fd = locks.fd
         scheduler = Scheduler(
             plan=launch.plan,
             job_ids=launch.job_ids,
@@ -319,7 +313,11 @@ class RunService:
                 max(1, launch.request.max_parallel), launch.request.keep_going
             ),
             warm_up=partial(_prepare_signing, self.workspace.state_dir, self.environ),
-            job_locks=locks,
+            job_locks=JobLocks(
+                self.workspace.locks_dir,
+                workspace=self.workspace.root,
+                pipeline=self.workspace.spec_path,
+            ),
         )
         ctx.on_running = scheduler.record_running
         ctx.on_retry = scheduler.record_retry

@@ -35,8 +35,6 @@ class ExecRequest:
     env: Mapping[str, str]
     cwd: Path
     timeout_s: float | None = None
-    # Descriptors the job's processes inherit: its lock, so that it lasts as long as they do.
-    keep_fds: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -226,7 +226,6 @@ class LocalExecution:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            pass_fds=self._request.keep_fds,
         )
 
     def _command(self, script: str) -> list[str]:

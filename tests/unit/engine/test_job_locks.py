@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -51,18 +50,3 @@ def test_another_workspace_or_pipeline_file_has_jobs_of_its_own(tmp_path: Path) 
     assert _locks(locks_dir, pipeline="inner.yaml").take("build")
     assert _locks(locks_dir, workspace="other").take("build")
     assert not _locks(locks_dir).take("build")
-
-
-def test_a_held_lock_has_a_descriptor_a_job_can_inherit_and_keep(tmp_path: Path) -> None:
-    mine, theirs = _locks(tmp_path), _locks(tmp_path)
-    assert mine.fd("a") is None
-    assert mine.take("a")
-    held = mine.fd("a")
-    assert held is not None
-    kept = os.dup(held)  # as a job's process inherits it
-    try:
-        mine.release("a")
-        assert not theirs.take("a")  # the job still runs: the lock stays
-    finally:
-        os.close(kept)
-    assert theirs.take("a")
