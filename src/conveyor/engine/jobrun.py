@@ -74,6 +74,10 @@ PreviousFingerprint = Callable[[str], dict[str, str] | None]
 _LIGHT_LOG_BYTES = 256 << 10
 
 
+# Why a cached entry's outputs (their paths) must not be restored, or None.
+Refusal = Callable[[list[str]], str | None]
+
+
 @dataclass
 class RunContext:
     """What every job of one Run shares."""
@@ -140,9 +144,11 @@ class JobAttempt:
             if self._execution is not None:
                 self._execution.cancel()
 
-    def restore(self) -> JobOutcome | None:
+    def restore(self, refuse: Refusal | None = None) -> JobOutcome | None:
         """Compute the cache key; the cached outcome when the cache has it.
 
+        `refuse(paths)` may say why the entry's outputs must not be written
+        (before any is): the outcome is then that failure, restored nothing.
         Called on the scheduler's thread: a hit costs well under a
         millisecond, less than handing the job to a thread of its own.
         """
@@ -150,13 +156,13 @@ class JobAttempt:
         self._fingerprint = ctx.keys.fingerprint(job, self._upstream)
         self._key = fp_module.cache_key(self._fingerprint)
         if job.cache and ctx.use_cache:
-            return self._from_cache(self._key)
+            return self._from_cache(self._key, refuse)
         return None
 
-    def restore_again(self) -> JobOutcome | None:
+    def restore_again(self, refuse: Refusal | None = None) -> JobOutcome | None:
         """The cached outcome another Run stored since `restore()` missed, if it did."""
         if self._job.cache and self._ctx.use_cache:
-            return self._from_cache(self._key)
+            return self._from_cache(self._key, refuse)
         return None
 
     def begin(self) -> None:
@@ -297,7 +303,7 @@ class JobAttempt:
         except (ArtifactError, OSError) as exc:
             self._ctx.warn(f"{self._job.name}: could not store its result in the cache: {exc}")
 
-    def _from_cache(self, key: str) -> JobOutcome | None:
+    def _from_cache(self, key: str, refuse: Refusal | None = None) -> JobOutcome | None:
         ctx = self._ctx
         found = ctx.cache.lookup(key)
         if isinstance(found, Corrupt):
@@ -307,6 +313,9 @@ class JobAttempt:
             return None
         if found.log_digest is not None and not ctx.cas.has(found.log_digest):
             return None
+        why = None if refuse is None else refuse([out.path for out in found.outputs])
+        if why is not None:
+            return JobOutcome(status="failed", reason=why, cache_key=key)
         try:
             ctx.cache.restore(found, ctx.root)
         except ArtifactError as exc:

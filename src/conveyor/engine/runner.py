@@ -17,7 +17,7 @@ import heapq
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import ParamSpec
@@ -80,7 +80,7 @@ class Scheduler:
         self._blocked: dict[str, None] = {}
         self._blocked_said: set[str] = set()
         self._blocked_since = 0.0
-        self._produced: dict[str, str] = {}  # an output's path -> the job that made it first
+        self._produced: dict[str, list[str]] = {}  # an output's path -> the jobs that made it
         self._warm_up: list[Callable[[], None]] | None = [import_workers]
         if warm_up is not None:
             self._warm_up.append(warm_up)
@@ -239,16 +239,17 @@ class Scheduler:
                 # A hit of a job with outputs writes them: not while another Run's runs.
                 if job.outputs and not self._take(name):
                     continue
-                hit = attempt.restore()
+                refuse = partial(self._shared_output, name)  # checked before a file is written
+                hit = attempt.restore(refuse)
                 if hit is None:
                     if not self._take(name):
                         continue
-                    hit = attempt.restore_again()  # another Run may have just stored it
+                    hit = attempt.restore_again(refuse)  # another Run may have just stored it
             except Exception as exc:  # noqa: BLE001 - a fault in one job must not hang the run
                 hit = self._fault_outcome(exc)
             if hit is not None:
                 self._release(name)
-                self._settle(name, self._one_producer(name, hit))
+                self._settle(name, self._one_producer(name, hit))  # registers its outputs
                 continue
             self._running[name] = attempt
             self._guarded(name, self._begin, name, attempt, attempt.begin)
@@ -336,16 +337,25 @@ class Scheduler:
         """
         if not outcome.outputs or outcome.status not in ("success", "cached"):
             return outcome
-        above = self._plan.producers[name]
+        reason = self._shared_output(name, [output.path for output in outcome.outputs])
+        if reason is not None:
+            return replace(outcome, status="failed", cached=False, reason=reason)
         for output in outcome.outputs:
-            other = self._produced.setdefault(output.path, name)
-            if other != name and other not in above:
-                reason = (
-                    f"output {output.path} is also an output of job '{other}', which it does "
-                    "not need: a file has one producer (narrow a glob, or add a need)"
-                )
-                return replace(outcome, status="failed", cached=False, reason=reason)
+            self._produced.setdefault(output.path, []).append(name)
         return outcome
+
+    def _shared_output(self, name: str, paths: Iterable[str]) -> str | None:
+        """Why `name` may not have these outputs: another job of the Run made one, and
+        `name` does not need it; None when it may."""
+        above = self._plan.producers[name]
+        for path in paths:
+            for other in self._produced.get(path, ()):
+                if other != name and other not in above:
+                    return (
+                        f"output {path} is also an output of job '{other}', which it does "
+                        "not need: a file has one producer (narrow a glob, or add a need)"
+                    )
+        return None
 
     def _stores(self, name: str, outcome: JobOutcome) -> bool:
         """Whether the job's outcome goes to the cache (its lock is held until it has)."""

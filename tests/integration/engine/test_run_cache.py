@@ -339,3 +339,42 @@ def test_expansions_of_a_matrix_job_may_not_take_each_others_files(harness: Harn
 
     statuses_ = sorted(job.status for job in result.run.jobs)
     assert statuses_ == ["failed", "success"]
+
+
+def test_a_hit_is_refused_before_it_puts_back_a_file_another_job_made(harness: Harness) -> None:
+    spec = """\
+    version: 1
+    jobs:
+      b: {run: b, inputs: [], env: {WRITES: out/f, CONTENT: B}, outputs: [out/f]}
+      a:
+        run: a
+        inputs: []
+        allow_failure: true
+        env: {WRITES: out/f, CONTENT: A}
+        outputs: [out/f]
+      c: {run: c, inputs: [], env: {WRITES: out/g, CONTENT: C}, outputs: [out/g]}
+      d: {run: d, needs: [b, c], inputs: [], env: {WRITES: out/h}, outputs: [out/h]}
+    """
+    harness.run(spec, FakeExecutor(producing), RunRequest(targets=("a",), max_parallel=1))
+
+    result = harness.run(spec, FakeExecutor(producing), RunRequest(max_parallel=1))
+
+    jobs = jobs_of(result)
+    assert (jobs["b"].status, jobs["a"].status) == ("success", "failed")
+    assert "output out/f is also an output of job 'b'" in (jobs["a"].reason or "")
+    assert (harness.root / "out" / "f").read_text() == "B"  # a's copy was never put back
+
+
+def test_siblings_that_both_rewrite_their_needs_file_clash(harness: Harness) -> None:
+    spec = """\
+    version: 1
+    jobs:
+      a: {run: a, inputs: [], env: {WRITES: out/f, CONTENT: A}, outputs: [out/f]}
+      b: {run: b, needs: [a], inputs: [], env: {WRITES: out/f, CONTENT: B}, outputs: [out/f]}
+      c: {run: c, needs: [a], inputs: [], env: {WRITES: out/f, CONTENT: C}, outputs: [out/f]}
+    """
+    result = harness.run(spec, FakeExecutor(producing), RunRequest(max_parallel=1, keep_going=True))
+
+    jobs = jobs_of(result)
+    assert [jobs[n].status for n in ("a", "b", "c")] == ["success", "success", "failed"]
+    assert "is also an output of job 'b', which it does not need" in (jobs["c"].reason or "")
