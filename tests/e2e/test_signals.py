@@ -467,3 +467,39 @@ def test_a_cache_hit_does_not_restore_outputs_while_another_run_runs_the_job(
     again = ws.run()
     assert jobs_by_name(again.json())["gen"]["status"] == "cached"
     assert ws.read("out.txt") == "v1\n"
+
+
+@pytest.mark.timeout(60)
+def test_a_run_started_by_a_job_of_its_workspace_does_not_wait_for_that_job(
+    workspace: WorkspaceFactory,
+) -> None:
+    # build runs another pipeline of the workspace that has a job named build too.
+    ws = workspace(
+        "version: 1\njobs:\n  build:\n    inputs: []\n"
+        "    run: python -m conveyor run -q -f inner.yaml\n"
+    )
+    ws.write("inner.yaml", "version: 1\njobs:\n  build:\n    inputs: []\n    run: echo inner\n")
+
+    result = ws.cli("run", "-q", timeout=30)
+
+    assert result.code == 0, result.text
+    assert "waiting" not in result.text
+
+
+@pytest.mark.timeout(60)
+def test_a_job_of_the_same_name_in_another_pipeline_file_waits_too(
+    workspace: WorkspaceFactory,
+) -> None:
+    # Both write the same files of the workspace, whatever file declares them.
+    ws = workspace(SLOW_WRITER)
+    ws.write("release.yaml", SLOW_WRITER)
+    first = ws.start("run", "--json")
+    wait_for((ws.side / "executions").exists, timeout=20, what="the first run to start a")
+    second = ws.start("run", "-f", "release.yaml", "--json")
+    first.wait(timeout=30)
+    second.wait(timeout=30)
+
+    assert "a: another run in this workspace is running it; waiting" in ws.output_of(second).err
+    lines = ws.side.joinpath("executions").read_text().splitlines()
+    assert len(lines) in (1, 2)  # the second ran after the first, or restored its result
+    assert ws.read("out/a.txt") == "".join(f"line {i}\n" for i in range(1, 41))

@@ -77,17 +77,17 @@ def _pid_alive(pid: int) -> bool:
 class JobLocks:
     """The jobs one Run holds in its workspace; `take` never waits, `release` from any thread.
 
-    A job is named by the workspace it writes in, the pipeline file and its
-    name: projects sharing a state directory, and a job that runs another
-    pipeline of its workspace (`conveyor run -f other.yaml`), do not wait on
-    each other. A lock lasts as long as the Run holding it: a Run killed with
-    SIGKILL lets go of it while its job's processes may still run (the next
-    `conveyor runs` stops them).
+    A job is named by the workspace it writes in and its name, whatever
+    pipeline file holds it: projects sharing a state directory do not wait
+    on each other. (A Run started by a job of a Run in the same workspace
+    takes no job locks: the outer Run holds them.) A lock lasts as long as
+    the Run holding it: a Run killed with SIGKILL lets go of it while its
+    job's processes may still run (the next `conveyor runs` stops them).
     """
 
-    def __init__(self, locks_dir: Path, *, workspace: Path, pipeline: Path) -> None:
+    def __init__(self, locks_dir: Path, *, workspace: Path) -> None:
         self._dir = locks_dir
-        self._scope = f"{workspace.resolve()}\0{pipeline.resolve()}\0"
+        self._scope = f"{workspace.resolve()}\0"
         self._held: dict[str, int] = {}  # job -> the descriptor holding its lock
         self._mutex = threading.Lock()
 

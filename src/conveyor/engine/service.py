@@ -171,6 +171,13 @@ class RunService:
         if missing and self._secrets is not None:
             self.environ = {**self.environ, **self._secrets(missing)}
 
+    def _nested(self) -> bool:
+        """Whether a job of a Run in this workspace started this one (which holds its locks)."""
+        env = self.environ
+        return "CONVEYOR_RUN_ID" in env and env.get("CONVEYOR_WORKSPACE") == str(
+            self.workspace.root
+        )
+
     def masker(self, pipeline: Pipeline) -> Masker:
         """What masks the values of `pipeline`'s secrets (call `resolve_secrets` first)."""
         return Masker(v for n in pipeline.secrets if (v := self.environ.get(n)))
@@ -313,11 +320,9 @@ class RunService:
                 max(1, launch.request.max_parallel), launch.request.keep_going
             ),
             warm_up=partial(_prepare_signing, self.workspace.state_dir, self.environ),
-            job_locks=JobLocks(
-                self.workspace.locks_dir,
-                workspace=self.workspace.root,
-                pipeline=self.workspace.spec_path,
-            ),
+            job_locks=None
+            if self._nested()
+            else JobLocks(self.workspace.locks_dir, workspace=self.workspace.root),
         )
         ctx.on_running = scheduler.record_running
         ctx.on_retry = scheduler.record_retry

@@ -8,9 +8,8 @@ from pathlib import Path
 from conveyor.engine.locks import JobLocks
 
 
-def _locks(locks_dir: Path, workspace: str = "ws", pipeline: str = "conveyor.yaml") -> JobLocks:
-    root = locks_dir.parent / workspace
-    return JobLocks(locks_dir, workspace=root, pipeline=root / pipeline)
+def _locks(locks_dir: Path, workspace: str = "ws") -> JobLocks:
+    return JobLocks(locks_dir, workspace=locks_dir.parent / workspace)
 
 
 def test_a_job_one_run_holds_is_refused_to_another_until_released(tmp_path: Path) -> None:
@@ -40,13 +39,10 @@ def test_releasing_everything_frees_every_job_and_twice_is_harmless(tmp_path: Pa
     assert theirs.take("a") and theirs.take("b")
 
 
-def test_another_workspace_or_pipeline_file_has_jobs_of_its_own(tmp_path: Path) -> None:
-    # Projects sharing a state directory, and a job running another pipeline of its
-    # workspace (`conveyor run -f inner.yaml` inside `build`), must not wait on each other.
+def test_another_workspace_has_jobs_of_its_own(tmp_path: Path) -> None:
+    # Projects sharing a state directory must not wait on each other.
     locks_dir = tmp_path / "locks"
-    outer = _locks(locks_dir)
-    assert outer.take("build")
+    assert _locks(locks_dir).take("build")
 
-    assert _locks(locks_dir, pipeline="inner.yaml").take("build")
     assert _locks(locks_dir, workspace="other").take("build")
     assert not _locks(locks_dir).take("build")
