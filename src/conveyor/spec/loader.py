@@ -191,6 +191,10 @@ class _Assembly:
             return []
         if need in self.expansions:
             return [expansion.name for expansion in self.expansions[need]]
+        # An expansion named whole (a value may hold ',', which the parse splits on).
+        whole = need.partition(" (")[0]
+        if whole != name and any(e.name == need for e in self.expansions.get(whole, ())):
+            return [need]
         if base in self.raw_jobs and base not in self.expansions:
             return []  # that job cannot be read, and its problems are reported already
         if parsed and base in self.expansions:

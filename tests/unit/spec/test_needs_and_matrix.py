@@ -347,3 +347,16 @@ def test_a_long_chain_of_needs_with_outputs_loads() -> None:
         for n in range(1500)
     ]
     assert len(load("\n".join(lines) + "\n").jobs) == 1500
+
+
+def test_an_expansion_whose_value_holds_a_comma_can_be_needed_by_its_name() -> None:
+    pipeline = load(
+        """\
+        version: 1
+        jobs:
+          test: {run: x, matrix: {features: ['serde,derive', 'std']}}
+          bench: {run: y, needs: ['test (features=serde,derive)']}
+        """
+    )
+    bench = next(job for job in pipeline.jobs if job.name == "bench")
+    assert bench.needs == ("test (features=serde,derive)",)
