@@ -167,10 +167,7 @@ class ContentStore:
         except OSError as err:
             raise ArtifactError(f"cannot read {short(digest)}: {_reason(err)}") from err
         if verify:
-            found = of_bytes(data)
-            if found != digest:
-                self.delete(digest)
-                raise CorruptBlob(digest, found)
+            self._check(digest, of_bytes(data))
         return data
 
     def complete(self, prefix: str) -> list[str]:
@@ -199,6 +196,10 @@ class ContentStore:
             raise MissingBlob(digest) from None
         except OSError as err:
             raise ArtifactError(f"cannot read {short(digest)}: {_reason(err)}") from err
+        self._check(digest, found)
+
+    def _check(self, digest: str, found: str) -> None:
+        """Delete a blob whose content hashes to `found`, not `digest` (`CorruptBlob`)."""
         if found != digest:
             self.delete(digest)
             raise CorruptBlob(digest, found)

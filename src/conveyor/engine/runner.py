@@ -236,12 +236,14 @@ class Scheduler:
             upstream = upstream_outputs(self._plan, job, lambda n: self._outcomes[n].outputs)
             attempt = JobAttempt(self._ctx, job, self._position[name], upstream)
             try:
-                # A hit of a job with outputs writes them: not while another Run's runs.
-                if job.outputs and not self._take(name):
+                # A hit of a job with outputs writes them: not while another Run's runs, so
+                # its lock comes first; a job without only needs it to run.
+                locked_first = bool(job.outputs)
+                if locked_first and not self._take(name):
                     continue
                 refuse = partial(self._shared_output, name)  # checked before a file is written
                 hit = attempt.restore(refuse)
-                if hit is None:
+                if hit is None and not locked_first:
                     if not self._take(name):
                         continue
                     hit = attempt.restore_again(refuse)  # another Run may have just stored it
@@ -249,7 +251,8 @@ class Scheduler:
                 hit = self._fault_outcome(exc)
             if hit is not None:
                 self._release(name)
-                self._settle(name, self._one_producer(name, hit))  # registers its outputs
+                self._register_outputs(name, hit)  # `refuse` checked them before the restore
+                self._settle(name, hit)
                 continue
             self._running[name] = attempt
             self._guarded(name, self._begin, name, attempt, attempt.begin)
@@ -335,14 +338,19 @@ class Scheduler:
         put it back over the other's: a file has one producer. (Along `needs`
         a job may rewrite a file a job it needs wrote.)
         """
-        if not outcome.outputs or outcome.status not in ("success", "cached"):
+        if not outcome.outputs or outcome.status != "success":
             return outcome
         reason = self._shared_output(name, [output.path for output in outcome.outputs])
         if reason is not None:
-            return replace(outcome, status="failed", cached=False, reason=reason)
-        for output in outcome.outputs:
-            self._produced.setdefault(output.path, []).append(name)
+            return replace(outcome, status="failed", reason=reason)
+        self._register_outputs(name, outcome)
         return outcome
+
+    def _register_outputs(self, name: str, outcome: JobOutcome) -> None:
+        """Note the files a job that succeeded (or was restored) produced."""
+        if outcome.status in ("success", "cached"):
+            for output in outcome.outputs:
+                self._produced.setdefault(output.path, []).append(name)
 
     def _shared_output(self, name: str, paths: Iterable[str]) -> str | None:
         """Why `name` may not have these outputs: another job of the Run made one, and
