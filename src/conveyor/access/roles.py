@@ -8,8 +8,9 @@ nothing a person does, and no user role may do agent work.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
+
+from conveyor.core.values import frozen
 
 Kind = Literal["user", "runner"]
 # Who may call: a token's kind, or no token at all on the routes open to anonymous callers.
@@ -106,7 +107,7 @@ def check_role(role: str) -> str:
     return role
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Principal:
     """Who calls: the token's name, its kind and role, and the project it is limited to."""
 
@@ -118,7 +119,7 @@ class Principal:
     token_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Decision:
     """Whether an action is allowed, and why, in words for the caller."""
 

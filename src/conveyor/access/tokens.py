@@ -14,10 +14,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from dataclasses import dataclass
 
 from conveyor.access.roles import Kind
 from conveyor.core.durations import EXAMPLES, parse_duration
+from conveyor.core.values import frozen
 
 TOKEN_PREFIX = "cvy_"  # noqa: S105 - the public prefix, not a secret
 TOKEN_BYTES = 32
@@ -66,7 +66,7 @@ def parse_expiry(text: str | None, *, now: float) -> float | None:
     return now + seconds
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TokenRecord:
     """A stored token as anyone may see it: never the token, never its hash."""
 
@@ -91,7 +91,7 @@ class TokenRecord:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class IssuedToken:
     """A token just created: the only time its text exists outside its holder."""
 

@@ -19,7 +19,7 @@ import json
 import os
 import time
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -37,6 +37,7 @@ from conveyor.core.digest import PREFIX, is_digest, short
 from conveyor.core.errors import ArtifactError
 from conveyor.core.record_json import tests_to_json
 from conveyor.core.records import TestCounts
+from conveyor.core.values import frozen
 
 if TYPE_CHECKING:
     from conveyor.artifacts.prune import EntryUsage, PruneReport
@@ -47,7 +48,7 @@ DEFAULT_GRACE_S = 600.0
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CachedOutput:
     """One output file of a job: posix path relative to the workspace, content, mode bits."""
 
@@ -57,7 +58,7 @@ class CachedOutput:
     mode: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class CacheEntry:
     """What a later run needs to restore a job instead of running it."""
 
@@ -72,7 +73,7 @@ class CacheEntry:
     duration_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Corrupt:
     """A cache entry that could not be used and has been removed; a miss with a reason."""
 

@@ -29,19 +29,19 @@ import os
 import stat
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from conveyor.core.digest import CHUNK, PREFIX, is_digest, of_bytes, of_file, of_stream, short
 from conveyor.core.errors import ArtifactError
+from conveyor.core.values import frozen
 
 BLOB_MODE = 0o444
 TEMP_MAX_AGE_S = 3600.0
 TEMP_SUFFIX = ".conveyor-tmp"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Blob:
     """A stored blob: its digest and its size in bytes."""
 
@@ -49,7 +49,7 @@ class Blob:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BlobInfo:
     """A blob as listed for pruning; `last_used` is when it was last put (epoch seconds)."""
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 
 from conveyor.artifacts.cas import BlobInfo
+from conveyor.core.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EntryUsage:
     """A cache entry as prune sees it: manifest size, last use and referenced digests."""
 
@@ -26,7 +26,7 @@ class EntryUsage:
     digests: frozenset[str]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PrunePlan:
     """Entries to remove (least recently used first), blobs to delete, bytes around it."""
 
@@ -36,7 +36,7 @@ class PrunePlan:
     bytes_after: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PruneReport:
     """What a prune removed, and the bytes held before and after against the limit."""
 

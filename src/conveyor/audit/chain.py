@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime
 
 from conveyor.core.digest import canonical_json, of_bytes
+from conveyor.core.values import frozen
 
 GENESIS = "sha256:" + "0" * 64
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NewEvent:
     """An Event not yet appended: what changed, to what, by whom, when."""
 
@@ -28,7 +29,7 @@ class NewEvent:
     data: Mapping[str, object] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Event:
     """An appended Event, with its place in the chain."""
 
@@ -89,7 +90,7 @@ def link(events: Iterable[NewEvent], *, last_seq: int, last_hash: str) -> list[E
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StoredEvent:
     """An Event exactly as read back from the store, data still encoded."""
 
@@ -109,7 +110,7 @@ class StoredEvent:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ChainBreak:
     """The first Event that does not follow from the ones before it, and why."""
 

@@ -28,12 +28,12 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
 from conveyor.audit.chain import StoredEvent
 from conveyor.audit.tree_head import TreeHead, decode_signature, encode_signature, key_id
 from conveyor.core.digest import PREFIX, canonical_json, of_bytes
+from conveyor.core.values import frozen
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -53,7 +53,7 @@ REPORT = "report.html"
 REQUIRED = (EVENTS, TREE_HEAD, PUBLIC_KEY)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FileEntry:
     """One file of a bundle as the manifest lists it."""
 

@@ -30,6 +30,7 @@ from conveyor.audit.merkle import event_leaf, verify_inclusion
 from conveyor.audit.tree_head import TreeHead, decode_signature, key_id, signature_problem
 from conveyor.core.digest import PREFIX
 from conveyor.core.errors import UsageError
+from conveyor.core.values import frozen
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -70,7 +71,7 @@ class BundleFiles(Protocol):
     def open(self, name: str) -> AbstractContextManager[Readable]: ...
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Problem:
     """One way the bundle fails to verify: which check, where, and why."""
 
@@ -82,7 +83,7 @@ class Problem:
         return f"{self.where}: {self.reason}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class KeyUsed:
     """The key the bundle was checked with, and the one it carries when they differ."""
 
@@ -95,7 +96,7 @@ class KeyUsed:
         return self.given and self.bundle_key_id is not None and self.bundle_key_id != self.key_id
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Verification:
     """The outcome: what the bundle is about, what was checked, and every problem found."""
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from conveyor.core.digest import canonical_json, of_bytes
+from conveyor.core.values import frozen
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 FORMAT = "conveyor.tree-head/v1"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TreeHead:
     """The root of the log's first `size` Events, when and by which key it was signed."""
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,6 +24,7 @@ import httpx
 from conveyor.artifacts.cas import ContentStore
 from conveyor.control.agent_wire import claim_from_json, digests_of, result_to_json
 from conveyor.core.errors import Conflict, ConveyorError, ExecutorError, NotFound, UsageError
+from conveyor.core.values import frozen
 from conveyor.engine.dispatch_rules import AttemptResult, Beat, Claim
 
 Progress = Callable[[str], None]
@@ -38,7 +38,7 @@ def _quiet(_line: str) -> None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Registration:
     """What the server answered a registration with."""
 

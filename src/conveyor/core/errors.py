@@ -7,7 +7,7 @@ one place maps them to CLI exit codes (`conveyor.cli.errors`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from conveyor.core.values import frozen
 
 
 class ConveyorError(Exception):
@@ -18,7 +18,7 @@ class UsageError(ConveyorError):
     """A command was called with arguments that cannot work."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Location:
     """A position in a user's file, 1-based, as editors show it."""
 
@@ -30,7 +30,7 @@ class Location:
         return f"{self.file}:{self.line}:{self.column}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SpecIssue:
     """One problem in a user's file: where, what was found, what to do."""
 

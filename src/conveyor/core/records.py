@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import ClassVar, Literal, NewType, get_args
+
+from conveyor.core.values import frozen
 
 RunId = NewType("RunId", int)
 
@@ -32,7 +34,7 @@ TERMINAL_JOB_STATES: frozenset[JobState] = frozenset(
 SATISFIED_JOB_STATES: frozenset[JobState] = frozenset({"success", "cached"})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OutputRecord:
     """One Artifact a job produced: its workspace path and content digest."""
 
@@ -41,7 +43,7 @@ class OutputRecord:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TestCounts:
     """Test results parsed from a job's JUnit reports."""
 
@@ -53,7 +55,7 @@ class TestCounts:
     failures: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AttemptOutcome:
     """One attempt of a JobRun: which runner held it (None: this machine), how it ended.
 
@@ -77,7 +79,7 @@ class AttemptOutcome:
     tests: TestCounts | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class JobRecord:
     """One JobRun as stored; `attempt_results` for a JobRun dispatched to runners or retried."""
 
@@ -104,7 +106,7 @@ class JobRecord:
     attempt_results: tuple[AttemptOutcome, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RunRecord:
     """One Run as stored, with its jobs in pipeline order."""
 

@@ -29,6 +29,7 @@ from conveyor.core.clock import Clock, SystemClock
 from conveyor.core.digest import short
 from conveyor.core.errors import ConveyorError
 from conveyor.core.records import OutputRecord
+from conveyor.core.values import frozen
 from conveyor.engine import fingerprint as fp_module
 from conveyor.engine.dispatch_rules import AttemptResult, Claim
 from conveyor.engine.keys import KeyMaker, rooted_patterns
@@ -93,7 +94,7 @@ class InProcessCache:
         self.notes.append(message)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Keyed:
     """A claimed job's cache key and the fingerprint it is the digest of."""
 
@@ -101,7 +102,7 @@ class Keyed:
     fingerprint: Mapping[str, str]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Lookup:
     """What `try_restore` found: the cached result on a hit, the key to save under otherwise."""
 

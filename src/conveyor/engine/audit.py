@@ -24,6 +24,7 @@ from conveyor.audit.merkle import Frontier, MerkleTree, event_leaf
 from conveyor.audit.tree_head import TreeHead
 from conveyor.core.clock import Clock
 from conveyor.core.errors import IntegrityError, NotFound, UsageError
+from conveyor.core.values import frozen
 from conveyor.engine import audit_key
 from conveyor.store import events as event_log
 from conveyor.store import tree_heads
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 Detector = Literal["chain", "tree_head"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Finding:
     """One way the log fails to verify: the first Event concerned, what caught it, and why."""
 
@@ -46,7 +47,7 @@ class Finding:
     found_by: Detector
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AuditReport:
     """The outcome of checking the whole log: its size and root, the heads checked, findings."""
 
@@ -61,7 +62,7 @@ class AuditReport:
         return not self.findings
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class InclusionProof:
     """An RFC 6962 audit path from one Event's leaf to the root of a signed tree head."""
 
@@ -192,7 +193,7 @@ def sign_after_run(
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PublicKey:
     """The key that verifies this workspace's tree heads: its id and its PEM."""
 

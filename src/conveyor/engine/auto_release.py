@@ -16,11 +16,11 @@ fails the run: a release or promotion that cannot be made is a note.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.core.errors import ConveyorError
 from conveyor.core.records import RunRecord
+from conveyor.core.values import frozen
 from conveyor.engine.promotions import PromotionService
 from conveyor.engine.releases import ReleaseService
 from conveyor.engine.sources import git_output
@@ -32,7 +32,7 @@ from conveyor.spec.pipeline import Pipeline
 Drive = Callable[[int], Deployment | None]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AutoPromotion:
     """One automatic Promotion and the Deployment that carried it out, if any."""
 
@@ -40,7 +40,7 @@ class AutoPromotion:
     deployment: Deployment | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AutoRelease:
     """What releasing a run did: the version (None when there is none), its promotions, notes."""
 

@@ -14,17 +14,17 @@ import posixpath
 import tarfile
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from conveyor.core.errors import UsageError
+from conveyor.core.values import frozen
 from conveyor.engine.sources import Sources
 
 BUNDLE_TYPE = "application/gzip"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BundleListing:
     """A checked bundle: its regular files and links, by path."""
 

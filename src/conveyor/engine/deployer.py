@@ -13,9 +13,9 @@ with, so what runs is what was built and reviewed.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from conveyor.core.clock import Clock
+from conveyor.core.values import frozen
 from conveyor.engine import deployment_events
 from conveyor.promotion.model import Promotion
 from conveyor.release.model import Release
@@ -29,7 +29,7 @@ from conveyor.store.db import Database
 from conveyor.targets.driver import Workload, rolling_spec
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Plan:
     """How one Deployment rolls out: the rolling spec, and what its instances run."""
 

@@ -11,7 +11,7 @@ are built here too, so the service only reads, decides and writes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path, PurePosixPath
 from typing import Literal, cast
 
@@ -29,6 +29,7 @@ from conveyor.core.records import (
     RunStatus,
     TestCounts,
 )
+from conveyor.core.values import frozen
 from conveyor.engine import run_rules
 from conveyor.engine.plan import Plan
 from conveyor.engine.run_rules import (
@@ -46,7 +47,7 @@ from conveyor.store.runs import JobUpdate, NewRun
 Beat = Literal["ok", "cancel", "lost"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Source:
     """Where a runner finds a Run's files: a directory, a source bundle in the CAS, or a
     commit of a git repository (`git` is its URL, `commit` the full commit id).
@@ -97,7 +98,7 @@ class Source:
         return checkout / sub
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Submission:
     """A planned Run to hand to runners."""
 
@@ -112,7 +113,7 @@ class Submission:
     secrets: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Claim:
     """A JobRun handed to a runner: what to run, where from, and until when it is held."""
 
@@ -131,7 +132,7 @@ class Claim:
     unset_secrets: tuple[str, ...] = ()  # declared, but stored nowhere: the job sees them unset
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AttemptResult:
     """How a runner's attempt ended, with what it stored in the CAS."""
 
@@ -144,7 +145,7 @@ class AttemptResult:
     outputs: tuple[OutputRecord, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Step:
     """One JobRun moving on: queued, skipped or canceled, and why; or ended with `result`,
     its last attempt's, when a retry it waited for is not to come, and `note` the line
@@ -384,7 +385,7 @@ def final_event(job: QueueJob, result: AttemptResult, actor: str, now: float) ->
 # --- retrying a finished run ---------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RetryPlan:
     """What a retry of a finished Run does with each of its jobs."""
 

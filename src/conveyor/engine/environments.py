@@ -7,9 +7,8 @@ check each), so the answer holds even when no controller runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from conveyor.core.errors import UsageError
+from conveyor.core.values import frozen
 from conveyor.promotion.model import EnvironmentState
 from conveyor.rollout.deployment import Deployment
 from conveyor.spec.pipeline import Pipeline
@@ -19,7 +18,7 @@ from conveyor.store.db import Database
 from conveyor.targets.base import Placement, Target
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class InstanceView:
     """One running instance: what it runs, where it answers, and its health now."""
 
@@ -30,7 +29,7 @@ class InstanceView:
     detail: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EnvironmentView:
     """One environment: the release deployed there, its current (or last) Deployment,
     how many Deployments wait behind that one, and the instances that run now."""

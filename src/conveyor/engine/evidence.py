@@ -17,7 +17,7 @@ import time
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from conveyor.audit import evidence as fmt
@@ -33,6 +33,7 @@ from conveyor.audit.merkle import PathCollector, event_leaf
 from conveyor.audit.tree_head import TreeHead
 from conveyor.core.clock import Clock, iso
 from conveyor.core.errors import IntegrityError, UsageError
+from conveyor.core.values import frozen
 from conveyor.engine import audit_key
 from conveyor.engine.audit import sign_tree_head
 from conveyor.engine.change_records import ChangeRecords, run_tests
@@ -62,7 +63,7 @@ _DESCRIPTIONS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EvidenceExport:
     """A written bundle: where, about what, and what it proves against."""
 
@@ -75,7 +76,7 @@ class EvidenceExport:
     files: tuple[fmt.FileEntry, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Contents:
     """What goes into one evidence bundle."""
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from conveyor.core import digest
 from conveyor.core.records import OutputRecord
+from conveyor.core.values import frozen
 from conveyor.spec.pipeline import SPEC_VERSION, Job
 
 # Bump when the meaning of a cache entry changes, to invalidate every entry.
@@ -22,7 +22,7 @@ CACHE_FORMAT = "1"
 Fingerprint = dict[str, str]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FingerprintInputs:
     """What a fingerprint is computed from, gathered by the engine."""
 
@@ -67,7 +67,7 @@ def cache_key(fp: Mapping[str, str]) -> str:
     return digest.of_json(dict(fp))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Change:
     """One difference between two fingerprints, said for a person."""
 

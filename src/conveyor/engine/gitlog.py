@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
+from conveyor.core.values import frozen
 from conveyor.engine.sources import git_output
 from conveyor.release.model import Commit
 
@@ -14,7 +14,7 @@ MAX_COMMITS = 1000
 _FORMAT = "%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%ce%x1f%B"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CommitRange:
     """Commits newest first, or None with the reason they could not be read."""
 

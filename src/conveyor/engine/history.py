@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from conveyor.artifacts.cas import ContentStore
 from conveyor.audit.chain import NewEvent
@@ -12,6 +11,7 @@ from conveyor.core.clock import Clock, SystemClock
 from conveyor.core.errors import NotFound, UsageError
 from conveyor.core.masking import Masker
 from conveyor.core.records import AttemptOutcome, JobRecord, RunId, RunRecord
+from conveyor.core.values import frozen
 from conveyor.engine import fingerprint as fp_module
 from conveyor.engine.keys import load_listing
 from conveyor.engine.locks import is_abandoned
@@ -201,7 +201,7 @@ class History:
         return Explanation(run.id, record.name, record.status, texts, compared_to=found[0])
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Explanation:
     """Why a job ran: the changes since its last cached execution."""
 

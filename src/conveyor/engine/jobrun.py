@@ -23,6 +23,7 @@ from conveyor.core.clock import Clock
 from conveyor.core.errors import ArtifactError
 from conveyor.core.masking import Masker
 from conveyor.core.records import AttemptOutcome, JobState, OutputRecord, RunId, TestCounts
+from conveyor.core.values import frozen
 from conveyor.engine import fingerprint as fp_module
 from conveyor.engine.keys import KeyMaker
 from conveyor.engine.logs import JobLog, attempt_marker
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from conveyor.reports.junit import TestSummary
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class JobOutcome:
     """How a job ended, with everything to store about it."""
 
@@ -57,7 +58,7 @@ class JobOutcome:
     attempt: AttemptOutcome | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Verdict:
     """How one attempt ended, judged: its status and why, with its tests and outputs."""
 

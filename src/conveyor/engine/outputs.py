@@ -9,16 +9,16 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.artifacts.cas import ContentStore, UnreadableFile
 from conveyor.core.masking import Masker
 from conveyor.core.records import OutputRecord
+from conveyor.core.values import frozen
 from conveyor.spec.paths import STATE_DIR_NAME
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Expanded:
     """Files a job's patterns name, patterns that name none, and files that lead outside."""
 

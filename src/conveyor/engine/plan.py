@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 from conveyor.core.errors import SpecError, SpecIssue, UsageError
 from conveyor.core.records import OutputRecord
+from conveyor.core.values import frozen
 from conveyor.spec.graph import topological_order
 from conveyor.spec.pipeline import Job, Pipeline
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Plan:
     """The jobs of one Run in pipeline order, and the reason each skipped one is skipped.
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Literal
 
 from conveyor.artifacts.cache import CacheEntry, JobCache
 from conveyor.core.masking import Masker
 from conveyor.core.records import OutputRecord
+from conveyor.core.values import frozen
 from conveyor.engine import fingerprint as fp_module
 from conveyor.engine.keys import KeyMaker
 from conveyor.engine.plan import Plan, upstream_outputs
@@ -18,7 +19,7 @@ from conveyor.spec.pipeline import Job
 Action = Literal["run", "cached", "skipped"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PlannedJob:
     """What would happen to one job, and why."""
 

@@ -13,16 +13,16 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from conveyor.audit.chain import NewEvent
 from conveyor.core.errors import StoreError
+from conveyor.core.values import frozen
 from conveyor.store import events as event_log
 from conveyor.store import runs as run_store
 from conveyor.store.db import Database
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Change:
     """One JobRun update and the Events that record it; `then`, done once they are stored
     (such as removing what they make stale), not when they could not be."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from conveyor.artifacts.cas import ContentStore
 from conveyor.audit.chain import NewEvent
@@ -19,6 +19,7 @@ from conveyor.core.clock import Clock, SystemClock
 from conveyor.core.errors import Conflict, NotFound, UsageError
 from conveyor.core.globs import matches
 from conveyor.core.records import RunRecord
+from conveyor.core.values import frozen
 from conveyor.engine.gitlog import MAX_COMMITS, CommitRange, commits_between, origin_url
 from conveyor.engine.history import History
 from conveyor.engine.service import actor_name
@@ -40,7 +41,7 @@ from conveyor.store import releases as release_store
 from conveyor.store.db import Database
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReleaseOutcome:
     """The Release asked for, whether this call recorded it, and how its version was chosen."""
 
@@ -49,7 +50,7 @@ class ReleaseOutcome:
     reasons: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Candidate:
     """What a Release of one Run would hold, whatever its version."""
 
@@ -60,7 +61,7 @@ class _Candidate:
     config_digest: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Choice:
     """The version a Release gets, the Release before it, the commits between, and why."""
 

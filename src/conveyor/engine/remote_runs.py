@@ -20,7 +20,6 @@ runners get those when they claim a job. Retrying a finished Run is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -28,6 +27,7 @@ from conveyor.artifacts.cas import ContentStore
 from conveyor.core.clock import Clock
 from conveyor.core.errors import Conflict, Location, SpecError, SpecIssue
 from conveyor.core.records import RunId, RunRecord
+from conveyor.core.values import frozen
 from conveyor.engine.bundles import check_bundle, read_member
 from conveyor.engine.conditions import ConditionChecker
 from conveyor.engine.dispatch import DispatchService
@@ -46,7 +46,7 @@ GIT_PREFIX = "git:"
 PIPELINE_FILE = "conveyor.yaml"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Where:
     """Where a remote Run's files come from, as the Run records it and runners find them."""
 
@@ -55,7 +55,7 @@ class Where:
     source: Source
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RemoteRunRequest:
     """What a caller asks the server to run, and the facts its `if:` conditions see."""
 

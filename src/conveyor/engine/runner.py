@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from typing import ParamSpec
 
@@ -29,6 +29,7 @@ from conveyor.core.records import (
     JobRecord,
     JobState,
 )
+from conveyor.core.values import frozen
 from conveyor.engine.job_loop import JobLoop, import_workers
 from conveyor.engine.jobrun import JobAttempt, JobOutcome, RunContext
 from conveyor.engine.locks import JobLocks
@@ -48,7 +49,7 @@ _QUIET_S, _STORE_WITHIN_S = 0.005, 0.25
 _BLOCKED_POLL_S = 0.05
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SchedulerOptions:
     """How many jobs may run at once, and whether a failure stops the Run."""
 

@@ -17,7 +17,6 @@ import base64
 import binascii
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock
@@ -30,6 +29,7 @@ from conveyor.core.secrets import (
     key_id,
     parse_key,
 )
+from conveyor.core.values import frozen
 from conveyor.store import events as event_log
 from conveyor.store import projects as project_store
 from conveyor.store import secrets as secret_store
@@ -41,7 +41,7 @@ _VERSION = "v1"
 _NONCE_BYTES = 12
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Sealed:
     """A value encrypted for storage, and the id of the key that sealed it."""
 
@@ -145,7 +145,7 @@ def secret_subject(project: str, name: str) -> str:
     return f"project/{project}/secret/{name}" if project else f"secret/{name}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SecretInfo:
     """What may be shown about a stored secret: never its value nor its ciphertext."""
 
@@ -163,7 +163,7 @@ class SecretInfo:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Rotation:
     """What `rotate` re-sealed under the current key."""
 

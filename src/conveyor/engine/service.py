@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +16,7 @@ from conveyor.core.clock import Clock, SystemClock
 from conveyor.core.errors import StoreError
 from conveyor.core.masking import Masker
 from conveyor.core.records import RunId, RunRecord
+from conveyor.core.values import frozen
 from conveyor.engine.conditions import ConditionChecker
 from conveyor.engine.jobrun import JobOutcome, RunContext
 from conveyor.engine.keys import KeyMaker, load_secret_key, rooted_patterns
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 SecretSource = Callable[[Sequence[str]], Mapping[str, str]]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RunRequest:
     """What the user asked `conveyor run` for."""
 
@@ -57,7 +57,7 @@ class RunRequest:
     branch: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Launch:
     """A Run that has been created and is about to execute."""
 
@@ -70,7 +70,7 @@ class _Launch:
     actor: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RunResult:
     """A finished Run as stored, and why each job that ran missed the cache."""
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from conveyor.core import digest
 from conveyor.core.errors import UsageError
 from conveyor.core.globs import compile_glob
+from conveyor.core.values import frozen
 
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
@@ -81,7 +82,7 @@ def git_mode(path: Path) -> str:
     return "100755" if st.st_mode & 0o111 else "100644"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class GitFacts:
     """Where HEAD is. Outside git every field is None."""
 

@@ -10,11 +10,11 @@ refusal is an Event in the same transaction as the change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from conveyor.core.clock import Clock, SystemClock, iso
 from conveyor.core.errors import NotFound, PolicyViolation, UsageError
+from conveyor.core.values import frozen
 from conveyor.engine import waiver_events
 from conveyor.engine.policies import load_workspace_rules
 from conveyor.engine.workspace import Workspace
@@ -42,7 +42,7 @@ class WaiverRefused(PolicyViolation):
     """A decision on a Waiver that segregation of duties or the Waiver's state forbids."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WaiverStatus:
     """A Waiver and what it is at the time it was read."""
 

@@ -15,18 +15,18 @@ import base64
 import http.client
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from typing import IO
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from conveyor import __version__
 from conveyor.core.masking import Masker
+from conveyor.core.values import frozen
 
 TIMEOUT_S = 10.0
 _READ_LIMIT = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Delivery:
     """Whether the webhook took the document, its HTTP status when it answered, and why."""
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock
+from conveyor.core.values import frozen
 from conveyor.engine.projects import ProjectService
 from conveyor.engine.secrets import Cipher, webhook_context
 from conveyor.store import events as event_log
@@ -34,7 +34,7 @@ ACTOR = "webhook"
 StartRun = Callable[[Trigger], str]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Started:
     """The delivery started a Run."""
 
@@ -42,14 +42,14 @@ class Started:
     run_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Duplicate:
     """The delivery was accepted before; it starts nothing again."""
 
     delivery: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Refused:
     """The delivery is not trusted (the route answers 401; 404 for `unknown_project`)."""
 
@@ -60,7 +60,7 @@ class Refused:
 Outcome = Started | Ignored | Duplicate | Refused
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Delivery:
     """One webhook delivery as received, before its signature or token is checked."""
 

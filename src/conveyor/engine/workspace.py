@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.core.errors import UsageError
+from conveyor.core.values import frozen
 from conveyor.spec.paths import STATE_DIR_NAME
 
 SPEC_FILE = "conveyor.yaml"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Workspace:
     """A checkout with a conveyor.yaml, and the state directory that serves it."""
 

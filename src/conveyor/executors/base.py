@@ -15,9 +15,10 @@ with no hand-off between threads.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+from conveyor.core.values import frozen
 
 if TYPE_CHECKING:
     import selectors
@@ -26,7 +27,7 @@ Outcome = Literal["exited", "timed_out", "canceled", "failed_to_start"]
 OutputSink = Callable[[bytes], None]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ExecRequest:
     """One attempt at running a job's script."""
 
@@ -37,7 +38,7 @@ class ExecRequest:
     timeout_s: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ExecResult:
     """How an attempt ended. `exit_code` is set when the script exited by itself."""
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
+from conveyor.core.values import frozen
 from conveyor.executors.base import ExecRequest, ExecResult, Outcome, OutputSink
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FakeOutcome:
     """What one attempt does: print `output`, take `duration_s`, end as `outcome`."""
 

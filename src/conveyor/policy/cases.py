@@ -8,11 +8,11 @@ A rule that cannot be evaluated denies; a case expects that with `error`.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
 from conveyor.core.errors import Location, SpecError, SpecIssue
+from conveyor.core.values import frozen
 from conveyor.policy.decision_input import DecisionInput
 from conveyor.policy.evaluate import evaluate
 from conveyor.policy.files import FileCheck, read_sources
@@ -28,7 +28,7 @@ T = TypeVar("T", bound=str)
 _SYNONYMS = {"tests": "cases", "examples": "cases", "facts": "input", "expected": "expect"}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Case:
     """One example input and what the rules must decide about it."""
 
@@ -39,7 +39,7 @@ class Case:
     rules: tuple[tuple[str, Expected], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Mismatch:
     """One expectation a case did not meet: the overall outcome, or one rule's."""
 
@@ -49,7 +49,7 @@ class Mismatch:
     detail: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CaseResult:
     """A case, what the rules decided, and where that differs from what it expects."""
 

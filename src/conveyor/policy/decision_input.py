@@ -11,10 +11,12 @@ caller took from its Clock, and each rule sees it in its own zone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
+
+from conveyor.core.values import frozen
 
 INPUT_VERSION = 1
 
@@ -23,7 +25,7 @@ DeploymentOutcome = Literal["succeeded", "failed", "rolled_back"]
 WEEKDAYS: tuple[Weekday, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Fact:
     """What a field means, and the limits of its values, for the schema and the docs."""
 
@@ -33,7 +35,7 @@ class Fact:
     maximum: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Artifact:
     """One file of the Release, by content."""
 
@@ -41,7 +43,7 @@ class Artifact:
     digest: Annotated[str, Fact("Its content digest, `sha256:<hex>`.")] = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReleaseTests:
     """Test counts from the Run that built the Release."""
 
@@ -50,7 +52,7 @@ class ReleaseTests:
     skipped: Annotated[int, Fact("Tests that were skipped.", minimum=0)] = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReleaseChange:
     """How big the change since the Release deployed before it is."""
 
@@ -60,7 +62,7 @@ class ReleaseChange:
     commits: Annotated[int, Fact("Commits included.", minimum=0)] = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReleaseFacts:
     """The Release being promoted."""
 
@@ -72,7 +74,7 @@ class ReleaseFacts:
     change: Annotated[ReleaseChange, Fact("Size of the change it brings.")] = ReleaseChange()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EnvironmentFacts:
     """The Environment the Release is promoted into."""
 
@@ -83,7 +85,7 @@ class EnvironmentFacts:
     ] = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Requester:
     """Who asked for the Promotion."""
 
@@ -91,7 +93,7 @@ class Requester:
     roles: Annotated[tuple[str, ...], Fact("Their roles, like `['developer']`.")] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Approval:
     """One recorded approval of the Promotion."""
 
@@ -102,7 +104,7 @@ class Approval:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TimeFacts:
     """When the decision is made, in the zone of the rule that reads it."""
 
@@ -141,7 +143,7 @@ def time_facts(instant: datetime, zone: str = "UTC") -> TimeFacts:
 EPOCH = time_facts(datetime(1970, 1, 1, tzinfo=UTC))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PastDeployment:
     """One earlier Deployment of the service, in any environment."""
 
@@ -151,7 +153,7 @@ class PastDeployment:
     at: Annotated[str, Fact("When it ended.", format="date-time")] = "1970-01-01T00:00:00+00:00"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DecisionInput:
     """Everything a rule can read; missing parts are neutral (empty, zero, the epoch)."""
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from conveyor.core.errors import Location
+from conveyor.core.values import frozen
 
 Outcome = Literal["allow", "warn", "deny"]
 OUTCOMES: tuple[Outcome, ...] = ("allow", "warn", "deny")
 Effect = Literal["warn", "deny"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Rule:
     """One policy rule: when `expression` is true (and `when` allows), the outcome is `effect`."""
 
@@ -26,7 +26,7 @@ class Rule:
     zone: str = "UTC"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RuleResult:
     """What one rule decided: its outcome, and why when it is not `allow`.
 
@@ -42,7 +42,7 @@ class RuleResult:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Decision:
     """The outcome of a set of rules for one input: deny wins, then warn, else allow."""
 

@@ -12,8 +12,8 @@ import datetime
 import functools
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from conveyor.core.values import frozen
 from conveyor.policy.decision_input import INPUT_VERSION, DecisionInput, TimeFacts, time_facts
 from conveyor.policy.schema import Shape, describe, input_shape
 from conveyor.spec.source import NodePath
@@ -23,7 +23,7 @@ from conveyor.spec.suggest import did_you_mean, one_of
 _DERIVED = ("weekday", "hour", "minute", "date")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class InputProblem:
     """One value of a plain input that does not fit, at its path."""
 

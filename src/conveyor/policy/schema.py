@@ -12,15 +12,15 @@ import dataclasses
 import functools
 import types
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Annotated, Literal, Union, get_args, get_origin, get_type_hints
 
+from conveyor.core.values import frozen
 from conveyor.policy.decision_input import INPUT_VERSION, DecisionInput, Fact
 
 Kind = Literal["object", "list", "text", "integer", "boolean", "choice"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Shape:
     """The type of one value of the input, and what it means."""
 

@@ -19,8 +19,9 @@ blocks, since a Waiver excuses a decision, not a broken rule.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Literal, NewType, get_args
+
+from conveyor.core.values import frozen
 
 WaiverId = NewType("WaiverId", int)
 WaiverState = Literal["pending", "active", "expired", "rejected", "revoked"]
@@ -34,7 +35,7 @@ MAX_DURATION_TEXT = "30d"
 DECIDING_ROLES: tuple[str, ...] = ("approver", "release-manager", "admin")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NewWaiver:
     """A Waiver about to be recorded: which rule, where, why, by whom, until when."""
 
@@ -47,7 +48,7 @@ class NewWaiver:
     expires_at: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class Waiver(NewWaiver):
     """A recorded Waiver with its decision and revocation, if any."""
 

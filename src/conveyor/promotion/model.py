@@ -14,9 +14,10 @@ blocked ─┴─(gates)───┤
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal, NewType, get_args
 
+from conveyor.core.values import frozen
 from conveyor.policy.decision_input import DecisionInput
 from conveyor.policy.model import Rule
 from conveyor.policy.waiver import Waiver
@@ -40,7 +41,7 @@ GateOutcome = Literal["passed", "waiting", "blocked"]
 Verdict = Literal["approve", "reject"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class GateResult:
     """What one Gate decided, and why, in words a person reads.
 
@@ -66,7 +67,7 @@ class GateResult:
         return self.outcome == "passed"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class GateReport:
     """Every Gate of one evaluation, in order, and when it was made."""
 
@@ -108,7 +109,7 @@ class GateReport:
         return other is not None and self.gates == other.gates
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Actor:
     """Who acts, and the roles the workspace's roles map gives them."""
 
@@ -126,7 +127,7 @@ def identity(name: str) -> str:
     return name.strip().casefold()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Approval:
     """One person's recorded decision on one Promotion of one Release identity."""
 
@@ -140,7 +141,7 @@ class Approval:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Basis:
     """What a Promotion is judged by, fixed when it is requested.
 
@@ -155,7 +156,7 @@ class Basis:
     requester_roles: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NewPromotion:
     """A Promotion about to be recorded."""
 
@@ -170,7 +171,7 @@ class NewPromotion:
     basis: Basis
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class Promotion(NewPromotion):
     """A recorded Promotion with its state, last Gate report and approvals."""
 
@@ -196,7 +197,7 @@ def promotion_subject(service: str, version: str, promotion_id: int) -> str:
     return f"release/{service}/{version}/promotion/{promotion_id}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EnvironmentState:
     """The Release running in one Environment: since when, and since when healthy (or not)."""
 
@@ -207,7 +208,7 @@ class EnvironmentState:
     healthy_since: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PromotionFacts:
     """Everything the Gates read about one Promotion, gathered by the service.
 

@@ -18,9 +18,10 @@ reported at once, located, with a did-you-mean for misspelt roles and keys.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from conveyor.core.errors import SpecError
+from conveyor.core.values import frozen
 from conveyor.policy.files import FileCheck
 from conveyor.promotion.model import identity
 from conveyor.spec.delivery import ROLES
@@ -32,7 +33,7 @@ KEYS = ("version", "roles")
 _SYNONYMS = {"people": "roles", "users": "roles", "members": "roles", "actors": "roles"}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RoleMap:
     """Each person's roles, by their compared identity."""
 

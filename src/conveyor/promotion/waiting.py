@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from conveyor.core.clock import iso
+from conveyor.core.values import frozen
 from conveyor.promotion.model import Promotion
 
 # States in which the Release is ready to deploy (or deployed): `promote` succeeds.
 SUCCEEDED = frozenset({"approved", "deployed"})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WaitStep:
     """Whether to stop waiting, why, and otherwise until when to sleep."""
 

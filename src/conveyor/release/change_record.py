@@ -24,11 +24,11 @@ factor above `low` is given as a reason:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 from conveyor.core.clock import iso
 from conveyor.core.records import TestCounts
+from conveyor.core.values import frozen
 from conveyor.release.notes import ReleaseNotes
 from conveyor.release.notes import to_json as notes_json
 from conveyor.release.notes import to_markdown as notes_markdown
@@ -42,7 +42,7 @@ FILES = (20, 60)
 LINES = (300, 1000)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ChangeSize:
     """How big the change is: commits always; files and lines when they were recorded."""
 
@@ -59,7 +59,7 @@ class ChangeSize:
         return (self.lines_added or 0) + (self.lines_removed or 0)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RiskFacts:
     """What the risk is judged from.
 
@@ -74,7 +74,7 @@ class RiskFacts:
     warnings: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Risk:
     """The level and the reasons for it."""
 
@@ -141,7 +141,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class GateLine:
     """One Gate as the record shows it."""
 
@@ -151,7 +151,7 @@ class GateLine:
     notes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ApprovalLine:
     """One person's decision as the record shows it."""
 
@@ -162,7 +162,7 @@ class ApprovalLine:
     comment: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ChangeRecord:
     """The change record of one Promotion as it stands at `generated_at`."""
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from conveyor.core.values import frozen
 from conveyor.release.model import Commit
 from conveyor.release.semver import Level, higher
 
@@ -22,7 +22,7 @@ _BREAKING_TOKENS = ("BREAKING CHANGE", "BREAKING-CHANGE")
 _BREAKING_IN_BODY = re.compile(r"^BREAKING[ -]CHANGE: (?P<note>.+)$", re.MULTILINE)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Footer:
     """One trailer of a message: `Token: value` or `Token #value`."""
 
@@ -30,7 +30,7 @@ class Footer:
     value: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ParsedMessage:
     """A commit message read as a Conventional Commit; `type` is None when it is not one."""
 
@@ -119,7 +119,7 @@ def level_of(message: ParsedMessage) -> Level:
     return "minor" if message.type == "feat" else "patch"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Bump:
     """The bump a list of commits asks for, and the commit that decided it."""
 

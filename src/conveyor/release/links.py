@@ -8,16 +8,17 @@ Credentials in a remote URL never reach a link.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
+
+from conveyor.core.values import frozen
 
 Forge = Literal["github", "gitlab"]
 
 _SCP_LIKE = re.compile(r"(?:[^@/\s]+@)?(?P<host>[^:/\s]+):(?!//)(?P<path>[^\s]+)")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Repository:
     """A repository's web address on a forge."""
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NewType
 
 from conveyor.core.digest import of_json, short
 from conveyor.core.records import RunId
+from conveyor.core.values import frozen
 
 ReleaseId = NewType("ReleaseId", int)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Commit:
     """One commit as git records it: the raw material of versions, notes and duties.
 
@@ -28,7 +28,7 @@ class Commit:
     committer_email: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReleaseArtifact:
     """One file of a Release, addressed by its digest."""
 
@@ -37,7 +37,7 @@ class ReleaseArtifact:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NewRelease:
     """A Release about to be recorded.
 
@@ -61,7 +61,7 @@ class NewRelease:
     commits: tuple[Commit, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class Release(NewRelease):
     """A recorded Release; never changed once recorded."""
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from conveyor.core.clock import iso
+from conveyor.core.values import frozen
 from conveyor.release.commits import ParsedMessage, is_merge, parse_message
 from conveyor.release.links import Repository, parse_repository
 from conveyor.release.model import Commit, Release
@@ -21,7 +21,7 @@ SECTIONS = (
 SHORT = 7
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Entry:
     """One change in the notes."""
 
@@ -40,7 +40,7 @@ class Entry:
         return self.sha[:SHORT]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Section:
     """The changes of one kind."""
 
@@ -49,7 +49,7 @@ class Section:
     entries: tuple[Entry, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReleaseNotes:
     """What changed in one Release since the one before it, and who changed it."""
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Literal
+
+from conveyor.core.values import frozen
 
 Level = Literal["major", "minor", "patch"]
 LEVELS: tuple[Level, ...] = ("patch", "minor", "major")
@@ -22,7 +23,7 @@ HINT = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Version:
     """A semantic version; ordering is semver precedence (build metadata does not count)."""
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from conveyor.core.values import frozen
 from conveyor.release.commits import Bump, bump_for, parse_message
 from conveyor.release.model import Commit
 from conveyor.release.semver import Version
@@ -17,7 +17,7 @@ _REASONS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Derived:
     """A derived version and, in words, how it was reached and what was assumed."""
 

@@ -24,6 +24,7 @@ from defusedxml import DefusedXmlException, EntitiesForbidden, ExternalReference
 from defusedxml.ElementTree import DefusedXMLParser, ParseError
 
 from conveyor.core.errors import ConveyorError, Location
+from conveyor.core.values import frozen
 
 EXPECTED = "a JUnit XML report with <testsuites> or <testsuite> at the root"
 MESSAGE_LIMIT = 200
@@ -48,7 +49,7 @@ class ReportError(ConveyorError):
         super().__init__(message)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TestCaseFailure:
     """One failed testcase: who, the first line of why, and the report it came from."""
 
@@ -61,7 +62,7 @@ class TestCaseFailure:
     file: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TestSummary:
     """Testcase counts of one or more reports, and every failure in report order."""
 

@@ -9,15 +9,15 @@ None once it settled and its outcome was recorded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NewType
 
+from conveyor.core.values import frozen
 from conveyor.rollout.status import ABORTED, FAILED, PROGRESSING, DeploymentStatus, Phase
 
 DeploymentId = NewType("DeploymentId", int)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NewDeployment:
     """A Deployment about to be queued: which Release goes where, for which Promotion."""
 
@@ -30,7 +30,7 @@ class NewDeployment:
     created_at: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class Deployment(NewDeployment):
     """A recorded Deployment: its status, when its next pass is due, and who works on it."""
 

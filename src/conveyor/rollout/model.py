@@ -9,16 +9,17 @@ what changed, recorded by whoever persists the status.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 
+from conveyor.core.values import frozen
 from conveyor.rollout.status import DeploymentStatus
 
 HealthState = Literal["healthy", "unhealthy", "exited"]
 EventValue = str | int | float | bool | None | tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RollingSpec:
     """What one rolling Deployment must achieve: `instances` of `version`, healthy in time.
 
@@ -50,7 +51,7 @@ class RollingSpec:
         return f"deployment/{self.deployment}/{verb}/{instance}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ObservedInstance:
     """One instance as the target last saw it; `health` is None when not checked this time."""
 
@@ -61,7 +62,7 @@ class ObservedInstance:
     detail: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Observed:
     """What runs in the environment now, with the health of the instances checked.
 
@@ -79,7 +80,7 @@ class Observed:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StartInstance:
     """Start the new instance `instance` of `version` (a no-op when it already runs)."""
 
@@ -88,7 +89,7 @@ class StartInstance:
     version: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StopInstance:
     """Stop `instance` (a no-op when it no longer runs)."""
 
@@ -96,7 +97,7 @@ class StopInstance:
     instance: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CheckHealth:
     """Check the health of `instance` and report it in the next observation."""
 
@@ -107,7 +108,7 @@ class CheckHealth:
 Action = StartInstance | StopInstance | CheckHealth
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RolloutEvent:
     """One state change of a Deployment, as recorded in the event log."""
 
@@ -115,7 +116,7 @@ class RolloutEvent:
     data: Mapping[str, EventValue] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Decision:
     """The outcome of one pass: the status to persist, the actions to perform, the events."""
 

@@ -18,8 +18,10 @@ so it cannot disagree with them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Literal, cast, get_args
+
+from conveyor.core.values import frozen
 
 Phase = Literal["pending", "progressing", "succeeded", "failed", "rolled_back"]
 InstanceState = Literal[
@@ -43,7 +45,7 @@ class StatusFormatError(ValueError):
     """A stored status that cannot be read back: another format, a missing or wrong field."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class InstanceStatus:
     """One instance as the Deployment knows it.
 
@@ -65,7 +67,7 @@ class InstanceStatus:
         return self.state in _GONE
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Condition:
     """Why the Deployment is where it is: a type, a reason, a message, since when."""
 
@@ -75,7 +77,7 @@ class Condition:
     since: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Intents:
     """What humans asked for; the next pass decides what it means."""
 
@@ -83,7 +85,7 @@ class Intents:
     abort_requested_by: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DeploymentStatus:
     """The whole remembered state of one Deployment; see the module's docstring."""
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from conveyor.access.roles import Principal
 from conveyor.artifacts.cas import ContentStore
 from conveyor.core.clock import Clock
+from conveyor.core.values import frozen
 from conveyor.engine.change_records import ChangeRecords
 from conveyor.engine.history import History
 from conveyor.engine.local_deployments import LocalDeployments
@@ -40,7 +40,7 @@ def actor_of(principal: Principal) -> Actor:
     return Actor(principal.name, (principal.role,))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ServerDelivery:
     """Releases, Promotions, Waivers and Deployments of the server's workspace."""
 

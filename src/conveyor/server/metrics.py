@@ -10,12 +10,12 @@ process's memory, so every replica reports the same truth.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from conveyor.core.values import frozen
 from conveyor.store.tallies import StatusCounts
 
 # The status counts of this moment; None until the server's database is open.
@@ -50,7 +50,7 @@ _DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300
 _QUEUE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Metrics:
     """The registry `/metrics` exposes and the metrics others feed."""
 

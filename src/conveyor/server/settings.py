@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from conveyor.core.durations import parse_duration, parse_size
 from conveyor.core.errors import UsageError
+from conveyor.core.values import frozen
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_MAX_UPLOAD = 512 * 1024 * 1024
 DEFAULT_LEASE_S = 30.0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Settings:
     """Everything a server process needs to know; nothing it learns at run time."""
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +15,7 @@ from conveyor.artifacts.cas import ContentStore
 from conveyor.core.clock import Clock, SystemClock
 from conveyor.core.errors import Conflict, StoreError
 from conveyor.core.secrets import KEY_VARIABLE
+from conveyor.core.values import frozen
 from conveyor.engine.dispatch import DispatchService
 from conveyor.engine.dispatch_secrets import stored_secrets
 from conveyor.engine.git_fetch import GitMirror
@@ -45,7 +45,7 @@ class RunStarter(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CommitRuns:
     """The server's RunStarter: a Run of the trigger's commit, fetched with git by runners.
 
@@ -66,7 +66,7 @@ class CommitRuns:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ServerState:
     """The open database and the services every request uses."""
 

@@ -6,17 +6,17 @@ release and rollout services. Nothing downstream re-validates them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from conveyor.core.errors import Location
+from conveyor.core.values import frozen
 from conveyor.spec.windows import Window
 
 ROLES = ("viewer", "developer", "approver", "release-manager", "admin")
 STRATEGIES = ("rolling",)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Health:
     """How an instance is known to be healthy: an HTTP path answering 2xx."""
 
@@ -25,7 +25,7 @@ class Health:
     within_s: float = 30.0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Approvals:
     """How many people must approve, and which roles may."""
 
@@ -33,7 +33,7 @@ class Approvals:
     roles: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Freeze:
     """A period in which nothing is promoted, and why."""
 
@@ -45,7 +45,7 @@ class Freeze:
         return self.start <= instant < self.end
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Requirements:
     """The Gates of a Promotion into one Environment."""
 
@@ -58,7 +58,7 @@ class Requirements:
     signed: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Environment:
     """One ordered stage a Release is promoted into."""
 
@@ -71,7 +71,7 @@ class Environment:
     requires: Requirements = Requirements()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Delivery:
     """What makes a Release of the service, how it runs, and where it goes."""
 

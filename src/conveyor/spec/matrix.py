@@ -9,8 +9,8 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
+from conveyor.core.values import frozen
 from conveyor.spec.source import NodePath
 from conveyor.spec.suggest import did_you_mean, one_of
 
@@ -20,7 +20,7 @@ MAX_EXPANSIONS = 256
 _NAME = re.compile(r"(?P<base>[^ ()]+) \((?P<pairs>.*)\)")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Expansion:
     """One combination of a matrix job: its name and the value of each axis."""
 
@@ -28,7 +28,7 @@ class Expansion:
     values: Mapping[str, str]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class MatrixIssue:
     """A problem in a matrix, at a path below `matrix`; `on_key` points at the key."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import ErrorDetails, core_schema
 
+from conveyor.core.values import frozen
 from conveyor.spec import rules
 from conveyor.spec.delivery_model import (
     ApprovalsModel,
@@ -54,7 +55,7 @@ from conveyor.spec.source import NodePath, describe
 from conveyor.spec.suggest import did_you_mean
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Violation:
     """One problem found by the models, at a path; `where` says which position to show."""
 
@@ -337,7 +338,7 @@ class FileModel(_Strict):
         return jobs
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Checked:
     """What validation accepted: the whole file, or else the usable part of each job.
 

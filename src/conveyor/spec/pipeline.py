@@ -7,10 +7,11 @@ from user text anywhere else. Nothing downstream re-validates them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
 from conveyor.core.errors import Location
+from conveyor.core.values import frozen
 
 if TYPE_CHECKING:
     from conveyor.spec.delivery import Delivery
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 SPEC_VERSION = 1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RetryPolicy:
     """`max` extra attempts after the first; the wait doubles from `backoff_s`."""
 
@@ -30,7 +31,7 @@ class RetryPolicy:
         return self.backoff_s * (2.0 ** max(0, attempt - 2))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Concurrency:
     """At most one holder of `group` runs at a time, across all runs.
 
@@ -42,7 +43,7 @@ class Concurrency:
     cancel_in_progress: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Job:
     """One node of the DAG, after matrix expansion.
 
@@ -73,7 +74,7 @@ class Job:
     concurrency: Concurrency | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Pipeline:
     """The `jobs:` of a conveyor.yaml with everything resolved, in file order."""
 

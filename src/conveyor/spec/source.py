@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import yaml
 
 from conveyor.core.errors import Location, SpecError, SpecIssue
+from conveyor.core.values import frozen
 
 PathPart = str | int
 NodePath = tuple[PathPart, ...]
@@ -27,7 +28,7 @@ _NODE_BUDGET = 200_000
 _SHAPE = "a mapping with 'version: 1' and 'jobs:'"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Span:
     """Where a key or value starts; `shift` maps offsets inside a one-line scalar."""
 
@@ -87,7 +88,7 @@ class SourceMap:
         return Location(self.file, span.line, span.column)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Document:
     """A file read as plain values, with positions and the issues found while reading."""
 

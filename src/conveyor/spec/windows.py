@@ -11,16 +11,17 @@ window keeps its hours across daylight-saving changes.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from conveyor.core.values import frozen
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 EXAMPLE = "'Mon-Thu 08:00-17:00 Europe/Berlin'"
 _FORM = re.compile(r"^\s*(\S+)\s+(\d{1,2}:\d{2})-(\d{1,2}:\d{2})\s+(\S+)\s*$")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Window:
     """Weekdays (0 = Monday), local start and end, and the zone they are in."""
 

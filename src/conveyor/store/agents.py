@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from conveyor.core.errors import NotFound
+from conveyor.core.values import frozen
 from conveyor.store.db import Row, Transaction
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AgentRecord:
     """A registered runner."""
 

@@ -10,10 +10,10 @@ for the lock order every caller keeps.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from conveyor.core.errors import NotFound
 from conveyor.core.records import AttemptOutcome, RunId, TestCounts
+from conveyor.core.values import frozen
 from conveyor.store.db import Row, Transaction, bind_list
 from conveyor.store.queue import Taken, lock_clause
 from conveyor.store.runs import (
@@ -24,7 +24,7 @@ from conveyor.store.runs import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AttemptRecord:
     """One claim of a JobRun."""
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import cast
 
 from conveyor.core.errors import NotFound
 from conveyor.core.records import JobState, OutputRecord, RunId, RunStatus
+from conveyor.core.values import frozen
 from conveyor.store.db import Row, Transaction, bind_list
 from conveyor.store.runs import NewRun
 
@@ -28,7 +28,7 @@ BATCH = 8
 SCAN = 500
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class QueuedJob:
     """A JobRun of a remote run as planned."""
 
@@ -45,7 +45,7 @@ class QueuedJob:
     payload: dict[str, object]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class QueueJob:
     """What the queue knows about one JobRun of a remote run."""
 
@@ -64,7 +64,7 @@ class QueueJob:
     cancel_requested: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Candidate:
     """A queued JobRun a runner might take."""
 
@@ -75,7 +75,7 @@ class Candidate:
     run_group: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Taken:
     """A JobRun just taken by a runner."""
 

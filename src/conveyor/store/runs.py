@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, cast
 
 from conveyor.audit.chain import NewEvent
@@ -19,6 +18,7 @@ from conveyor.core.records import (
     RunStatus,
     TestCounts,
 )
+from conveyor.core.values import frozen
 from conveyor.store import events as event_log
 from conveyor.store.db import Database, Params, Row, Transaction, bind_list
 
@@ -33,7 +33,7 @@ _JOB_COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NewRun:
     """What is known about a Run when it is created."""
 
@@ -52,7 +52,7 @@ class NewRun:
     created_at: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NewJob:
     """A JobRun row as planned, before it starts."""
 
@@ -128,7 +128,7 @@ def _with_run(event: NewEvent, run_id: RunId) -> NewEvent:
     return NewEvent(event.kind, subject, event.actor, event.ts, event.data)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class JobUpdate:
     """New values for some columns of one JobRun (None leaves a column as is)."""
 

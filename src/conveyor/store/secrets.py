@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from conveyor.core.values import frozen
 from conveyor.store.db import Database, Row, Transaction, bind_list
 
 GLOBAL = ""
 _COLUMNS = "id, project, name, ciphertext, key_id, created_at, updated_at, updated_by"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SecretRow:
     """One stored secret; `project` is '' for a secret every project may use."""
 

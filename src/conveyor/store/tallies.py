@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from conveyor.core.values import frozen
 from conveyor.store.db import Database
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StatusCounts:
     """How many Runs and JobRuns the database holds in each status."""
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from conveyor.access.roles import kind_of
 from conveyor.access.tokens import TokenRecord
+from conveyor.core.values import frozen
 from conveyor.store.db import Database, Row, Transaction
 
 _COLUMNS = (
@@ -14,7 +13,7 @@ _COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NewToken:
     """What is stored for a token being created."""
 

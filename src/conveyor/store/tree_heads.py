@@ -8,9 +8,9 @@ checking the head reports it instead of this module failing on it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from conveyor.audit.tree_head import TreeHead, decode_signature, encode_signature
+from conveyor.core.values import frozen
 from conveyor.store.db import Database, Row, Transaction
 
 _COLUMNS = "size, root, ts, key_id, signature"
@@ -18,7 +18,7 @@ _COLUMNS = "size, root, ts, key_id, signature"
 _SIGNING_LOCK = 7261102
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Checkpoint:
     """The newest signed head, and the perfect-subtree hashes of the log it covers."""
 

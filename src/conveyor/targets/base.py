@@ -18,11 +18,11 @@ then dies is not an error but an outcome, seen in `health` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NewType, Protocol
 
 from conveyor.core.errors import ConveyorError
+from conveyor.core.values import frozen
 from conveyor.release.model import Release
 
 InstanceId = NewType("InstanceId", str)
@@ -33,7 +33,7 @@ class TargetError(ConveyorError):
     """A target could not do what was asked (an infrastructure fault)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Placement:
     """Where instances belong: one service in one environment."""
 
@@ -44,7 +44,7 @@ class Placement:
         return f"{self.service}/{self.environment}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class HealthCheck:
     """How an instance answers for its health: an HTTP path, and how long to wait."""
 
@@ -52,7 +52,7 @@ class HealthCheck:
     timeout_s: float = 2.0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class InstanceDir:
     """A Release materialized for one instance.
 
@@ -65,7 +65,7 @@ class InstanceDir:
     python_path: tuple[Path, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class InstanceSpec:
     """Everything needed to start one instance: where, what, how, and how to check it."""
 
@@ -81,7 +81,7 @@ class InstanceSpec:
         return self.directory.instance_id
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Instance:
     """A started instance: what it runs, where it answers, since when (epoch seconds)."""
 
@@ -99,7 +99,7 @@ class Instance:
         return f"{self.host}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class HealthResult:
     """The answer to one health check; `detail` says why it is not healthy."""
 

@@ -15,8 +15,8 @@ the Deployment's failure, not a fault of the controller.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
 
+from conveyor.core.values import frozen
 from conveyor.release.model import Release
 from conveyor.rollout.model import (
     Action,
@@ -39,7 +39,7 @@ from conveyor.targets.base import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Workload:
     """What the instances of a service in one environment run, and how they are checked."""
 

@@ -34,11 +34,11 @@ import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from conveyor.core.clock import Clock, SystemClock
+from conveyor.core.values import frozen
 from conveyor.release.model import Release
 from conveyor.targets import procfs
 from conveyor.targets.base import (
@@ -70,7 +70,7 @@ _TAIL_BYTES = 2048
 BindOutcome = Literal["bound", "taken", "exited", "slow"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Record:
     """What the target remembers of one started instance."""
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from conveyor.core.errors import UsageError
+from conveyor.core.values import frozen
 
 ZERO_SHA = "0" * 40
 
@@ -15,7 +15,7 @@ class PayloadError(UsageError):
     """A webhook's body is not JSON or lacks a field the event needs."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Trigger:
     """A push or pull request that should start a Run of one commit."""
 
@@ -46,7 +46,7 @@ class Trigger:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Ignored:
     """A delivery understood and answered that starts nothing (a tag, a deletion, a ping)."""
 

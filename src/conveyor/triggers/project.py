@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from conveyor.core.errors import UsageError
+from conveyor.core.values import frozen
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 _SCP_LIKE = re.compile(r"^(?:[^@/\s]+@)?(?P<host>[^:/\s]+):(?P<path>[^\s]+)$")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Project:
     """A repository and where its conveyor.yaml is; webhooks find it by repository."""
 
