@@ -1,5 +1,5 @@
 """`python -m conveyor` is the `conveyor` command."""
 
-from conveyor.cli.main import entry
+from conveyor.cli.start import entry
 
 entry()

@@ -150,3 +150,39 @@ def test_a_ctrl_c_before_the_command_is_set_up_ends_it_with_130_and_no_traceback
     )
 
     assert (done.returncode, done.stderr) == (130, "")
+
+
+GC_PROBE = """\
+import atexit, gc, sys
+import conveyor.cli.start as start
+off = not gc.isenabled()
+atexit.register(lambda: sys.stderr.write(f"\\noff at start {off}, on at end {gc.isenabled()}, "
+                                         f"frozen {gc.get_freeze_count() > 0}"))
+sys.argv = ["conveyor", *sys.argv[1:]]
+start.entry()
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "frozen"),
+    [(["run", "-q"], True), (["version"], False), (["runs", "--json"], False)],
+)
+def test_the_collector_is_off_while_starting_and_on_for_the_command(
+    workspace: WorkspaceFactory, command: list[str], frozen: bool
+) -> None:
+    # Off while modules load; back on before a Run starts its jobs (with what start-up
+    # made frozen), and before Typer runs any other command.
+    ws = workspace(SPEC)
+    done = subprocess.run(
+        [sys.executable, "-c", GC_PROBE, *command],
+        cwd=ws.root,
+        env=ws.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    last = done.stderr.rstrip().rpartition("\n")[2]
+    assert last == f"off at start True, on at end True, frozen {frozen}"

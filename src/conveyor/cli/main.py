@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import sys
 import threading
@@ -132,6 +133,7 @@ def main() -> NoReturn:
     try:
         arguments = read_run(sys.argv[1:])
         if arguments is None:
+            gc.enable()  # off while starting (cli/start.py); Typer's commands run with it
             build_app(sys.argv[1:])()
         else:
             _run_quickly(arguments)

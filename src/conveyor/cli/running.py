@@ -11,6 +11,7 @@ whose creation at import (generated methods compiled one by one on Python
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -140,6 +141,10 @@ def _run_with_signals(
     def on_start(scheduler: Scheduler) -> None:
         def cancel(_signum: int, _frame: object) -> None:
             scheduler.request_cancel()
+
+        if not gc.isenabled():  # off while Conveyor started (cli/start.py)
+            gc.freeze()  # what start-up made lives as long as the process: never walk it again
+            gc.enable()
 
         for sig in previous:
             signal.signal(sig, cancel)
