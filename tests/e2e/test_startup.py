@@ -186,3 +186,41 @@ def test_the_collector_is_off_while_starting_and_on_for_the_command(
     assert done.returncode == 0, done.stderr
     last = done.stderr.rstrip().rpartition("\n")[2]
     assert last == f"off at start True, on at end True, frozen {frozen}"
+
+
+FIRST_JOB_PROBE = """\
+import os, subprocess, sys
+from conveyor.cli.start import entry
+spawn = subprocess.Popen._execute_child
+seen = []
+def first_job(self, args, *rest, **kwargs):
+    if args[0] != "git" and not seen:  # the job: git is asked who acts before
+        seen.append(sorted(name for name in {heavy!r} if name in sys.modules))
+        sys.stderr.write(f"\\nat the first job: {{seen[0]}}\\n")
+    return spawn(self, args, *rest, **kwargs)
+subprocess.Popen._execute_child = first_job
+sys.argv = ["conveyor", "run", "-q", "--no-cache"]
+entry()
+"""
+
+
+def test_a_run_starts_its_first_job_without_importing_dataclasses_or_inspect(
+    workspace: WorkspaceFactory,
+) -> None:
+    # Importing `dataclasses` imports `inspect`, `ast`, `dis` and `tokenize`: a tenth of
+    # what a Run does before its first job. The values of core/values.py need neither.
+    # (Reading a pipeline file that changed takes pydantic, which imports both.)
+    ws = workspace("version: 1\njobs:\n  build:\n    run: echo built\n")
+    assert ws.run().code == 0
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_JOB_PROBE.format(heavy=("dataclasses", "inspect", "ast"))],
+        cwd=ws.root,
+        env=ws.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "\nat the first job: []\n" in done.stderr, done.stderr

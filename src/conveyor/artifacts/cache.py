@@ -19,7 +19,6 @@ import json
 import os
 import time
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -37,7 +36,7 @@ from conveyor.core.digest import PREFIX, is_digest, short
 from conveyor.core.errors import ArtifactError
 from conveyor.core.record_json import tests_to_json
 from conveyor.core.records import TestCounts
-from conveyor.core.values import frozen
+from conveyor.core.values import field, frozen
 
 if TYPE_CHECKING:
     from conveyor.artifacts.prune import EntryUsage, PruneReport

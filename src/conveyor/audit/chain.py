@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import field
 from datetime import UTC, datetime
 
 from conveyor.core.digest import canonical_json, of_bytes
-from conveyor.core.values import frozen
+from conveyor.core.values import field, frozen
 
 GENESIS = "sha256:" + "0" * 64
 

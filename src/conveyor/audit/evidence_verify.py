@@ -21,7 +21,6 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, cast
 
 from conveyor.audit import evidence as fmt
@@ -30,7 +29,7 @@ from conveyor.audit.merkle import event_leaf, verify_inclusion
 from conveyor.audit.tree_head import TreeHead, decode_signature, key_id, signature_problem
 from conveyor.core.digest import PREFIX
 from conveyor.core.errors import UsageError
-from conveyor.core.values import frozen
+from conveyor.core.values import field, frozen, mutable
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -113,7 +112,7 @@ class Verification:
         return not self.problems
 
 
-@dataclass(slots=True)
+@mutable(slots=True)
 class _Findings:
     """The problems a check found, up to a limit, and how many more."""
 
@@ -240,7 +239,7 @@ def _entries(manifest: Mapping[str, object], found: _Findings) -> dict[str, Mapp
 # --- events ----------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+@mutable(slots=True)
 class _Previous:
     """The Event before the one being checked: its sequence number and hash."""
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import field
 from typing import ClassVar, Literal, NewType, get_args
 
-from conveyor.core.values import frozen
+from conveyor.core.values import field, frozen
 
 RunId = NewType("RunId", int)
 

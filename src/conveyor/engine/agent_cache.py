@@ -19,7 +19,6 @@ in the job's log and a run of the job, never a failed job.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -29,7 +28,7 @@ from conveyor.core.clock import Clock, SystemClock
 from conveyor.core.digest import short
 from conveyor.core.errors import ConveyorError
 from conveyor.core.records import OutputRecord
-from conveyor.core.values import frozen
+from conveyor.core.values import field, frozen, mutable
 from conveyor.engine import fingerprint as fp_module
 from conveyor.engine.dispatch_rules import AttemptResult, Claim
 from conveyor.engine.keys import KeyMaker, rooted_patterns
@@ -68,7 +67,7 @@ class CachePort(Protocol):
         ...
 
 
-@dataclass
+@mutable
 class InProcessCache:
     """A CachePort calling the server's cache service directly."""
 

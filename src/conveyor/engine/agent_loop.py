@@ -24,7 +24,6 @@ import shutil
 import tarfile
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -32,6 +31,7 @@ from conveyor.artifacts.cas import ContentStore
 from conveyor.core.errors import ConveyorError
 from conveyor.core.masking import Masker
 from conveyor.core.records import OutputRecord, TestCounts
+from conveyor.core.values import field, mutable, replace
 from conveyor.engine import agent_cache
 from conveyor.engine.dispatch import DEFAULT_HEARTBEAT_S, DispatchService
 from conveyor.engine.dispatch_rules import AttemptResult, Beat, Claim
@@ -67,7 +67,7 @@ class WorkSource(Protocol):
         ...
 
 
-@dataclass
+@mutable
 class InProcessSource:
     """A WorkSource that calls the dispatch service directly, as one registered runner."""
 
@@ -87,7 +87,7 @@ class InProcessSource:
         return self.dispatch.hand_back(attempt_id, agent_id=self.agent_id)
 
 
-@dataclass
+@mutable
 class _Held:
     """One job this runner is running."""
 

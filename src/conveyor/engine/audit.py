@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import os
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -24,7 +23,7 @@ from conveyor.audit.merkle import Frontier, MerkleTree, event_leaf
 from conveyor.audit.tree_head import TreeHead
 from conveyor.core.clock import Clock
 from conveyor.core.errors import IntegrityError, NotFound, UsageError
-from conveyor.core.values import frozen
+from conveyor.core.values import frozen, mutable
 from conveyor.engine import audit_key
 from conveyor.store import events as event_log
 from conveyor.store import tree_heads
@@ -210,7 +209,7 @@ def public_key(state_dir: Path, *, environ: Mapping[str, str] | None = None) -> 
 # --- verifying -----------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+@mutable(slots=True)
 class _Walk:
     """One pass over the log: the first chain break, the tree, and roots at head sizes."""
 

@@ -30,13 +30,13 @@ carrying over what succeeded as cached and queuing the rest.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 
 from conveyor.artifacts.cas import ContentStore
 from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock
 from conveyor.core.errors import ConveyorError
 from conveyor.core.records import AttemptOutcome, JobState, OutputRecord, RunId
+from conveyor.core.values import replace
 from conveyor.engine import logs, run_rules
 from conveyor.engine.dispatch_retry import retry_run
 from conveyor.engine.dispatch_rules import (

@@ -11,7 +11,6 @@ are built here too, so the service only reads, decides and writes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import field, replace
 from pathlib import Path, PurePosixPath
 from typing import Literal, cast
 
@@ -29,7 +28,7 @@ from conveyor.core.records import (
     RunStatus,
     TestCounts,
 )
-from conveyor.core.values import frozen
+from conveyor.core.values import field, frozen, replace
 from conveyor.engine import run_rules
 from conveyor.engine.plan import Plan
 from conveyor.engine.run_rules import (

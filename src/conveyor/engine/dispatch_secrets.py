@@ -9,8 +9,8 @@ them to the runner in the Claim alone; a secret stored nowhere is unset.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 
+from conveyor.core.values import replace
 from conveyor.engine.dispatch_rules import Claim
 from conveyor.engine.secrets import StoredSecrets
 from conveyor.store.db import Database

@@ -17,7 +17,6 @@ import time
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import field
 from pathlib import Path
 
 from conveyor.audit import evidence as fmt
@@ -33,7 +32,7 @@ from conveyor.audit.merkle import PathCollector, event_leaf
 from conveyor.audit.tree_head import TreeHead
 from conveyor.core.clock import Clock, iso
 from conveyor.core.errors import IntegrityError, UsageError
-from conveyor.core.values import frozen
+from conveyor.core.values import field, frozen
 from conveyor.engine import audit_key
 from conveyor.engine.audit import sign_tree_head
 from conveyor.engine.change_records import ChangeRecords, run_tests

@@ -9,14 +9,13 @@ by piece, so the Events are streamed into it, never held.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import field
 from html import escape
 
 from conveyor.audit.chain import StoredEvent
 from conveyor.audit.tree_head import TreeHead
 from conveyor.core.clock import iso
 from conveyor.core.records import RunRecord, TestCounts
-from conveyor.core.values import frozen
+from conveyor.core.values import field, frozen
 from conveyor.policy.waiver import Waiver
 from conveyor.promotion.model import Promotion
 from conveyor.release.change_record import ChangeRecord

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +22,7 @@ from conveyor.core.clock import Clock
 from conveyor.core.errors import ArtifactError
 from conveyor.core.masking import Masker
 from conveyor.core.records import AttemptOutcome, JobState, OutputRecord, RunId, TestCounts
-from conveyor.core.values import frozen
+from conveyor.core.values import frozen, mutable, replace
 from conveyor.engine import fingerprint as fp_module
 from conveyor.engine.keys import KeyMaker
 from conveyor.engine.logs import JobLog, attempt_marker
@@ -79,7 +78,7 @@ _LIGHT_LOG_BYTES = 256 << 10
 Refusal = Callable[[list[str]], str | None]
 
 
-@dataclass
+@mutable
 class RunContext:
     """What every job of one Run shares."""
 

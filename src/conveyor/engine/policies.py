@@ -7,11 +7,11 @@ directory, as editors and terminals link them.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
 from conveyor.core.errors import UsageError
+from conveyor.core.values import replace
 from conveyor.policy.cases import Case, load_cases
 from conveyor.policy.decision_input import DecisionInput, EnvironmentFacts
 from conveyor.policy.loader import load_rules
@@ -62,7 +62,7 @@ def for_environment(
             "leave one of them out"
         )
     previous = given.previous if given.name else environment.requires.after
-    chosen = dataclasses.replace(facts, environment=EnvironmentFacts(name, previous))
+    chosen = replace(facts, environment=EnvironmentFacts(name, previous))
     return chosen, environment.requires.policies
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Literal
 
 from conveyor.artifacts.cache import CacheEntry, JobCache
 from conveyor.core.masking import Masker
 from conveyor.core.records import OutputRecord
-from conveyor.core.values import frozen
+from conveyor.core.values import frozen, replace
 from conveyor.engine import fingerprint as fp_module
 from conveyor.engine.keys import KeyMaker
 from conveyor.engine.plan import Plan, upstream_outputs

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 
 from conveyor.artifacts.cas import ContentStore
 from conveyor.audit.chain import NewEvent
@@ -19,7 +18,7 @@ from conveyor.core.clock import Clock, SystemClock
 from conveyor.core.errors import Conflict, NotFound, UsageError
 from conveyor.core.globs import matches
 from conveyor.core.records import RunRecord
-from conveyor.core.values import frozen
+from conveyor.core.values import frozen, replace
 from conveyor.engine.gitlog import MAX_COMMITS, CommitRange, commits_between, origin_url
 from conveyor.engine.history import History
 from conveyor.engine.service import actor_name

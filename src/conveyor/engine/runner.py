@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 from functools import partial
 from typing import ParamSpec
 
@@ -29,7 +28,7 @@ from conveyor.core.records import (
     JobRecord,
     JobState,
 )
-from conveyor.core.values import frozen
+from conveyor.core.values import frozen, replace
 from conveyor.engine.job_loop import JobLoop, import_workers
 from conveyor.engine.jobrun import JobAttempt, JobOutcome, RunContext
 from conveyor.engine.locks import JobLocks

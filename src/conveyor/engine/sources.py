@@ -12,13 +12,12 @@ import shutil
 import stat
 import subprocess
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from conveyor.core import digest
 from conveyor.core.errors import UsageError
 from conveyor.core.globs import compile_glob
-from conveyor.core.values import frozen
+from conveyor.core.values import field, frozen, mutable
 
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
@@ -115,7 +114,7 @@ def git_user_email(root: Path) -> Callable[[], str | None]:
     return email
 
 
-@dataclass
+@mutable
 class Sources:
     """File listings and digests of one workspace for the duration of one Run.
 

@@ -14,12 +14,11 @@ own is needed. Outcomes are values; only a malformed payload is an error
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 
 from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock
-from conveyor.core.values import frozen
+from conveyor.core.values import frozen, replace
 from conveyor.engine.projects import ProjectService
 from conveyor.engine.secrets import Cipher, webhook_context
 from conveyor.store import events as event_log
@@ -158,7 +157,7 @@ class WebhookService:
                 return Duplicate(delivery.delivery)
             parsed = parse()
             if isinstance(parsed, Trigger):
-                parsed = dataclasses.replace(parsed, project=project.name)
+                parsed = replace(parsed, project=project.name)
             self._record(tx, "webhook.received", subject, _received_data(delivery, parsed))
         if isinstance(parsed, Ignored):
             return parsed

@@ -11,12 +11,11 @@ caller took from its Clock, and each rule sees it in its own zone.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from conveyor.core.values import frozen
+from conveyor.core.values import frozen, replace
 
 INPUT_VERSION = 1
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from conveyor.core.errors import Location, SpecError, SpecIssue
+from conveyor.core.values import field, mutable
 from conveyor.policy.reading import InputError
 from conveyor.spec.cel import Problem
 from conveyor.spec.source import Document, NodePath, SourceMap, describe
@@ -30,7 +30,7 @@ def read_sources(paths: Sequence[Path]) -> dict[str, bytes]:
     return sources
 
 
-@dataclass
+@mutable
 class FileCheck:
     """One file read with positions, and the issues found in it so far."""
 

@@ -14,7 +14,7 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Annotated, Literal, Union, get_args, get_origin, get_type_hints
 
-from conveyor.core.values import frozen
+from conveyor.core.values import frozen, replace
 from conveyor.policy.decision_input import INPUT_VERSION, DecisionInput, Fact
 
 Kind = Literal["object", "list", "text", "integer", "boolean", "choice"]
@@ -64,7 +64,7 @@ def shape_of(hint: object, fact: Fact | None = None) -> Shape:
     doc = fact.doc if fact else ""
     if origin in (Union, types.UnionType):
         present = [arg for arg in get_args(hint) if arg is not type(None)]
-        return dataclasses.replace(shape_of(present[0], fact), nullable=True)
+        return replace(shape_of(present[0], fact), nullable=True)
     if origin is Literal:
         return Shape("choice", doc, choices=tuple(map(str, get_args(hint))), fact=fact)
     if origin is tuple:

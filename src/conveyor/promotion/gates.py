@@ -8,12 +8,12 @@ minutes", so an unchanged situation gives an identical report.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 
 from conveyor.core.clock import iso
 from conveyor.core.durations import format_duration
 from conveyor.core.errors import ConveyorError
+from conveyor.core.values import replace
 from conveyor.policy import decision_input as policy_input
 from conveyor.policy.evaluate import evaluate
 from conveyor.policy.model import Decision

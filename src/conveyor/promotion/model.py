@@ -14,10 +14,9 @@ blocked ─┴─(gates)───┤
 
 from __future__ import annotations
 
-from dataclasses import field
 from typing import Literal, NewType, get_args
 
-from conveyor.core.values import frozen
+from conveyor.core.values import field, frozen
 from conveyor.policy.decision_input import DecisionInput
 from conveyor.policy.model import Rule
 from conveyor.policy.waiver import Waiver

@@ -18,10 +18,9 @@ reported at once, located, with a did-you-mean for misspelt roles and keys.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import field
 
 from conveyor.core.errors import SpecError
-from conveyor.core.values import frozen
+from conveyor.core.values import field, frozen
 from conveyor.policy.files import FileCheck
 from conveyor.promotion.model import identity
 from conveyor.spec.delivery import ROLES

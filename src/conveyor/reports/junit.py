@@ -15,7 +15,6 @@ is never held in memory.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 from xml.parsers import expat
@@ -24,7 +23,7 @@ from defusedxml import DefusedXmlException, EntitiesForbidden, ExternalReference
 from defusedxml.ElementTree import DefusedXMLParser, ParseError
 
 from conveyor.core.errors import ConveyorError, Location
-from conveyor.core.values import frozen
+from conveyor.core.values import field, frozen, mutable
 
 EXPECTED = "a JUnit XML report with <testsuites> or <testsuite> at the root"
 MESSAGE_LIMIT = 200
@@ -168,7 +167,7 @@ class _UnexpectedRootError(Exception):
         super().__init__(tag)
 
 
-@dataclass(slots=True)
+@mutable(slots=True)
 class _OpenCase:
     """The testcase being read: its attributes and what its children said."""
 

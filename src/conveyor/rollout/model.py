@@ -9,10 +9,9 @@ what changed, recorded by whoever persists the status.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import field
 from typing import Literal
 
-from conveyor.core.values import frozen
+from conveyor.core.values import field, frozen
 from conveyor.rollout.status import DeploymentStatus
 
 HealthState = Literal["healthy", "unhealthy", "exited"]

@@ -31,8 +31,8 @@ actions were lost in a crash, converges to the same place.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 
+from conveyor.core.values import replace
 from conveyor.rollout.model import (
     Action,
     CheckHealth,

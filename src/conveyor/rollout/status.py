@@ -18,10 +18,9 @@ so it cannot disagree with them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Literal, cast, get_args
 
-from conveyor.core.values import frozen
+from conveyor.core.values import frozen, replace
 
 Phase = Literal["pending", "progressing", "succeeded", "failed", "rolled_back"]
 InstanceState = Literal[

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 
 from conveyor.core.durations import parse_duration, parse_size
 from conveyor.core.errors import UsageError
-from conveyor.core.values import frozen
+from conveyor.core.values import frozen, replace
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_MAX_UPLOAD = 512 * 1024 * 1024

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from conveyor.core.errors import Location, SpecError, SpecIssue
+from conveyor.core.values import frozen
 from conveyor.spec.cel import (
     BINDING_MACROS,
     Problem,
@@ -39,7 +39,7 @@ FUNCTION = "changed"
 _VOCABULARY = "branch, commit, event, env.NAME and changed('glob')"
 
 
-@dataclass(frozen=True)
+@frozen
 class ConditionFacts:
     """What a condition can see about a Run."""
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass, field
 
 from conveyor.core.errors import SpecIssue
+from conveyor.core.values import field, mutable
 from conveyor.spec.delivery import (
     Approvals,
     Delivery,
@@ -22,7 +22,7 @@ from conveyor.spec.windows import parse_window
 ROOT: NodePath = ("delivery",)
 
 
-@dataclass
+@mutable
 class DeliveryCheck:
     """Checks one `delivery:` section; `issues` holds every problem found."""
 

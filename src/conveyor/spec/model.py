@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -25,7 +24,7 @@ from pydantic import (
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import ErrorDetails, core_schema
 
-from conveyor.core.values import frozen
+from conveyor.core.values import frozen, replace
 from conveyor.spec import rules
 from conveyor.spec.delivery_model import (
     ApprovalsModel,

@@ -7,11 +7,10 @@ from user text anywhere else. Nothing downstream re-validates them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import field
 from typing import TYPE_CHECKING
 
 from conveyor.core.errors import Location
-from conveyor.core.values import frozen
+from conveyor.core.values import field, frozen
 
 if TYPE_CHECKING:
     from conveyor.spec.delivery import Delivery

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator
-from dataclasses import field
 
 import yaml
 
 from conveyor.core.errors import Location, SpecError, SpecIssue
-from conveyor.core.values import frozen
+from conveyor.core.values import field, frozen
 
 PathPart = str | int
 NodePath = tuple[PathPart, ...]

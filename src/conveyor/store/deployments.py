@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
-from dataclasses import replace
 
 from conveyor.audit.chain import NewEvent
 from conveyor.core.errors import NotFound, StoreError
+from conveyor.core.values import replace
 from conveyor.rollout.deployment import Deployment, DeploymentId, NewDeployment
 from conveyor.rollout.status import DeploymentStatus, StatusFormatError, from_json, to_json
 from conveyor.store import events as event_log

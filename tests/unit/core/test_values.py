@@ -6,12 +6,15 @@ import copy
 import dataclasses
 import inspect
 import pickle
-from dataclasses import FrozenInstanceError, dataclass, field
-from typing import ClassVar
+import subprocess
+import sys
+from dataclasses import FrozenInstanceError, dataclass
+from pathlib import Path
+from typing import ClassVar, get_type_hints
 
 import pytest
 
-from conveyor.core.values import frozen
+from conveyor.core.values import field, frozen, mutable, replace
 
 
 @frozen
@@ -32,8 +35,8 @@ class RefPoint:
     x: int
     y: str
     tags: tuple[str, ...] = ()
-    extra: dict[str, int] = field(default_factory=dict)
-    note: str = field(default="", compare=False, repr=False)
+    extra: dict[str, int] = dataclasses.field(default_factory=dict)
+    note: str = dataclasses.field(default="", compare=False, repr=False)
 
 
 @frozen(kw_only=True)
@@ -214,7 +217,7 @@ def test_what_it_refuses() -> None:
         a: int
 
     with pytest.raises(
-        TypeError, match=r"inherits only from @frozen dataclasses, not from .*Plain"
+        TypeError, match=r"inherits only from another, not from the dataclass .*Plain"
     ):
 
         @frozen
@@ -227,3 +230,161 @@ def test_what_it_refuses() -> None:
         class Misordered:
             a: int = 0
             b: int  # type: ignore[misc]
+
+
+def _described(cls: type) -> list[tuple[object, ...]]:
+    """What `dataclasses` says of each field of `cls`."""
+    return [
+        (f.name, f.type, f.default, f.default_factory, f.init, f.repr, f.compare, f.hash, f.kw_only)
+        for f in dataclasses.fields(cls)
+    ]
+
+
+def test_dataclasses_describes_the_same_fields_as_for_its_own_class() -> None:
+    assert _described(Point) == _described(RefPoint)
+    assert _described(Named)[0][-1] is True  # kw_only
+    assert Point.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    assert not Counter.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    assert dataclasses.is_dataclass(Counter) and dataclasses.is_dataclass(Child)
+
+
+def test_making_and_using_a_class_does_not_import_dataclasses() -> None:
+    script = (
+        "import sys\n"
+        "from conveyor.core.values import frozen, replace\n"
+        "@frozen\n"
+        "class A:\n"
+        "    x: int\n"
+        "    y: str = 'y'\n"
+        "a = replace(A(1), y='z')\n"
+        "assert a == A(1, 'z') and hash(a) == hash(A(1, 'z')) and repr(a) == \"A(x=1, y='z')\"\n"
+        "print(sorted(m for m in ('dataclasses', 'inspect') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
+
+
+def test_replace_agrees_with_dataclasses_replace() -> None:
+    point = Point(1, "a", ("t",), note="n")
+    assert replace(point, x=2) == dataclasses.replace(point, x=2) == Point(2, "a", ("t",))
+    assert replace(point, x=2).note == "n"
+    with pytest.raises(ValueError, match="init=False"):
+        replace(Checked(1), cached=2)
+    with pytest.raises(TypeError):
+        replace(point, nope=1)  # type: ignore[call-arg]
+
+
+@mutable
+class Counter:
+    name: str
+    hits: list[int] = field(default_factory=list)
+
+
+@mutable(slots=True)
+class SlotCounter:
+    count: int = 0
+
+
+def test_a_mutable_class_takes_assignments_and_is_not_hashable() -> None:
+    counter = Counter("c")
+    counter.name = "d"
+    counter.hits.append(1)
+    assert counter == Counter("d", [1]) and repr(counter) == "Counter(name='d', hits=[1])"
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(counter)
+    counter.extra = 1  # type: ignore[attr-defined]  # no slots: it has a __dict__
+    slotted = SlotCounter()
+    slotted.count += 1
+    assert slotted.count == 1 and not hasattr(slotted, "__dict__")
+    assert pickle.loads(pickle.dumps(slotted)) == slotted
+
+
+def test_bad_classes_are_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match="mutable default <class 'list'> for field items"):
+
+        @frozen
+        class WithList:
+            items: list[int] = []  # noqa: RUF012
+
+    with pytest.raises(TypeError, match=r"WithStdField.x: use conveyor.core.values.field"):
+
+        @frozen
+        class WithStdField:
+            x: int = dataclasses.field(default=1)
+
+    with pytest.raises(TypeError, match="InitVar is not supported"):
+
+        @frozen
+        class WithInitVar:
+            x: dataclasses.InitVar[int]
+
+    with pytest.raises(ValueError, match="both default and default_factory"):
+        field(default=1, default_factory=int)  # type: ignore[call-overload]
+
+
+def test_what_tools_read_of_a_dataclass_is_there() -> None:
+    @frozen
+    class Bare:
+        a: int
+        b: str = "x"
+
+    @dataclass(frozen=True, slots=True)
+    class RefBare:
+        a: int
+        b: str = "x"
+
+    assert Bare.__doc__ == (RefBare.__doc__ or "").replace("RefBare", "Bare")
+    assert get_type_hints(Point.__init__) == get_type_hints(RefPoint.__init__)
+    assert Point.__eq__.__code__.co_filename == "<string>"  # as pytest and rich look for
+
+
+def test_pytest_shows_which_fields_differ(tmp_path: Path) -> None:
+    (tmp_path / "test_diff.py").write_text(
+        "from conveyor.core.values import frozen\n"
+        "@frozen\n"
+        "class V:\n"
+        "    a: int\n"
+        "    b: int\n"
+        "def test_it():\n"
+        "    assert V(1, 2) == V(1, 3)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_diff.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Drill down into differing attribute b:" in done.stdout, done.stdout
+
+
+def test_an_own_init_and_a_field_named_self_are_kept() -> None:
+    @frozen
+    class Parsed:
+        number: int
+
+        def __init__(self, text: str) -> None:
+            object.__setattr__(self, "number", int(text))
+
+    @frozen
+    class Odd:
+        self: int
+        other: int = 0
+
+    assert Parsed("5").number == 5
+    assert Odd(1).self == 1 and Odd(self=2, other=3).other == 3
+
+
+def test_a_frozen_dataclass_may_extend_one() -> None:
+    @dataclass(frozen=True)
+    class Extended(Point):
+        z: int = 0
+
+    extended = Extended(1, "a", z=2)
+    assert (extended.x, extended.z) == (1, 2)
+    with pytest.raises(FrozenInstanceError):
+        extended.z = 3  # type: ignore[misc]
