@@ -336,7 +336,8 @@ def test_what_tools_read_of_a_dataclass_is_there() -> None:
         b: str = "x"
 
     assert Bare.__doc__ == (RefBare.__doc__ or "").replace("RefBare", "Bare")
-    assert get_type_hints(Point.__init__) == get_type_hints(RefPoint.__init__)
+    assert str(inspect.signature(Point)) == str(inspect.signature(RefPoint))  # with annotations
+    assert get_type_hints(Point.__init__) == get_type_hints(RefPoint.__init__)  # builtins
     assert Point.__eq__.__code__.co_filename == "<string>"  # as pytest and rich look for
 
 
