@@ -207,8 +207,10 @@ def _make(cls: type[_T], *, frozen: bool, slots: bool, kw_only: bool) -> type[_T
         raise TypeError(
             f"{cls.__qualname__} is frozen: it cannot define __setattr__ or __delattr__"
         )
+    _check_order(cls, table)
+    init = _LazyInit(table)
     methods: dict[str, Any] = {
-        "__init__": None if "__init__" in defined else _init(cls, table),
+        "__init__": init,
         "__eq__": _eq,
         "__hash__": _hash if frozen else None,
         "__repr__": _repr,
@@ -239,6 +241,7 @@ def _make(cls: type[_T], *, frozen: bool, slots: bool, kw_only: bool) -> type[_T
         for f in own:  # a class attribute would shadow nothing, but reads as a default
             if f.name in vars(cls) and isinstance(vars(cls)[f.name], Field):
                 delattr(cls, f.name)
+        _defer(init, cls)
         return cls
     # Slots are made with the class: make it again, as `dataclasses` does.
     body = {k: v for k, v in vars(cls).items() if k not in fields}
@@ -249,6 +252,7 @@ def _make(cls: type[_T], *, frozen: bool, slots: bool, kw_only: bool) -> type[_T
     body["__qualname__"] = cls.__qualname__
     metaclass: Any = type(cls)
     made: type[_T] = metaclass(cls.__name__, cls.__bases__, body | space)
+    _defer(init, made)
     return made
 
 
@@ -303,6 +307,63 @@ def _getter(names: Any) -> Callable[[object], tuple[object, ...]]:
     return lambda item: tuple(getattr(item, name) for name in names)
 
 
+def _check_order(cls: type, fields: tuple[Field, ...]) -> None:
+    """Refuse, as the class is made, what `__init__` could not take."""
+    defaulted = ""
+    for f in fields:
+        if not f.init or f.kw_only:
+            continue
+        if f.default is MISSING and f.factory is MISSING:
+            if defaulted:
+                raise TypeError(
+                    f"{cls.__qualname__}: field {f.name!r} without a default "
+                    f"follows {defaulted!r}, which has one"
+                )
+        else:
+            defaulted = defaulted or f.name
+
+
+# Classes whose `__init__` is not compiled yet; `compile_pending()` compiles them.
+_pending: list[_LazyInit] = []
+
+
+class _LazyInit:
+    """A class's `__init__`, compiled the first time it is looked up.
+
+    Most classes a command defines are used late or never: `conveyor run`
+    starts its first jobs before it compiles the `__init__` of classes it has
+    not yet made an instance of. Any lookup (making an instance,
+    `inspect.signature`) compiles it and puts the function in its place.
+    """
+
+    __slots__ = ("fields", "owner")
+
+    def __init__(self, fields: tuple[Field, ...]) -> None:
+        self.fields = fields
+        self.owner: type | None = None
+
+    def __get__(self, instance: object, owner: type) -> Any:
+        made = self.owner or owner
+        if made.__dict__.get("__init__") is self:
+            type.__setattr__(made, "__init__", _init(made, self.fields))
+        function = made.__dict__["__init__"]
+        return function if instance is None else function.__get__(instance, owner)
+
+
+def _defer(init: _LazyInit, owner: type) -> None:
+    if owner.__dict__.get("__init__") is init:  # not the class's own
+        init.owner = owner
+        _pending.append(init)
+
+
+def compile_pending() -> None:
+    """Compile the `__init__` of every class made so far: work for a moment nothing waits."""
+    while _pending:
+        lazy = _pending.pop()
+        if lazy.owner is not None:
+            lazy.__get__(None, lazy.owner)
+
+
 def _init(cls: type, fields: tuple[Field, ...]) -> Callable[..., None]:
     """The class's `__init__`, compiled in one `exec()`; it sets fields as a frozen one does.
 
@@ -317,7 +378,6 @@ def _init(cls: type, fields: tuple[Field, ...]) -> Callable[..., None]:
     positional: list[str] = []
     keyword: list[str] = []
     body: list[str] = []
-    defaulted = ""
     for index, f in enumerate(fields):
         default, factory = f"__default{index}", f"__make{index}"
         if f.default is not MISSING:
@@ -337,16 +397,7 @@ def _init(cls: type, fields: tuple[Field, ...]) -> Callable[..., None]:
         if f.factory is not MISSING:
             body.append(f"if {f.name} is __factory: {f.name} = {factory}()")
         body.append(f"__set({me}, {f.name!r}, {f.name})")
-        if f.kw_only:
-            keyword.append(param)
-        elif param == f.name and defaulted:
-            raise TypeError(
-                f"{cls.__qualname__}: field {f.name!r} without a default "
-                f"follows {defaulted!r}, which has one"
-            )
-        else:
-            positional.append(param)
-            defaulted = defaulted or (f.name if param != f.name else "")
+        (keyword if f.kw_only else positional).append(param)
     if hasattr(cls, "__post_init__"):
         body.append(f"{me}.__post_init__()")
     params = ", ".join([me, *positional, *(["*", *keyword] if keyword else [])])

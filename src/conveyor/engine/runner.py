@@ -28,7 +28,7 @@ from conveyor.core.records import (
     JobRecord,
     JobState,
 )
-from conveyor.core.values import frozen, replace
+from conveyor.core.values import compile_pending, frozen, replace
 from conveyor.engine.job_loop import JobLoop, import_workers
 from conveyor.engine.jobrun import JobAttempt, JobOutcome, RunContext
 from conveyor.engine.locks import JobLocks
@@ -81,9 +81,11 @@ class Scheduler:
         self._blocked_said: set[str] = set()
         self._blocked_since = 0.0
         self._produced: dict[str, list[str]] = {}  # an output's path -> the jobs that made it
-        self._warm_up: list[Callable[[], None]] | None = [import_workers]
+        # In order: what the first jobs' ends need, then what the Run's end needs.
+        self._warm_up: list[Callable[[], None]] | None = [compile_pending, import_workers]
         if warm_up is not None:
             self._warm_up.append(warm_up)
+        self._warm_up.append(compile_pending)  # the classes of what was imported since
         self._job_ids = job_ids
         self._ctx = ctx
         self._recorder = recorder

@@ -389,3 +389,29 @@ def test_a_frozen_dataclass_may_extend_one() -> None:
     assert (extended.x, extended.z) == (1, 2)
     with pytest.raises(FrozenInstanceError):
         extended.z = 3  # type: ignore[misc]
+
+
+def test_init_is_compiled_when_first_looked_up_or_when_asked() -> None:
+    from conveyor.core import values
+
+    @frozen
+    class Late:
+        a: int
+
+    @frozen
+    class Later:
+        b: int = 1
+
+    assert not inspect.isfunction(vars(Late)["__init__"])  # not compiled yet
+    assert Late(1).a == 1
+    assert inspect.isfunction(vars(Late)["__init__"])
+    assert "(b: 'int' = 1)" in str(inspect.signature(Later))  # compiles it too
+    assert inspect.isfunction(vars(Later)["__init__"])
+
+    @frozen
+    class Pending:
+        c: int
+
+    values.compile_pending()
+    assert inspect.isfunction(vars(Pending)["__init__"])
+    assert Pending(3).c == 3
