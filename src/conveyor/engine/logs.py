@@ -9,7 +9,6 @@ plain file is removed; the JobRun keeps the log's digest.
 
 from __future__ import annotations
 
-import gzip
 import io
 import threading
 import zlib
@@ -30,8 +29,12 @@ _READ_CHUNK = 1 << 20
 
 
 def compress(content: bytes) -> bytes:
-    """A log as stored: gzip without a time in its header, so equal logs are one blob."""
-    return gzip.compress(content, compresslevel=6, mtime=0)
+    """A log as stored: gzip without a time in its header, so equal logs are one blob.
+
+    The bytes of `gzip.compress(content, compresslevel=6, mtime=0)`, which
+    makes them so; the `gzip` module is left for reading logs back.
+    """
+    return zlib.compress(content, 6, wbits=31)
 
 
 _EMPTY = compress(b"")
@@ -200,12 +203,16 @@ def attempt_part(text: str, number: int, *, last: bool = False) -> str | None:
 
 
 def decompress(blob: bytes) -> str:
+    import gzip  # reading logs back is not on the way of a Run
+
     return gzip.decompress(blob).decode("utf-8", "replace")
 
 
 def with_note(blob: bytes, text: str) -> bytes | None:
     """A stored log with `text` as its last line, as `JobLog.note` adds one after any
     unfinished line; None when `blob` is not a stored log (not gzip)."""
+    import gzip
+
     try:
         content = gzip.decompress(blob)
     except (OSError, EOFError, zlib.error):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conveyor.core.masking import Masker
-from conveyor.engine.logs import JobLog, decompress
+from conveyor.engine.logs import JobLog, compress, decompress
 
 MakeLog = Callable[..., tuple[JobLog, list[str]]]
 
@@ -239,3 +239,10 @@ def test_a_log_past_the_memory_limit_is_compressed_as_read_with_bounded_memory(
     expected = gzip.compress(log.path.read_bytes(), compresslevel=6, mtime=0)
     assert sum(pieces) == len(expected)
     assert log.compressed().read() == expected  # the same bytes as a log kept in memory gives
+
+
+@pytest.mark.parametrize("content", [b"", b"one line\n", b"x" * 100_000, bytes(range(256)) * 64])
+def test_a_stored_log_is_what_gzip_makes_without_a_time(content: bytes) -> None:
+    # Equal logs are one blob in the store, whichever way they were compressed.
+    assert compress(content) == gzip.compress(content, compresslevel=6, mtime=0)
+    assert gzip.decompress(compress(content)) == content
