@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
+
+import pytest
 
 from conveyor.engine.locks import JobLocks
 
@@ -46,3 +50,53 @@ def test_another_workspace_has_jobs_of_its_own(tmp_path: Path) -> None:
 
     assert _locks(locks_dir, workspace="other").take("build")
     assert not _locks(locks_dir).take("build")
+
+
+def test_releasing_one_job_keeps_the_others(tmp_path: Path) -> None:
+    mine, theirs = _locks(tmp_path), _locks(tmp_path)
+    assert mine.take("a") and mine.take("b")
+
+    mine.release("a")
+
+    assert theirs.take("a")
+    assert not theirs.take("b")
+
+
+HOLDER = """\
+import sys
+from pathlib import Path
+
+import pytest
+from conveyor.engine.locks import JobLocks
+locks = JobLocks(Path(sys.argv[1]), workspace=Path(sys.argv[2]))
+print(locks.take("build"), flush=True)
+sys.stdin.read()  # held until the test closes our stdin, then the process ends
+"""
+
+
+def test_a_job_another_process_holds_is_refused_until_that_process_ends(tmp_path: Path) -> None:
+    locks_dir = tmp_path / "locks"
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(locks_dir), str(tmp_path / "ws")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == "True"
+
+        assert not _locks(locks_dir).take("build")
+        assert _locks(locks_dir).take("lint")
+
+        holder.stdin.close()
+        assert holder.wait(timeout=30) == 0
+    assert _locks(locks_dir).take("build")  # the kernel let go when the holder ended
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="byte locks of one file are Linux's")
+def test_a_run_locks_its_jobs_in_one_file(tmp_path: Path) -> None:
+    # Creating a file per job cost a first Run about a millisecond per job.
+    locks = _locks(tmp_path / "locks")
+    assert all(locks.take(f"job {n}") for n in range(50))
+
+    assert [p.name for p in (tmp_path / "locks").iterdir()] == ["jobs.lock"]
