@@ -196,6 +196,12 @@ _REFUSED = re.compile(r"\s*(?:dataclasses\.)?(InitVar|KW_ONLY)\b")
 
 
 def _make(cls: type[_T], *, frozen: bool, slots: bool, kw_only: bool) -> type[_T]:
+    if slots and "__slots__" in cls.__dict__:
+        raise TypeError(f"{cls.__qualname__} already specifies __slots__")
+    for base in cls.__mro__[1:]:
+        if base.__dict__.get("__value_frozen__", frozen) != frozen:
+            kinds = ("frozen", "non-frozen") if frozen else ("non-frozen", "frozen")
+            raise TypeError(f"{cls.__qualname__}: cannot inherit {kinds[0]} from {kinds[1]}")
     inherited = _inherited(cls)
     own = _own_fields(cls, kw_only)
     fields = {**inherited, **{f.name: f for f in own}}
@@ -278,6 +284,8 @@ def _own_fields(cls: type, kw_only: bool) -> list[Field]:
             continue
         if isinstance(annotation, str) and (refused := _REFUSED.match(annotation)):
             raise TypeError(f"{cls.__qualname__}.{name}: {refused[1]} is not supported here")
+        if type(annotation).__module__ == "dataclasses":  # InitVar[...] or KW_ONLY, evaluated
+            raise TypeError(f"{cls.__qualname__}.{name}: {annotation!r} is not supported here")
         given = cls.__dict__.get(name, MISSING)
         if type(given).__module__ == "dataclasses":  # dataclasses.field(), not ours
             raise TypeError(f"{cls.__qualname__}.{name}: use conveyor.core.values.field")
@@ -358,8 +366,11 @@ def _defer(init: _LazyInit, owner: type) -> None:
 
 def compile_pending() -> None:
     """Compile the `__init__` of every class made so far: work for a moment nothing waits."""
-    while _pending:
-        lazy = _pending.pop()
+    while True:
+        try:
+            lazy = _pending.pop()  # atomic: two callers never take one class
+        except IndexError:
+            return
         if lazy.owner is not None:
             lazy.__get__(None, lazy.owner)
 
@@ -461,11 +472,13 @@ class _DataclassView:
     def __get__(self, instance: object, owner: type) -> Any:
         import dataclasses  # only what asks for it pays for importing it
 
-        fields: tuple[Field, ...] = owner.__value_fields__  # type: ignore[attr-defined]
+        # A plain subclass has its base's fields: the view is made for, and kept on, the base.
+        made = next(c for c in owner.__mro__ if "__value_fields__" in c.__dict__)
+        fields: tuple[Field, ...] = made.__value_fields__  # type: ignore[attr-defined]
         space: dict[str, Any] = {
             "__annotations__": {f.name: f.type for f in fields},
-            "__module__": owner.__module__,
-            "__qualname__": owner.__qualname__,
+            "__module__": made.__module__,
+            "__qualname__": made.__qualname__,
         }
         for f in fields:
             options: dict[str, Any] = {"init": f.init, "repr": f.repr, "hash": f.hash}
@@ -475,12 +488,10 @@ class _DataclassView:
             if f.factory is not MISSING:
                 options["default_factory"] = f.factory
             space[f.name] = dataclasses.field(**options)
-        frozen: bool = owner.__value_frozen__  # type: ignore[attr-defined]
-        shadow: Any = dataclasses.dataclass(frozen=frozen, init=False, repr=False)(
-            type(owner.__name__, (), space)
-        )
+        frozen: bool = made.__value_frozen__  # type: ignore[attr-defined]
+        shadow: Any = dataclasses.dataclass(frozen=frozen)(type(made.__name__, (), space))
         for name in ("__dataclass_fields__", "__dataclass_params__"):
-            type.__setattr__(owner, name, getattr(shadow, name))  # read once per class
+            type.__setattr__(made, name, getattr(shadow, name))  # read once per class
         return getattr(shadow, self._attribute)
 
 
@@ -488,12 +499,17 @@ def _hash(self: Any) -> int:
     return hash(self.__value_hash__(self))
 
 
-def _setattr(self: object, name: str, value: object) -> None:
-    raise _frozen_error(f"cannot assign to field {name!r}")
+def _setattr(self: Any, name: str, value: object) -> None:
+    # As dataclasses: a plain subclass may set attributes of its own, never a field.
+    if "__value_fields__" in type(self).__dict__ or name in self.__value_names__:
+        raise _frozen_error(f"cannot assign to field {name!r}")
+    object.__setattr__(self, name, value)
 
 
-def _delattr(self: object, name: str) -> None:
-    raise _frozen_error(f"cannot delete field {name!r}")
+def _delattr(self: Any, name: str) -> None:
+    if "__value_fields__" in type(self).__dict__ or name in self.__value_names__:
+        raise _frozen_error(f"cannot delete field {name!r}")
+    object.__delattr__(self, name)
 
 
 def _frozen_error(message: str) -> Exception:

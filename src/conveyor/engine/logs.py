@@ -31,8 +31,9 @@ _READ_CHUNK = 1 << 20
 def compress(content: bytes) -> bytes:
     """A log as stored: gzip without a time in its header, so equal logs are one blob.
 
-    The bytes of `gzip.compress(content, compresslevel=6, mtime=0)`, which
-    makes them so; the `gzip` module is left for reading logs back.
+    zlib's gzip framing, as `_Compressing` streams a long log, so a log gives
+    the same bytes either way (`gzip.compress` would set another OS byte from
+    Python 3.13 on); the `gzip` module is left for reading logs back.
     """
     return zlib.compress(content, 6, wbits=31)
 

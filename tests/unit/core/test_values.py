@@ -8,6 +8,7 @@ import inspect
 import pickle
 import subprocess
 import sys
+import threading
 from dataclasses import FrozenInstanceError, dataclass
 from pathlib import Path
 from typing import ClassVar, get_type_hints
@@ -415,3 +416,87 @@ def test_init_is_compiled_when_first_looked_up_or_when_asked() -> None:
     values.compile_pending()
     assert inspect.isfunction(vars(Pending)["__init__"])
     assert Pending(3).c == 3
+
+
+def test_what_dataclasses_reads_says_what_the_class_does() -> None:
+    params = Point.__dataclass_params__  # type: ignore[attr-defined]
+    assert (params.init, params.repr, params.eq, params.frozen) == (True, True, True, True)
+
+
+def test_a_plain_subclass_reads_its_base_fields_and_may_be_extended_later() -> None:
+    class Plain(Base):
+        pass
+
+    assert [f.name for f in dataclasses.fields(Plain)] == ["id"]  # read on the subclass first
+
+    @frozen
+    class Again(Plain):
+        more: int = 0
+
+    assert Again(1, 2).more == 2
+    plain = Plain(3)
+    with pytest.raises(FrozenInstanceError):
+        plain.id = 4  # type: ignore[misc]
+
+
+def test_a_plain_subclass_may_set_attributes_of_its_own() -> None:
+    class WithDict(Point):  # no __slots__: it has a __dict__
+        pass
+
+    point = WithDict(1, "a")
+    point.extra_note = "kept"  # type: ignore[attr-defined]
+    assert point.extra_note == "kept"  # type: ignore[attr-defined]
+    with pytest.raises(FrozenInstanceError):
+        point.x = 2  # type: ignore[misc]
+
+
+def test_mixing_frozen_and_mutable_and_own_slots_are_refused() -> None:
+    with pytest.raises(TypeError, match="cannot inherit frozen from non-frozen"):
+
+        @frozen
+        class FrozenOfMutable(Counter):  # type: ignore[misc]
+            pass
+
+    with pytest.raises(TypeError, match="cannot inherit non-frozen from frozen"):
+
+        @mutable
+        class MutableOfFrozen(Point):  # type: ignore[misc]
+            pass
+
+    with pytest.raises(TypeError, match="already specifies __slots__"):
+
+        @frozen
+        class OwnSlots:
+            __slots__ = ("cache",)
+            a: int
+
+
+def test_evaluated_initvar_and_kw_only_annotations_are_refused() -> None:
+    space: dict[str, object] = {"frozen": frozen, "dataclasses": dataclasses}
+    for annotation in ("dataclasses.InitVar[int]", "dataclasses.KW_ONLY"):
+        source = f"@frozen\nclass A:\n    a: {annotation}\n"
+        with pytest.raises(TypeError, match="is not supported here"):
+            exec(source, space)  # annotations evaluated: no `from __future__ import annotations`
+
+
+def test_compile_pending_from_two_threads_at_once() -> None:
+    from conveyor.core import values
+
+    made: list[type] = []
+    for n in range(200):
+        made.append(frozen(type(f"V{n}", (), {"__annotations__": {"a": "int"}})))
+    errors: list[BaseException] = []
+
+    def compile_all() -> None:
+        try:
+            values.compile_pending()
+        except BaseException as exc:  # noqa: BLE001 - any error fails the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=compile_all) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert all(inspect.isfunction(vars(cls)["__init__"]) for cls in made)
