@@ -161,7 +161,11 @@ class MatrixModel(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_include_and_no_misspelled_exclude(cls, data: object) -> object:
-        """A key like `exlude` would otherwise be taken for an axis, and its values run."""
+        """A key like `exlude` would otherwise be taken for an axis, and its values run.
+
+        `excludes` is a name built on `exclude`, an axis like any other, unless
+        it holds combinations (mappings), which no axis does.
+        """
         for key in data if isinstance(data, dict) else ():
             if key == "include":
                 raise RuleError(
@@ -171,7 +175,12 @@ class MatrixModel(BaseModel):
                     at=(key,),
                     on_key=True,
                 )
-            if isinstance(key, str) and _misspells_exclude(key):
+            value = data[key]  # type: ignore[index]
+            combinations = isinstance(value, list) and any(isinstance(v, dict) for v in value)
+            if isinstance(key, str) and (
+                _misspells_exclude(key)
+                or (key != "exclude" and combinations and _edits(key, "exclude") <= 2)
+            ):
                 message = f"'{key}' looks like a misspelled 'exclude', not an axis"
                 raise RuleError(message, "did you mean 'exclude'?", at=(key,), on_key=True)
         return data

@@ -360,3 +360,12 @@ def test_an_expansion_whose_value_holds_a_comma_can_be_needed_by_its_name() -> N
     )
     bench = next(job for job in pipeline.jobs if job.name == "bench")
     assert bench.needs == ("test (features=serde,derive)",)
+
+
+def test_excludes_with_combinations_is_a_misspelled_exclude() -> None:
+    # A name built on `exclude` is an axis, but an axis's values are never mappings.
+    issue = only(
+        "version: 1\njobs:\n  a: {run: x, matrix: {os: [linux, mac], excludes: [{os: mac}]}}\n"
+    )
+    assert issue.message == "'excludes' looks like a misspelled 'exclude', not an axis"
+    assert issue.hint == "did you mean 'exclude'?"
