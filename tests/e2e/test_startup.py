@@ -44,10 +44,10 @@ except SystemExit as done:
 """
 
 
-def loaded_by(ws: Workspace, command: list[str], heavy: tuple[str, ...]) -> str:
-    """`conveyor COMMAND` run in ws: its exit code and which of `heavy` it loaded."""
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=heavy), *command],
+def probe(ws: Workspace, script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -c SCRIPT ARGS` in ws, as the `conveyor` command would run there."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
         cwd=ws.root,
         env=ws.env,
         capture_output=True,
@@ -55,6 +55,11 @@ def loaded_by(ws: Workspace, command: list[str], heavy: tuple[str, ...]) -> str:
         timeout=60,
         check=False,
     )
+
+
+def loaded_by(ws: Workspace, command: list[str], heavy: tuple[str, ...]) -> str:
+    """`conveyor COMMAND` run in ws: its exit code and which of `heavy` it loaded."""
+    done = probe(ws, PROBE.format(heavy=heavy), *command)
     return done.stderr.rstrip().rpartition("\n")[2] or done.stderr
 
 
@@ -173,15 +178,7 @@ def test_the_collector_is_off_while_starting_and_on_for_the_command(
     # Off while modules load; back on before a Run starts its jobs (with what start-up
     # made frozen), and before Typer runs any other command.
     ws = workspace(SPEC)
-    done = subprocess.run(
-        [sys.executable, "-c", GC_PROBE, *command],
-        cwd=ws.root,
-        env=ws.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = probe(ws, GC_PROBE, *command)
 
     assert done.returncode == 0, done.stderr
     last = done.stderr.rstrip().rpartition("\n")[2]
@@ -212,15 +209,7 @@ def test_a_run_starts_its_first_job_without_importing_dataclasses_or_inspect(
     # (Reading a pipeline file that changed takes pydantic, which imports both.)
     ws = workspace("version: 1\njobs:\n  build:\n    run: echo built\n")
     assert ws.run().code == 0
-    done = subprocess.run(
-        [sys.executable, "-c", FIRST_JOB_PROBE.format(heavy=("dataclasses", "inspect", "ast"))],
-        cwd=ws.root,
-        env=ws.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = probe(ws, FIRST_JOB_PROBE.format(heavy=("dataclasses", "inspect", "ast")))
 
     assert done.returncode == 0, done.stderr
     assert "\nat the first job: []\n" in done.stderr, done.stderr

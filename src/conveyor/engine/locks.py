@@ -124,11 +124,13 @@ class JobLocks:
     def release(self, job: str) -> None:
         with self._mutex:
             held = self._held.pop(job, None)
-            if held is not None and _OFD_LOCKS and self._shared is not None:
+            if held is None:
+                return
+            if _OFD_LOCKS:
+                assert self._shared is not None  # a byte is held only through it
                 _byte_lock(self._shared, held, fcntl.F_UNLCK)
                 return
-        if held is not None and not _OFD_LOCKS:
-            os.close(held)  # the file stays: removing it would race with another taker
+        os.close(held)  # the file stays: removing it would race with another taker
 
     def release_all(self) -> None:
         with self._mutex:
