@@ -24,10 +24,7 @@ from typing import ParamSpec
 from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock
 from conveyor.core.errors import ArtifactError, ConveyorError, ExecutorError, StoreError
-from conveyor.core.records import (
-    JobRecord,
-    JobState,
-)
+from conveyor.core.records import AttemptOutcome, JobRecord, JobState
 from conveyor.core.values import compile_pending, frozen, replace
 from conveyor.engine.job_loop import JobLoop, import_workers
 from conveyor.engine.jobrun import JobAttempt, JobOutcome, RunContext
@@ -103,6 +100,10 @@ class Scheduler:
         self._waiting = {job.name: set(job.needs) for job in plan.jobs}
         self._state: dict[str, JobState] = {job.name: "pending" for job in plan.jobs}
         self._outcomes: dict[str, JobOutcome] = {}
+        # Each settled job as recorded, and the attempts of each retried job kept so far:
+        # the Run's record at its end, without reading back what was just written.
+        self._records: dict[str, JobRecord] = {}
+        self._kept: dict[str, list[AttemptOutcome]] = {}
         # Started and not yet settled: running, waiting to retry, or being judged.
         self._running: dict[str, JobAttempt] = {}
         self._retries: list[tuple[float, str]] = []  # (monotonic time, job), a heap
@@ -479,7 +480,19 @@ class Scheduler:
         record = self.record_of(job, outcome)
         event = NewEvent(f"job.{outcome.status}", self._subject(job), self._actor, now, data)
         self._recorder.record(Change(JobUpdate.final(record, outcome.attempt), (event,), then))
+        kept = self._kept.pop(job.name, [])
+        if outcome.attempt is not None:
+            kept.append(outcome.attempt)
+        self._records[job.name] = replace(record, attempt_results=tuple(kept)) if kept else record
         self._reporter.job_finished(record)
+
+    def records(self) -> tuple[JobRecord, ...]:
+        """Every job of the Run as recorded, in pipeline order (once `run()` returned).
+
+        The same records the store holds once the Recorder has written them;
+        tests/integration/engine/harness.py checks so after every Run.
+        """
+        return tuple(self._records[job.name] for job in self._plan.jobs)
 
     def record_running(self, job: Job, started_at: float, pid: int | None) -> None:
         """Called on the loop's thread once a job's first attempt started (as process `pid`)."""
@@ -494,6 +507,7 @@ class Scheduler:
     def _record_retrying(self, job: Job, attempt: JobAttempt, delay_s: float) -> None:
         """An attempt ended and the job is to be retried: keep the attempt, say so in an Event."""
         ended = attempt.take_retried()
+        self._kept.setdefault(job.name, []).append(ended)
         data: dict[str, object] = {
             "status": "retrying",
             "attempt": ended.number,

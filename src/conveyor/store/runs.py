@@ -261,6 +261,41 @@ def attempt_result_columns(
     }
 
 
+def run_record(
+    run_id: RunId,
+    run: NewRun,
+    *,
+    status: RunStatus,
+    finished_at: float,
+    duration_s: float,
+    error: str | None,
+    jobs: tuple[JobRecord, ...],
+) -> RunRecord:
+    """A finished Run as `get_run` reads it, from what was written: `run` as `create_run`
+    stored it, its end as `finish_run` did, and its jobs as their last updates left them."""
+    return RunRecord(
+        id=run_id,
+        project=run.project,
+        status=status,
+        pipeline_path=run.pipeline_path,
+        spec_digest=run.spec_digest,
+        workspace=run.workspace,
+        branch=run.branch,
+        commit_sha=run.commit_sha,
+        event=run.event,
+        actor=run.actor,
+        targets=tuple(run.targets),
+        host=run.host,
+        pid=run.pid,
+        created_at=run.created_at,
+        started_at=run.created_at,  # create_run starts a Run as it creates it
+        finished_at=finished_at,
+        duration_s=duration_s,
+        error=error,
+        jobs=jobs,
+    )
+
+
 def finish_run(
     tx: Transaction,
     *,

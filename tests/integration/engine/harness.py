@@ -21,6 +21,7 @@ from conveyor.executors.base import ExecRequest, ExecResult, Execution, Executor
 from conveyor.executors.fake import FakeExecutor, FakeOutcome, Script
 from conveyor.spec.loader import parse_pipeline
 from conveyor.spec.pipeline import Pipeline
+from conveyor.store import runs as run_store
 
 
 class Reporter(SilentReporter):
@@ -70,9 +71,14 @@ class Harness:
     ) -> RunResult:
         if isinstance(pipeline, str):
             pipeline = parse(pipeline)
-        return self.service(executor).run(
+        service = self.service(executor)
+        result = service.run(
             pipeline, request or RunRequest(max_parallel=4), self.reporter, on_start=on_start
         )
+        # The Run a Run returns is made from what it recorded, not read back: after every
+        # Run of these tests it must be what the store holds.
+        assert result.run == run_store.get_run(service.db, run_id=result.run.id)
+        return result
 
     def cache_entries(self) -> int:
         """How many files the workspace's job cache holds."""
