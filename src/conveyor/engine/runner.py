@@ -104,6 +104,7 @@ class Scheduler:
         # the Run's record at its end, without reading back what was just written.
         self._records: dict[str, JobRecord] = {}
         self._kept: dict[str, list[AttemptOutcome]] = {}
+        self._unrecorded: list[tuple[str, Callable[[], object]]] = []  # see _later
         # Started and not yet settled: running, waiting to retry, or being judged.
         self._running: dict[str, JobAttempt] = {}
         self._retries: list[tuple[float, str]] = []  # (monotonic time, job), a heap
@@ -146,17 +147,22 @@ class Scheduler:
             if self._locks is not None:
                 self._locks.release_all()  # the workers storing cache entries are done
         self._settle_leftovers()
+        self._record_pending()
         return self._outcomes
 
     def _loop(self) -> None:
-        while True:
-            self._start_ready()
-            if not self._running and not self._still_blocked():
-                self._write_cache_entries()
-                return
-            self._start_warm_up()
-            self._jobs.turn(self._idle)
-            self._on_time()
+        try:
+            while True:
+                self._start_ready()
+                self._record_pending()
+                if not self._running and not self._still_blocked():
+                    self._write_cache_entries()
+                    return
+                self._start_warm_up()
+                self._jobs.turn(self._idle)
+                self._on_time()
+        finally:
+            self._record_pending()  # what happened before the loop was left, however
 
     def _idle(self) -> float | None:
         """Nothing to act on: write cache entries if the jobs went quiet; when to look again.
@@ -256,6 +262,9 @@ class Scheduler:
                 self._release(name)
                 self._register_outputs(name, hit)  # `refuse` checked them before the restore
                 self._settle(name, hit)
+                # A hit starts no process to hurry, and may take a while (its outputs
+                # written): what happened so far is shown, and recorded, as it goes.
+                self._record_pending()
                 continue
             self._running[name] = attempt
             self._guarded(name, self._begin, name, attempt, attempt.begin)
@@ -470,6 +479,11 @@ class Scheduler:
         if outcome.finished_at is None:
             outcome = replace(outcome, finished_at=now)
             self._outcomes[job.name] = outcome
+        self._later(job.name, partial(self._write_final, job, outcome, now, then))
+
+    def _write_final(
+        self, job: Job, outcome: JobOutcome, now: float, then: Callable[[], None] | None
+    ) -> None:
         data: dict[str, object] = {"status": outcome.status, "cached": outcome.cached}
         for key in ("exit_code", "duration_s", "reason", "cache_key", "attempts"):
             value = getattr(outcome, key)
@@ -494,8 +508,29 @@ class Scheduler:
         """
         return tuple(self._records[job.name] for job in self._plan.jobs)
 
+    def _later(self, name: str, step: Callable[[], object]) -> None:
+        """Record a state change of job `name` once the jobs that can start now have started.
+
+        A job that ends lets its dependents start: building its record and
+        Event, queueing them for the Recorder and telling the Reporter (about
+        0.1 ms a job) would delay each start in a burst of ends by that much
+        for every job ahead of it. Changes are recorded in the order they
+        happened, so a job's end still comes before its dependents' starts.
+        """
+        self._unrecorded.append((name, step))
+
+    def _record_pending(self) -> None:
+        """Record the state changes `_later` kept, in order (a fault in one faults its job)."""
+        while self._unrecorded:  # a job faulted here is settled, and recorded, in turn
+            pending, self._unrecorded = self._unrecorded, []
+            for name, step in pending:
+                self._guarded(name, step)
+
     def record_running(self, job: Job, started_at: float, pid: int | None) -> None:
         """Called on the loop's thread once a job's first attempt started (as process `pid`)."""
+        self._later(job.name, partial(self._write_running, job, started_at, pid))
+
+    def _write_running(self, job: Job, started_at: float, pid: int | None) -> None:
         job_id = self._job_ids[job.name]
         update = JobUpdate(
             job_id=job_id, status="running", attempts=1, started_at=started_at, pid=pid
@@ -508,13 +543,16 @@ class Scheduler:
         """An attempt ended and the job is to be retried: keep the attempt, say so in an Event."""
         ended = attempt.take_retried()
         self._kept.setdefault(job.name, []).append(ended)
+        self._later(job.name, partial(self._write_retrying, job, ended, delay_s, self._clock.now()))
+
+    def _write_retrying(self, job: Job, ended: AttemptOutcome, delay_s: float, now: float) -> None:
         data: dict[str, object] = {
             "status": "retrying",
             "attempt": ended.number,
             "after": ended.status,
             "delay_s": delay_s,
         }
-        event = NewEvent("job.retrying", self._subject(job), self._actor, self._clock.now(), data)
+        event = NewEvent("job.retrying", self._subject(job), self._actor, now, data)
         update = JobUpdate(job_id=self._job_ids[job.name], attempt=ended)
         self._recorder.record(Change(update, (event,)))
         self._reporter.job_retrying(job.name, ended, delay_s)
@@ -522,7 +560,7 @@ class Scheduler:
     def record_retry(self, job: Job, number: int, pid: int | None) -> None:
         """Called on the loop's thread once attempt `number` of a job started (as `pid`)."""
         update = JobUpdate(job_id=self._job_ids[job.name], attempts=number, pid=pid)
-        self._recorder.record(Change(update))
+        self._later(job.name, partial(self._recorder.record, Change(update)))
 
     def _subject(self, job: Job) -> str:
         return f"run/{self._ctx.run_id}/job/{job.name}"
