@@ -188,14 +188,20 @@ def test_the_collector_is_off_while_starting_and_on_for_the_command(
 FIRST_JOB_PROBE = """\
 import os, subprocess, sys
 from conveyor.cli.start import entry
-spawn = subprocess.Popen._execute_child
+spawn, posix_spawn = subprocess.Popen._execute_child, os.posix_spawn
 seen = []
-def first_job(self, args, *rest, **kwargs):
-    if args[0] != "git" and not seen:  # the job: git is asked who acts before
+def note(argv):
+    if argv[0] != "git" and not seen:  # the job: git is asked who acts before
         seen.append(sorted(name for name in {heavy!r} if name in sys.modules))
         sys.stderr.write(f"\\nat the first job: {{seen[0]}}\\n")
+def first_job(self, args, *rest, **kwargs):
+    note(args)
     return spawn(self, args, *rest, **kwargs)
+def first_spawned(path, argv, *rest, **kwargs):  # a job in the workspace's directory
+    note(argv)
+    return posix_spawn(path, argv, *rest, **kwargs)
 subprocess.Popen._execute_child = first_job
+os.posix_spawn = first_spawned
 sys.argv = ["conveyor", "run", "-q", "--no-cache"]
 entry()
 """

@@ -19,10 +19,11 @@ import selectors
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal, Protocol
 
 from conveyor.executors.base import ExecRequest, ExecResult, OutputSink
 
@@ -172,7 +173,7 @@ class LocalExecution:
         self._next_poll = self._started
         self._poll_every = _POLL_FIRST_S
         self._deadline = None if request.timeout_s is None else self._started + request.timeout_s
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: _Process | None = None
         self._script_file: str | None = None
         self._result: ExecResult | None = None
         self._selector: selectors.BaseSelector | None = None
@@ -194,7 +195,7 @@ class LocalExecution:
         self._out_fd = self._proc.stdout.fileno()
         self._pidfd = _open_pidfd(self._proc.pid)
 
-    def _start_direct(self) -> subprocess.Popen[bytes] | None:
+    def _start_direct(self) -> _Process | None:
         """The job's lone simple command exec'd without bash, or None to use the shell.
 
         The command keeps the argv[0] it was typed with, as under bash (it
@@ -216,11 +217,24 @@ class LocalExecution:
 
     def _spawn(
         self, argv: list[str], env: dict[str, str], executable: str | None = None
-    ) -> subprocess.Popen[bytes]:
+    ) -> _Process:
+        """The process of `argv` (`executable` when given, else argv[0]), reading its output.
+
+        `posix_spawn` where it does what `Popen` would (the job's directory is
+        this process's own, on Linux): it starts a process in 0.3 ms where
+        `Popen` takes 0.5 ms, most of it Python around the same system calls.
+        """
+        cwd = str(self._request.cwd)
+        path = argv[0] if executable is None else executable
+        # As text: a Path for each start would cost more than the call it saves.
+        if _SPAWN_HERE and path.startswith("/"):
+            with contextlib.suppress(NotImplementedError):  # no POSIX_SPAWN_SETSID
+                if cwd == os.getcwd():  # noqa: PTH109
+                    return _spawn_here(argv, env, path)
         return subprocess.Popen(
             argv,
             executable=executable,
-            cwd=self._request.cwd,
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -377,7 +391,7 @@ class LocalExecution:
         self._signal(signal.SIGTERM)
         self._kill_at = now + self._executor.kill_grace_s
 
-    def _finish(self, proc: subprocess.Popen[bytes]) -> None:
+    def _finish(self, proc: _Process) -> None:
         exit_code = proc.wait()  # the script has exited: this only reaps it
         # Whatever the script left behind in its group goes with it.
         self._signal(signal.SIGKILL)
@@ -415,6 +429,104 @@ class LocalExecution:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, sig)
+
+
+class _Process(Protocol):
+    """A job's process as this module uses it: a `Popen`, or one `_spawn_here` started."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def stdout(self) -> IO[bytes] | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self) -> int: ...
+
+
+# Processes are started with posix_spawn on Linux, where /proc lists the descriptors a
+# started process must not inherit (see _no_inherited_descriptors).
+_SPAWN_HERE = sys.platform == "linux" and hasattr(os, "posix_spawn")
+_DESCRIPTORS = "/proc/self/fd"
+_inheritance_checked = False
+
+
+class _Spawned:
+    """A process `_spawn_here` started: as much of `Popen` as a LocalExecution uses."""
+
+    def __init__(self, pid: int, stdout: IO[bytes]) -> None:
+        self.pid = pid
+        self.stdout: IO[bytes] | None = stdout
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self._reaped(os.WNOHANG)
+        return self.returncode
+
+    def wait(self) -> int:
+        while self.returncode is None:
+            self._reaped(0)
+        return self.returncode
+
+    def _reaped(self, options: int) -> None:
+        try:
+            pid, status = os.waitpid(self.pid, options)
+        except ChildProcessError:  # reaped by the system (SIGCHLD ignored): as Popen says
+            self.returncode = 0
+            return
+        if pid == self.pid:
+            self.returncode = os.waitstatus_to_exitcode(status)
+
+
+def _spawn_here(argv: list[str], env: Mapping[str, str], path: str) -> _Spawned:
+    """Start `path` as `Popen` would, in this process's directory, with one system call.
+
+    As `Popen(stdin=DEVNULL, stdout=PIPE, stderr=STDOUT, start_new_session=True)`:
+    a new session, SIGPIPE and SIGXFSZ back to their defaults (Python ignores
+    them), and no descriptor but the three standard ones. `Popen` closes the
+    others in the new process; here each is marked close-on-exec, as Python
+    opens all of its own (PEP 446), once for those this process inherited.
+    """
+    global _inheritance_checked  # noqa: PLW0603 - once per process
+    if not _inheritance_checked:
+        _no_inherited_descriptors()
+        _inheritance_checked = True
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.posix_spawn(
+            path,
+            argv,
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDWR, 0),
+                (os.POSIX_SPAWN_DUP2, write_end, 1),
+                (os.POSIX_SPAWN_DUP2, write_end, 2),
+            ],
+            setsid=True,
+            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+        )
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    return _Spawned(pid, open(read_end, "rb", buffering=0))
+
+
+def _no_inherited_descriptors() -> None:
+    """Mark every descriptor above the standard three close-on-exec.
+
+    Python opens its own so; one this process was given by whatever started
+    it (a CI runner's, a make jobserver's) would otherwise reach every job.
+    """
+    with contextlib.suppress(OSError):
+        for name in os.listdir(_DESCRIPTORS):  # noqa: PTH208 - names, not paths
+            fd = int(name)
+            if fd > 2:
+                with contextlib.suppress(OSError):  # the listing's own, closed by now
+                    os.set_inheritable(fd, False)
 
 
 def _open_pidfd(pid: int) -> int | None:

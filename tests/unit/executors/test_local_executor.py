@@ -9,12 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import Ways
 from processes import Output, wait_gone
 
+from conveyor.executors import local
 from conveyor.executors.base import ExecRequest, ExecResult, Execution
 from conveyor.executors.local import LocalExecutor
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("both_ways")]
 
 
 def run(
@@ -100,6 +102,30 @@ def test_the_script_runs_in_its_cwd_with_its_environment(tmp_path: Path) -> None
     result, output = run('pwd; echo "$GREETING"', tmp_path, env={"GREETING": "hi there"})
     assert result.exit_code == 0
     assert output.text == f"{tmp_path}\nhi there\n"
+
+
+def test_a_job_in_this_process_directory_is_started_by_posix_spawn(
+    tmp_path: Path, both_ways: Ways
+) -> None:
+    result, output = run("echo hi", tmp_path)
+    assert (result.exit_code, output.text) == (0, "hi\n")
+    assert len(both_ways.spawned) == (1 if both_ways.way == "posix_spawn" else 0)
+
+
+def test_a_descriptor_this_process_inherited_does_not_reach_the_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As one handed down by whatever started Conveyor (a CI runner, a make jobserver).
+    monkeypatch.setattr(local, "_inheritance_checked", False)
+    fd = os.open(os.devnull, os.O_RDONLY)
+    os.set_inheritable(fd, True)
+    try:
+        result, output = run(
+            f"test -e /proc/self/fd/{fd} && echo inherited || echo closed", tmp_path
+        )
+    finally:
+        os.close(fd)
+    assert (result.exit_code, output.text) == (0, "closed\n")
 
 
 def test_the_script_cannot_read_the_terminal(tmp_path: Path) -> None:

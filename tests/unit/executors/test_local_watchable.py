@@ -24,7 +24,7 @@ from conveyor.executors import local as local_module
 from conveyor.executors.base import ExecRequest, ExecResult, Watchable
 from conveyor.executors.local import LocalExecution, LocalExecutor
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("both_ways")]
 
 # The longest the loop sleeps in `select`, as a scheduler bounds it.
 _MAX_SELECT_S = 0.5
