@@ -106,8 +106,10 @@ def sign_tree_head(
         if last is not None and last.head.size == size:
             return last.head
         frontier, after_hash = _resume(tx, last, size)
-        events = event_log.between(tx, after=frontier.size, until=size)
-        _extend(frontier, events, after_hash, appended)
+        # Of the Events this process appended, only their links are read.
+        own = appended or {}
+        events = event_log.to_check(tx, after=frontier.size, until=size, own=own)
+        _extend(frontier, events, after_hash, own)
         head = heads.sign(
             key, size=frontier.size, root=frontier.root(), timestamp=chain.format_ts(clock.now())
         )
@@ -151,13 +153,13 @@ def _frontier_of(last: tree_heads.Checkpoint) -> Frontier | None:
 
 def _extend(
     frontier: Frontier,
-    events: Iterator[chain.StoredEvent],
+    events: Iterator[chain.StoredEvent | chain.Link],
     after_hash: str,
     appended: Mapping[int, str] | None,
 ) -> None:
     """Add `events` to `frontier`, refusing any that do not follow by the hash chain."""
 
-    def leaves() -> Iterator[chain.StoredEvent]:
+    def leaves() -> Iterator[chain.StoredEvent | chain.Link]:
         for event in events:
             frontier.append(event_leaf(event.hash))
             yield event

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
-from conveyor.audit.chain import GENESIS, Event, NewEvent, StoredEvent, encode_data, link
-from conveyor.store.db import Database, Row, Transaction
+from conveyor.audit.chain import GENESIS, Event, Link, NewEvent, StoredEvent, encode_data, link
+from conveyor.store.db import Database, Row, Transaction, bind_list
 from conveyor.store.scoping import project_events_clause
 
 _COLUMNS = "seq, ts, kind, subject, actor, data, prev_hash, hash"
@@ -121,6 +121,33 @@ def between(tx: Transaction, *, after: int, until: int, batch: int = 5000) -> It
             event = _stored(row)
             after = event.seq
             yield event
+
+
+def to_check(
+    tx: Transaction, *, after: int, until: int, own: Mapping[int, str], batch: int = 5000
+) -> Iterator[StoredEvent | Link]:
+    """Events with `after` < seq <= `until` in order, as `chain.verify` checks them: only the
+    links of those in `own` (seq -> hash, appended by the caller), the whole of the others."""
+    while after < until:
+        links = [
+            Link(int(seq), str(prev_hash), str(digest))
+            for seq, prev_hash, digest in tx.execute(
+                "SELECT seq, prev_hash, hash FROM events WHERE seq > :after AND seq <= :until "
+                "ORDER BY seq LIMIT :n",
+                {"after": after, "until": until, "n": batch},
+            )
+        ]
+        if not links:
+            return
+        others = [place.seq for place in links if place.seq not in own]
+        whole: dict[int, StoredEvent] = {}
+        for start in range(0, len(others), 500):  # within any database's limit of parameters
+            marks, params = bind_list("s", others[start : start + 500])
+            rows = tx.execute(f"SELECT {_COLUMNS} FROM events WHERE seq IN ({marks})", params)
+            whole.update((event.seq, event) for event in map(_stored, rows))
+        for place in links:
+            yield whole.get(place.seq, place)
+        after = links[-1].seq
 
 
 def chain_hashes(db: Database, *, count: int, batch: int = 20000) -> list[tuple[int, str]]:

@@ -114,13 +114,13 @@ def test_a_grown_log_gets_a_new_head_hashing_only_the_new_events(
     _sign(db, state, clock)
     _append(db, 5, first=7)
     read_after: list[int] = []
-    between = event_log.between
+    to_check = event_log.to_check
 
-    def spy(tx: object, *, after: int, until: int, batch: int = 5000) -> object:
+    def spy(tx: object, *, after: int, until: int, own: object, batch: int = 5000) -> object:
         read_after.append(after)
-        return between(tx, after=after, until=until, batch=batch)  # type: ignore[arg-type]
+        return to_check(tx, after=after, until=until, own=own, batch=batch)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(event_log, "between", spy)
+    monkeypatch.setattr(event_log, "to_check", spy)
     head = sign_tree_head(db, state, clock, environ=NO_ENV)
 
     assert read_after == [6]
@@ -219,6 +219,22 @@ def test_a_runs_own_events_are_signed_without_hashing_them_again(
     assert head.size == 5
     assert rehashed == [1, 2]
     assert head.root == merkle.root(_leaves(db))
+
+
+def test_of_a_runs_own_events_only_the_links_are_read_in_every_batch(db: Database) -> None:
+    _append(db, 2)
+    own = _appended(db, 3, first=3) | _appended(db, 2, first=6)
+    _append(db, 1)  # the 8th: another's again
+    with db.read() as tx:
+        read = list(event_log.to_check(tx, after=1, until=8, own=own, batch=2))
+
+    assert [event.seq for event in read] == [2, 3, 4, 5, 6, 7, 8]
+    assert [type(event).__name__ for event in read] == [
+        "StoredEvent",
+        *["Link"] * 5,
+        "StoredEvent",
+    ]
+    assert {event.seq: event.hash for event in read if event.seq in own} == own
 
 
 def test_nothing_is_signed_when_a_runs_own_event_carries_another_hash(
