@@ -17,6 +17,7 @@ import heapq
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import ParamSpec
@@ -104,7 +105,7 @@ class Scheduler:
         # the Run's record at its end, without reading back what was just written.
         self._records: dict[str, JobRecord] = {}
         self._kept: dict[str, list[AttemptOutcome]] = {}
-        self._unrecorded: list[tuple[str, Callable[[], object]]] = []  # see _later
+        self._unrecorded: deque[tuple[str, Callable[[], object]]] = deque()  # see _later
         # Started and not yet settled: running, waiting to retry, or being judged.
         self._running: dict[str, JobAttempt] = {}
         self._retries: list[tuple[float, str]] = []  # (monotonic time, job), a heap
@@ -297,7 +298,9 @@ class Scheduler:
 
     def _fault(self, name: str, exc: Exception) -> None:
         outcome = self._fault_outcome(exc)
-        attempt = self._running[name]
+        attempt = self._running.get(name)
+        if attempt is None:  # a job waiting to retry: the fault stopped the Run, which gave it up
+            return
         if attempt.execution is not None:  # a fault while it ran: nothing of it may be left
             self._jobs.abandon(attempt.execution)
         self._finish(name, attempt.faulted(outcome))
@@ -521,10 +524,11 @@ class Scheduler:
 
     def _record_pending(self) -> None:
         """Record the state changes `_later` kept, in order (a fault in one faults its job)."""
-        while self._unrecorded:  # a job faulted here is settled, and recorded, in turn
-            pending, self._unrecorded = self._unrecorded, []
-            for name, step in pending:
-                self._guarded(name, step)
+        # One at a time: what an interruption leaves is still here for the next call. A
+        # job faulted here is settled, and its end recorded, after what came before.
+        while self._unrecorded:
+            name, step = self._unrecorded.popleft()
+            self._guarded(name, step)
 
     def record_running(self, job: Job, started_at: float, pid: int | None) -> None:
         """Called on the loop's thread once a job's first attempt started (as process `pid`)."""

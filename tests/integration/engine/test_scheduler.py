@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.core.errors import ExecutorError, SpecError, UsageError
+from conveyor.core.errors import ExecutorError, SpecError, StoreError, UsageError
+from conveyor.engine.recorder import Change, Recorder
 from conveyor.engine.runner import Scheduler
 from conveyor.engine.service import RunRequest
 from conveyor.executors.base import ExecRequest
@@ -19,6 +20,7 @@ from conveyor.store import runs as run_store
 from .harness import (
     EntriesAtStart,
     Harness,
+    Reporter,
     Tracking,
     cancel_after,
     jobs_of,
@@ -624,3 +626,41 @@ def test_a_cancel_request_after_the_run_touches_no_file(harness: Harness, tmp_pa
     finally:
         for handle in files:
             handle.close()
+
+
+def test_a_store_fault_recording_a_retry_stops_the_run_with_that_fault(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The retry waits while its record is written: the fault gives it up, and the Run
+    # ends with the store's error (exit 3), not an internal one.
+    record = Recorder.record
+
+    def failing(self: Recorder, change: Change) -> None:
+        if any(event.kind == "job.retrying" for event in change.events):
+            raise StoreError("cannot record the run: disk I/O error")
+        record(self, change)
+
+    monkeypatch.setattr(Recorder, "record", failing)
+    with pytest.raises(StoreError, match="disk I/O error"):
+        harness.run(RETRIED, FakeExecutor(outcomes({"flaky": FAIL})))
+
+
+class _Interrupting(Reporter):
+    """A view interrupted (Ctrl-C in an embedding program) as it shows job b starting."""
+
+    def job_started(self, name: str) -> None:
+        if name == "b":
+            raise KeyboardInterrupt
+
+
+def test_an_interrupt_while_recording_loses_no_start_already_made(harness: Harness) -> None:
+    executor = FakeExecutor(outcomes({name: FakeOutcome(duration_s=0.3) for name in "abc"}))
+    service = harness.service(executor)
+    pipeline = parse("version: 1\njobs:\n  a: {run: a}\n  b: {run: b}\n  c: {run: c}\n")
+    with pytest.raises(KeyboardInterrupt):
+        service.run(pipeline, RunRequest(max_parallel=4), _Interrupting())
+
+    run_id = run_store.latest_run_id(service.db, project=harness.workspace.project)
+    stored = run_store.get_run(service.db, run_id=run_id)
+    assert set(executor.attempts) == {"a", "b", "c"}
+    assert {job.name for job in stored.jobs if job.started_at is not None} == {"a", "b", "c"}
