@@ -227,10 +227,9 @@ class LocalExecution:
         cwd = str(self._request.cwd)
         path = argv[0] if executable is None else executable
         # As text: a Path for each start would cost more than the call it saves.
-        if _SPAWN_HERE and path.startswith("/"):
+        if _SPAWN_HERE and path.startswith("/") and cwd == _here():
             with contextlib.suppress(NotImplementedError):  # no POSIX_SPAWN_SETSID
-                if cwd == os.getcwd():  # noqa: PTH109
-                    return _spawn_here(argv, env, path)
+                return _spawn_here(argv, env, path)
         return subprocess.Popen(
             argv,
             executable=executable,
@@ -449,7 +448,17 @@ class _Process(Protocol):
 # started process must not inherit (see _no_inherited_descriptors).
 _SPAWN_HERE = sys.platform == "linux" and hasattr(os, "posix_spawn")
 _DESCRIPTORS = "/proc/self/fd"
-_inheritance_checked = False
+# Processes of executions dropped before they were reaped: reaped at the next start,
+# as Popen does for its own.
+_unreaped: list[int] = []
+
+
+def _here() -> str | None:
+    """This process's directory; None once it was removed (jobs then start through Popen)."""
+    try:
+        return os.getcwd()  # noqa: PTH109 - a Path for each start would cost more than it saves
+    except OSError:
+        return None
 
 
 class _Spawned:
@@ -464,6 +473,12 @@ class _Spawned:
         if self.returncode is None:
             self._reaped(os.WNOHANG)
         return self.returncode
+
+    def __del__(self) -> None:
+        # Dropped before it was reaped (its owner gave up without `wait()`): reaped later.
+        with contextlib.suppress(Exception):
+            if self.poll() is None:
+                _unreaped.append(self.pid)
 
     def wait(self) -> int:
         while self.returncode is None:
@@ -487,12 +502,11 @@ def _spawn_here(argv: list[str], env: Mapping[str, str], path: str) -> _Spawned:
     a new session, SIGPIPE and SIGXFSZ back to their defaults (Python ignores
     them), and no descriptor but the three standard ones. `Popen` closes the
     others in the new process; here each is marked close-on-exec, as Python
-    opens all of its own (PEP 446), once for those this process inherited.
+    opens all of its own (PEP 446): each time, for any this process was given
+    or made inheritable since (about 30 us).
     """
-    global _inheritance_checked  # noqa: PLW0603 - once per process
-    if not _inheritance_checked:
-        _no_inherited_descriptors()
-        _inheritance_checked = True
+    _reap_dropped()
+    _no_inherited_descriptors()
     read_end, write_end = os.pipe()
     try:
         pid = os.posix_spawn(
@@ -519,14 +533,28 @@ def _no_inherited_descriptors() -> None:
     """Mark every descriptor above the standard three close-on-exec.
 
     Python opens its own so; one this process was given by whatever started
-    it (a CI runner's, a make jobserver's) would otherwise reach every job.
+    it (a CI runner's, a make jobserver's), or one made inheritable since
+    (`os.dup2`, a C library), would otherwise reach the job.
     """
     with contextlib.suppress(OSError):
         for name in os.listdir(_DESCRIPTORS):  # noqa: PTH208 - names, not paths
             fd = int(name)
             if fd > 2:
                 with contextlib.suppress(OSError):  # the listing's own, closed by now
-                    os.set_inheritable(fd, False)
+                    if os.get_inheritable(fd):
+                        os.set_inheritable(fd, False)
+
+
+def _reap_dropped() -> None:
+    """Reap the processes of dropped executions that have exited since."""
+    for pid in list(_unreaped):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # reaped elsewhere
+            done = pid
+        if done:
+            with contextlib.suppress(ValueError):  # another thread took it first
+                _unreaped.remove(pid)
 
 
 def _open_pidfd(pid: int) -> int | None:

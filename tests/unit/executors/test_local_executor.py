@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import threading
@@ -16,7 +17,14 @@ from conveyor.executors import local
 from conveyor.executors.base import ExecRequest, ExecResult, Execution
 from conveyor.executors.local import LocalExecutor
 
+# The function itself: `both_ways` counts the calls made through the module.
+SPAWN_HERE = local._spawn_here
+
 pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("both_ways")]
+
+
+def request(script: str, cwd: Path) -> ExecRequest:
+    return ExecRequest(job="job", script=script, env={"PATH": os.environ["PATH"]}, cwd=cwd)
 
 
 def run(
@@ -112,20 +120,54 @@ def test_a_job_in_this_process_directory_is_started_by_posix_spawn(
     assert len(both_ways.spawned) == (1 if both_ways.way == "posix_spawn" else 0)
 
 
-def test_a_descriptor_this_process_inherited_does_not_reach_the_job(
+def test_no_descriptor_but_the_standard_three_reaches_a_job(tmp_path: Path) -> None:
+    # One handed down by whatever started Conveyor (a CI runner, a make jobserver) ...
+    given = os.open(os.devnull, os.O_RDONLY)
+    os.set_inheritable(given, True)
+    made = -1
+    try:
+        first, first_out = run(f"test -e /proc/self/fd/{given} && echo given || echo -", tmp_path)
+        # ... and one made inheritable after jobs started (os.dup2 makes one so).
+        made = os.dup2(given, 50)
+        second, second_out = run(f"test -e /proc/self/fd/{made} && echo made || echo -", tmp_path)
+    finally:
+        os.close(given)
+        if made >= 0:
+            os.close(made)
+    assert (first.exit_code, first_out.text) == (0, "-\n")
+    assert (second.exit_code, second_out.text) == (0, "-\n")
+
+
+def test_a_job_starts_after_this_process_directory_was_removed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # As one handed down by whatever started Conveyor (a CI runner, a make jobserver).
-    monkeypatch.setattr(local, "_inheritance_checked", False)
-    fd = os.open(os.devnull, os.O_RDONLY)
-    os.set_inheritable(fd, True)
-    try:
-        result, output = run(
-            f"test -e /proc/self/fd/{fd} && echo inherited || echo closed", tmp_path
-        )
-    finally:
-        os.close(fd)
-    assert (result.exit_code, output.text) == (0, "closed\n")
+    gone, work = tmp_path / "gone", tmp_path / "work"
+    gone.mkdir()
+    work.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    result, output = run("pwd", work)
+    assert (result.exit_code, output.text) == (0, f"{work}\n")
+
+
+def test_a_process_started_by_posix_spawn_and_dropped_leaves_no_zombie() -> None:
+    # Its owner gave up on it without waiting: it is reaped by a later start, as Popen
+    # reaps its own.
+    env = {"PATH": os.environ["PATH"]}
+    sleep, true = shutil.which("sleep"), shutil.which("true")
+    assert sleep is not None and true is not None
+    dropped = SPAWN_HERE(["sleep", "0.2"], env, sleep)
+    pid = dropped.pid
+    assert dropped.stdout is not None
+    dropped.stdout.close()
+    del dropped
+    gc.collect()
+    time.sleep(0.5)  # it has exited by now
+    later = SPAWN_HERE(["true"], env, true)
+    assert later.wait() == 0
+    assert later.stdout is not None
+    later.stdout.close()
+    assert not Path(f"/proc/{pid}").exists()  # reaped, not a zombie
 
 
 def test_the_script_cannot_read_the_terminal(tmp_path: Path) -> None:
