@@ -128,6 +128,9 @@ def to_check(
 ) -> Iterator[StoredEvent | Link]:
     """Events with `after` < seq <= `until` in order, as `chain.verify` checks them: only the
     links of those in `own` (seq -> hash, appended by the caller), the whole of the others."""
+    if not own:
+        yield from between(tx, after=after, until=until, batch=batch)
+        return
     while after < until:
         links = [
             Link(int(seq), str(prev_hash), str(digest))
@@ -140,6 +143,10 @@ def to_check(
         if not links:
             return
         others = [place.seq for place in links if place.seq not in own]
+        if len(others) * 2 > len(links):  # mostly others': one read of the whole batch
+            yield from between(tx, after=after, until=links[-1].seq, batch=batch)
+            after = links[-1].seq
+            continue
         whole: dict[int, StoredEvent] = {}
         for start in range(0, len(others), 500):  # within any database's limit of parameters
             marks, params = bind_list("s", others[start : start + 500])

@@ -237,6 +237,34 @@ def test_of_a_runs_own_events_only_the_links_are_read_in_every_batch(db: Databas
     assert {event.seq: event.hash for event in read if event.seq in own} == own
 
 
+def test_events_not_of_a_run_are_read_whole_in_one_query_a_batch(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Signing a log no Run of this process appended to (`conveyor audit sign`) reads as
+    # before: no query per 500 Events; nor does a batch mostly of others'.
+    _append(db, 6)
+    own = _appended(db, 1, first=7)
+    _append(db, 3, first=8)
+    queries: list[str] = []
+    with db.read() as tx:
+        execute = tx.execute
+
+        def counted(sql: str, params: object = None) -> object:
+            queries.append(sql.split(" WHERE ", maxsplit=1)[0])
+            return execute(sql, params)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(tx, "execute", counted)
+        none_own = list(event_log.to_check(tx, after=0, until=10, own={}, batch=4))
+        reads_before = len(queries)
+        mostly_others = list(event_log.to_check(tx, after=0, until=10, own=own, batch=4))
+
+    assert [e.seq for e in none_own] == [e.seq for e in mostly_others] == list(range(1, 11))
+    assert all(isinstance(e, chain.StoredEvent) for e in none_own)
+    assert reads_before == 3  # three batches of whole Events
+    # Each batch: its links, then (mostly others') its whole Events in one read.
+    assert len(queries) - reads_before == 6
+
+
 def test_nothing_is_signed_when_a_runs_own_event_carries_another_hash(
     db: Database, state: Path, clock: FrozenClock
 ) -> None:
