@@ -414,8 +414,33 @@ class DispatchService:
                 return [self._event(job, "retrying", now, **retrying)]
             if halt is not None:  # as a local job's: this attempt's result stands
                 result, note = not_retried(result, halt), run_rules.not_retried_note(halt)
+        elif result.outputs and result.status in ("success", "cached"):
+            result = self._one_producer(tx, job, result)
         events = [self._end(tx, job, result, now, note=note)]
         return events + self._progress(tx, job.run_id, now, keep_going=keep_going)
+
+    @staticmethod
+    def _one_producer(tx: Transaction, job: QueueJob, result: AttemptResult) -> AttemptResult:
+        """`result`, failed when one of its outputs is one another job of the Run produced
+        that `job` does not need, as a local Run judges it (`Scheduler._one_producer`)."""
+        jobs = queue.run_jobs(tx, job.run_id)
+        above = set(upstream_names(jobs, job.name))
+        others = {
+            other.id: other.name
+            for other in jobs
+            if other.id != job.id
+            and other.name not in above
+            and other.status in ("success", "cached")
+        }
+        produced = queue.outputs_of(tx, list(others))
+        for output in result.outputs:
+            for other_id in sorted(produced):
+                if any(made.path == output.path for made in produced[other_id]):
+                    reason = run_rules.shared_output(output.path, others[other_id])
+                    return replace(
+                        result, status="failed", exit_code=result.exit_code, reason=reason
+                    )
+        return result
 
     def _end(
         self,

@@ -36,6 +36,16 @@ def stop_reason(name: str, status: JobState) -> str:
     return f"'{name}' {status.replace('_', ' ')}"
 
 
+def shared_output(path: str, other: str) -> str:
+    """Why a job fails that produced `path`, which job `other` of the Run (not among the ones
+    it needs) produced too: each would keep its own copy, and a cache hit of one would put
+    it back over the other's."""
+    return (
+        f"output {path} is also an output of job '{other}', which it does not need: "
+        "a file has one producer (narrow a glob, or add a need)"
+    )
+
+
 def not_retried(reason: str | None, stop: str) -> str:
     """Why a failed job's retry did not come: its attempt's `reason`, then the Run's `stop`."""
     why = f"not retried: {stop}"

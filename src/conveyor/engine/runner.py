@@ -33,7 +33,13 @@ from conveyor.engine.locks import JobLocks
 from conveyor.engine.plan import Plan, upstream_outputs
 from conveyor.engine.recorder import Change, Recorder
 from conveyor.engine.reporting import Reporter
-from conveyor.engine.run_rules import need_satisfied, not_started, skip_reason, stop_reason
+from conveyor.engine.run_rules import (
+    need_satisfied,
+    not_started,
+    shared_output,
+    skip_reason,
+    stop_reason,
+)
 from conveyor.executors.base import ExecResult
 from conveyor.spec.pipeline import Job
 from conveyor.store.runs import JobUpdate
@@ -374,10 +380,7 @@ class Scheduler:
         for path in paths:
             for other in self._produced.get(path, ()):
                 if other != name and other not in above:
-                    return (
-                        f"output {path} is also an output of job '{other}', which it does "
-                        "not need: a file has one producer (narrow a glob, or add a need)"
-                    )
+                    return shared_output(path, other)
         return None
 
     def _stores(self, name: str, outcome: JobOutcome) -> bool:

@@ -9,6 +9,7 @@ import pytest
 
 from conveyor.core.errors import NotFound
 from conveyor.core.records import OutputRecord, RunId, TestCounts
+from conveyor.engine import run_rules
 from conveyor.engine.dispatch import LeaseSweeper
 from conveyor.engine.dispatch_rules import Claim
 from conveyor.store import attempts, queue
@@ -725,3 +726,21 @@ def test_registering_again_under_a_name_updates_the_runner(world: QueueWorld) ->
     assert [a.name for a in world.dispatch.connected_agents(within_s=30)] == ["r1"]
     world.clock.advance(31)
     assert world.dispatch.connected_agents(within_s=30) == []
+
+
+def test_a_file_has_one_producer_as_in_a_local_run(world: QueueWorld) -> None:
+    # b does not need a, so it may not produce a's file; c needs a, so it may rewrite it.
+    run = world.submit(
+        "version: 1\njobs:\n  a: {run: x, outputs: [out]}\n  b: {run: y, outputs: [out]}\n"
+        "  c: {run: z, needs: a, outputs: [out]}\n"
+    )
+    agent = world.agent("w", concurrency=3)
+    a, b = world.claim(agent), world.claim(agent)
+    world.finish(a, agent, outputs=(OutputRecord("out", "sha256:" + "1" * 64, 1),))
+    c = world.claim(agent)
+    world.finish(c, agent, outputs=(OutputRecord("out", "sha256:" + "3" * 64, 1),))
+    world.finish(b, agent, outputs=(OutputRecord("out", "sha256:" + "2" * 64, 1),))
+
+    assert world.statuses(run) == {"a": "success", "b": "failed", "c": "success"}
+    assert world.reasons(run)["b"] == run_rules.shared_output("out", "a")
+    assert world.run(run).status == "failed"
