@@ -500,16 +500,20 @@ def _hash(self: Any) -> int:
 
 
 def _setattr(self: Any, name: str, value: object) -> None:
-    # As dataclasses: a plain subclass may set attributes of its own, never a field.
-    if "__value_fields__" in type(self).__dict__ or name in self.__value_names__:
+    if _guards(self, name):
         raise _frozen_error(f"cannot assign to field {name!r}")
     object.__setattr__(self, name, value)
 
 
 def _delattr(self: Any, name: str) -> None:
-    if "__value_fields__" in type(self).__dict__ or name in self.__value_names__:
+    if _guards(self, name):
         raise _frozen_error(f"cannot delete field {name!r}")
     object.__delattr__(self, name)
+
+
+def _guards(self: Any, name: str) -> bool:
+    """As in dataclasses: a plain subclass may set attributes of its own, never a field."""
+    return "__value_fields__" in type(self).__dict__ or name in self.__value_names__
 
 
 def _frozen_error(message: str) -> Exception:

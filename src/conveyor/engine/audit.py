@@ -155,7 +155,7 @@ def _extend(
     frontier: Frontier,
     events: Iterator[chain.StoredEvent | chain.Link],
     after_hash: str,
-    appended: Mapping[int, str] | None,
+    appended: Mapping[int, str],
 ) -> None:
     """Add `events` to `frontier`, refusing any that do not follow by the hash chain."""
 

@@ -433,13 +433,14 @@ class DispatchService:
             and other.status in ("success", "cached")
         }
         produced = queue.outputs_of(tx, list(others))
+        first: dict[str, str] = {}  # a path -> the first of those jobs to produce it
+        for other_id in sorted(produced):
+            for made in produced[other_id]:
+                first.setdefault(made.path, others[other_id])
         for output in result.outputs:
-            for other_id in sorted(produced):
-                if any(made.path == output.path for made in produced[other_id]):
-                    reason = run_rules.shared_output(output.path, others[other_id])
-                    return replace(
-                        result, status="failed", exit_code=result.exit_code, reason=reason
-                    )
+            if output.path in first:
+                reason = run_rules.shared_output(output.path, first[output.path])
+                return replace(result, status="failed", reason=reason)
         return result
 
     def _end(

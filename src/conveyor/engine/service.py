@@ -67,8 +67,11 @@ class _Launch:
     sources: Sources
     run_id: RunId
     job_ids: dict[str, int]
-    actor: str
     run: run_store.NewRun  # as created
+
+    @property
+    def actor(self) -> str:
+        return self.run.actor
 
 
 @frozen
@@ -272,7 +275,7 @@ class RunService:
                 )
             ],
         )
-        launch = _Launch(pipeline, request, plan, sources, run_id, job_ids, actor, new_run)
+        launch = _Launch(pipeline, request, plan, sources, run_id, job_ids, new_run)
         lock = RunLock(self.workspace.locks_dir, run_id)
         try:
             return self._execute(launch, reporter, on_start)

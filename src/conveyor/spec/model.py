@@ -177,10 +177,7 @@ class MatrixModel(BaseModel):
                 )
             value = data[key]  # type: ignore[index]
             combinations = isinstance(value, list) and any(isinstance(v, dict) for v in value)
-            if isinstance(key, str) and (
-                _misspells_exclude(key)
-                or (key != "exclude" and combinations and _edits(key, "exclude") <= 2)
-            ):
+            if isinstance(key, str) and _misspells_exclude(key, combinations=combinations):
                 message = f"'{key}' looks like a misspelled 'exclude', not an axis"
                 raise RuleError(message, "did you mean 'exclude'?", at=(key,), on_key=True)
         return data
@@ -192,9 +189,12 @@ class MatrixModel(BaseModel):
         return self
 
 
-def _misspells_exclude(key: str) -> bool:
-    """`exlude`, `exclued`: within two edits of `exclude`, and not a name built on it."""
-    if key == "exclude" or key.startswith("exclude") or abs(len(key) - 7) > 2:
+def _misspells_exclude(key: str, *, combinations: bool) -> bool:
+    """`exlude`, `exclued`: within two edits of `exclude`; a name built on it (`excludes`)
+    only when it holds `combinations`, which no axis does."""
+    if key == "exclude" or abs(len(key) - 7) > 2:
+        return False
+    if key.startswith("exclude") and not combinations:
         return False
     return _edits(key, "exclude") <= 2
 
