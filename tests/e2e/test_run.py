@@ -273,6 +273,56 @@ def test_running_a_matrix_job_by_its_name_runs_every_expansion(
     assert {job["status"] for job in jobs.values()} == {"success"}
 
 
+MATRIX_OUTPUTS = """
+version: 1
+jobs:
+  build:
+    matrix: {os: [linux, darwin]}
+    workdir: "platforms/${os}"
+    inputs: ["src.txt"]
+    run: |
+      mkdir -p ../../dist
+      cat src.txt > "../../dist/app-$os"
+    outputs: ["../../dist/app-${os}"]
+  ship:
+    needs: [build]
+    inputs: []
+    run: cat dist/app-linux dist/app-darwin
+"""
+
+
+def test_each_expansion_of_a_matrix_job_has_its_own_workdir_and_outputs(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(MATRIX_OUTPUTS)
+    ws.write("platforms/linux/src.txt", "built on linux\n")
+    ws.write("platforms/darwin/src.txt", "built on darwin\n")
+
+    first = ws.run()
+
+    assert first.code == 0, first.err
+    jobs = jobs_by_name(first.json())
+    assert {name: [o["path"] for o in job["outputs"]] for name, job in jobs.items()} == {
+        "build (os=linux)": ["dist/app-linux"],
+        "build (os=darwin)": ["dist/app-darwin"],
+        "ship": [],
+    }
+    assert ws.cli("logs", "latest", "ship").out == "built on linux\nbuilt on darwin\n"
+    # Each expansion's cache entry holds its own file, and restores it.
+    for name in ("app-linux", "app-darwin"):
+        (ws.root / "dist" / name).unlink()
+    again = ws.run()
+    assert again.code == 0, again.err
+    assert {job["status"] for job in again.json()["jobs"]} == {"cached"}
+    assert ws.read("dist/app-darwin") == "built on darwin\n"
+    # An expansion's inputs are its own: changing darwin's source re-runs only darwin.
+    ws.write("platforms/darwin/src.txt", "rebuilt on darwin\n")
+    third = jobs_by_name(ws.run().json())
+    assert third["build (os=linux)"]["status"] == "cached"
+    assert third["build (os=darwin)"]["status"] == "success"
+    assert ws.read("dist/app-darwin") == "rebuilt on darwin\n"
+
+
 def test_run_finds_the_pipeline_from_a_subdirectory_and_runs_jobs_at_its_root(
     workspace: WorkspaceFactory,
 ) -> None:

@@ -53,7 +53,7 @@ def expand(
     for pattern in patterns:
         # Path.glob has no include_hidden before 3.12; dotfiles are outputs too.
         hits = sorted(glob.glob(pattern, root_dir=base, recursive=True, include_hidden=True))  # noqa: PTH207
-        files = [f for hit in hits for f in _files_below(base / hit)]
+        files = [f for hit in hits for f in _files_below(_plain(base / hit))]
         real_files = [(file, os.path.realpath(file)) for file in files]
         real_files = [(f, real) for f, real in real_files if not _below(real, states)]
         if not real_files:
@@ -65,6 +65,15 @@ def expand(
             else:
                 outside.append(relative)
     return Expanded(list(found), missing, outside)
+
+
+def _plain(path: Path) -> Path:
+    """`path` without `..` steps (a glob may climb out of its workdir: `../dist/*`), so that
+    every job names a file alike; as it is when a symlink makes the steps lead elsewhere."""
+    if ".." not in path.parts:
+        return path
+    plain = Path(os.path.normpath(path))
+    return plain if os.path.realpath(plain) == os.path.realpath(path) else path
 
 
 def _below(path: str, directories: Iterable[str]) -> bool:

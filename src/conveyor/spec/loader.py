@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from conveyor.core import digest
 from conveyor.core.errors import SpecError, SpecIssue
-from conveyor.spec import graph
+from conveyor.spec import graph, placeholders, rules
 from conveyor.spec.conditions import check_condition, type_problems
 from conveyor.spec.delivery import Delivery
 from conveyor.spec.delivery_check import DeliveryCheck
@@ -130,17 +130,18 @@ class _Assembly:
             retry = RetryPolicy(job.retry.max, job.retry.backoff) if job.retry else RetryPolicy()
             has_condition = job.condition is not None
             for expansion in self.expansions[name]:
+                values = expansion.values  # also what `${axis}` in its paths stands for
                 yield Job(
                     name=expansion.name,
                     run=job.run,
                     location=self.positions.key(("jobs", name)),
                     base_name=name,
                     needs=tuple(needs[name]),
-                    env={**job_env, **expansion.values},
-                    workdir=job.workdir,
-                    inputs=tuple(job.inputs) if job.inputs is not None else None,
-                    outputs=tuple(job.outputs),
-                    reports_junit=tuple(job.reports.junit) if job.reports else (),
+                    env={**job_env, **values},
+                    workdir=self._workdir(name, job, values),
+                    inputs=_filled(job.inputs, values) if job.inputs is not None else None,
+                    outputs=_filled(job.outputs, values),
+                    reports_junit=_filled(job.reports.junit, values) if job.reports else (),
                     timeout_s=job.timeout,
                     retry=retry,
                     allow_failure=job.allow_failure,
@@ -250,35 +251,73 @@ class _Assembly:
             self.issues.append(SpecIssue(self.positions.inside(path, offset), message, hint))
 
     def _check_paths(self, name: str, job: JobModel) -> None:
-        """Globs are relative to the job's workdir and must stay inside the workspace."""
+        """Globs are relative to the job's workdir and must stay inside the workspace.
+
+        A matrix job's paths may name its axes (`${os}`): they are checked as
+        each expansion has them, each problem said for the first that has it.
+        """
+        axes = list(job.matrix.axes) if job.matrix is not None else []
+        at: NodePath = ("jobs", name)
+        lists = self._path_lists(name, job)
+        written: list[tuple[NodePath, str]] = [
+            (("workdir",), _raw_workdir(self.raw_jobs.get(name), job))
+        ]
+        written += [(path, pattern) for path, patterns in lists.items() for pattern in patterns]
+        unreadable: set[NodePath] = set()  # paths whose `${...}` name no axis
+        for path, text in written:
+            for issue in placeholders.issues(text, name, axes):
+                where = self.positions.inside((*at, *path), issue.offset)
+                self.issues.append(SpecIssue(where, issue.message, issue.hint))
+                unreadable.add(path)
+        if ("workdir",) in unreadable:
+            return  # no glob of the job can be placed
+        named = any(placeholders.OPEN in text for _, text in written)
+        expansions = self.expansions[name] if named else [Expansion(name, {})]
+        broken: set[tuple[object, ...]] = set()
+        for expansion in expansions:
+            which = f" (in '{expansion.name}')" if expansion.values else ""
+            try:
+                workdir = self._workdir(name, job, expansion.values)
+            except rules.RuleError as exc:
+                if ("workdir",) not in broken:
+                    broken.add(("workdir",))
+                    self._add((*at, "workdir"), f"{exc.message}{which}", exc.hint)
+                continue
+            for path, patterns in lists.items():
+                for pattern in () if path in unreadable else patterns:
+                    key = (*path, pattern)
+                    glob = placeholders.fill(pattern, expansion.values)
+                    problem = None if key in broken else _path_problem(str(path[0]), workdir, glob)
+                    if problem is not None:
+                        broken.add(key)
+                        message, hint = problem
+                        self._add((*at, *path), f"{message}{which}", hint)
+
+    def _path_lists(self, name: str, job: JobModel) -> dict[NodePath, list[str]]:
+        """The job's globs by where each is written (`outputs` or `outputs[0]`)."""
         lists: dict[tuple[str, ...], list[str]] = {
             ("inputs",): job.inputs or [],
             ("outputs",): job.outputs,
             ("reports", "junit"): job.reports.junit if job.reports else [],
         }
         raw = _mapping(self.raw_jobs.get(name))
+        located: dict[NodePath, list[str]] = {}
         for keys, patterns in lists.items():
             written = raw.get(keys[0])
             for key in keys[1:]:
                 written = _mapping(written).get(key)
-            for index, pattern in enumerate(patterns):
-                rooted = rooted_glob(job.workdir, pattern)
-                at: NodePath = ("jobs", name, *keys)
-                path = at if isinstance(written, str) else (*at, index)
-                if rooted is None:
-                    self._add(
-                        path,
-                        f"'{pattern}' leads outside the workspace",
-                        "globs are relative to the job's workdir; name files inside the "
-                        "directory that holds conveyor.yaml",
-                    )
-                elif keys[0] != "inputs" and names_state(rooted):
-                    self._add(
-                        path,
-                        f"'{pattern}' names Conveyor's own state ({STATE_DIR_NAME}/)",
-                        f"a job's {keys[0]} are files it writes elsewhere in the workspace; "
-                        f"{STATE_DIR_NAME}/ holds the store, the cache and the keys",
-                    )
+            if isinstance(written, str):  # one glob written for a list of one
+                located[keys] = patterns
+            else:
+                located.update({(*keys, index): [p] for index, p in enumerate(patterns)})
+        return located
+
+    def _workdir(self, name: str, job: JobModel, values: Mapping[str, str]) -> str:
+        """The workdir of one expansion; RuleError when its values make it a bad one."""
+        written = _raw_workdir(self.raw_jobs.get(name), job)
+        if placeholders.OPEN not in written:
+            return job.workdir
+        return rules.normalize_workdir(placeholders.fill(written, values))
 
     def _check_secrets(self) -> None:
         """A secret's value comes from the caller; written in the file, it would leak."""
@@ -319,3 +358,34 @@ class _Assembly:
         else:
             where = self.positions.value(violation.path)
         return SpecIssue(where, violation.message, violation.hint)
+
+
+def _filled(patterns: Sequence[str], values: Mapping[str, str]) -> tuple[str, ...]:
+    return tuple(placeholders.fill(pattern, values) for pattern in patterns)
+
+
+def _raw_workdir(raw_job: object, job: JobModel) -> str:
+    """The workdir as written when it names an axis (normalising first could drop one), else
+    as checked."""
+    written = _mapping(raw_job).get("workdir")
+    if isinstance(written, str) and placeholders.OPEN in written:
+        return written
+    return job.workdir
+
+
+def _path_problem(kind: str, workdir: str, pattern: str) -> tuple[str, str] | None:
+    """What is wrong with a glob of a job's `kind` (`outputs`...) in `workdir`, with a hint."""
+    rooted = rooted_glob(workdir, pattern)
+    if rooted is None:
+        return (
+            f"'{pattern}' leads outside the workspace",
+            "globs are relative to the job's workdir; name files inside the "
+            "directory that holds conveyor.yaml",
+        )
+    if kind != "inputs" and names_state(rooted):
+        return (
+            f"'{pattern}' names Conveyor's own state ({STATE_DIR_NAME}/)",
+            f"a job's {kind} are files it writes elsewhere in the workspace; "
+            f"{STATE_DIR_NAME}/ holds the store, the cache and the keys",
+        )
+    return None

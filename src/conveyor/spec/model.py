@@ -133,7 +133,9 @@ class ReportsModel(_Strict):
     model_config = ConfigDict(title="Reports")
 
     junit: Globs = Field(
-        default_factory=list, description="Globs of JUnit XML files, like 'reports/*.xml'."
+        default_factory=list,
+        description="Globs of JUnit XML files, like 'reports/*.xml'; "
+        "in a matrix job, ${axis} is the expansion's value.",
     )
 
 
@@ -232,15 +234,20 @@ class JobModel(_Strict):
     )
     env: Env = Field(default_factory=dict)
     workdir: Annotated[str, AfterValidator(rules.normalize_workdir)] = Field(
-        default=".", description="Directory to run in, relative to the workspace root."
+        default=".",
+        description="Directory to run in, relative to the workspace root; "
+        "in a matrix job, ${axis} is the expansion's value.",
     )
     inputs: Globs | None = Field(
         default=None,
         description="Globs of the files the result depends on (the cache key); "
-        "leave out to use every file, [] for none.",
+        "leave out to use every file, [] for none; in a matrix job, ${axis} is the "
+        "expansion's value.",
     )
     outputs: Globs = Field(
-        default_factory=list, description="Globs of files kept as artifacts, like 'dist/*.whl'."
+        default_factory=list,
+        description="Globs of files kept as artifacts, like 'dist/*.whl'; in a matrix job, "
+        "${axis} is the expansion's value, like 'dist/app-${os}'.",
     )
     reports: ReportsModel | None = None
     timeout: Annotated[Duration, AfterValidator(rules.check_job_timeout)] | None = Field(

@@ -1,0 +1,154 @@
+"""`${axis}` in a matrix job's paths: each expansion's own workdir, inputs, outputs, reports."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from conveyor.core.errors import SpecError
+from conveyor.spec import placeholders
+from conveyor.spec.loader import parse_pipeline
+from conveyor.spec.pipeline import Pipeline
+from conveyor.spec.serialize import from_dict, to_dict
+
+
+def load(text: str) -> Pipeline:
+    return parse_pipeline(textwrap.dedent(text))
+
+
+def rendered(text: str) -> list[str]:
+    with pytest.raises(SpecError) as caught:
+        load(text)
+    return [issue.render() for issue in caught.value.issues]
+
+
+BUILD = """\
+version: 1
+jobs:
+  build:
+    matrix: {os: [linux, darwin], arch: [x64]}
+    workdir: "platforms/${os}"
+    inputs: ["src/**", "../../common/${arch}.cfg"]
+    outputs: ["dist/app-${os}-${arch}", "dist/${os}/*.whl"]
+    reports: {junit: "reports/${os}.xml"}
+    run: make
+"""
+
+
+def test_each_expansion_has_its_values_in_its_paths() -> None:
+    jobs = {job.name: job for job in load(BUILD).jobs}
+
+    linux = jobs["build (os=linux, arch=x64)"]
+    assert linux.workdir == "platforms/linux"
+    assert linux.inputs == ("src/**", "../../common/x64.cfg")
+    assert linux.outputs == ("dist/app-linux-x64", "dist/linux/*.whl")
+    assert linux.reports_junit == ("reports/linux.xml",)
+    darwin = jobs["build (os=darwin, arch=x64)"]
+    assert (darwin.workdir, darwin.outputs[0]) == ("platforms/darwin", "dist/app-darwin-x64")
+    assert darwin.env["os"] == "darwin"  # the script sees the same value as $os
+
+
+def test_filled_paths_survive_the_parse_cache() -> None:
+    pipeline = load(BUILD)
+    assert from_dict(to_dict(pipeline)) == pipeline
+
+
+def test_a_workdir_written_as_one_path_is_normalised_after_filling() -> None:
+    spec = (
+        "version: 1\njobs:\n  t:\n    matrix: {d: [a, b/c]}\n    workdir: ./x/${d}/\n    run: x\n"
+    )
+    assert [job.workdir for job in load(spec).jobs] == ["x/a", "x/b/c"]
+
+
+def test_a_misspelled_axis_suggests_the_right_one() -> None:
+    spec = BUILD.replace('"dist/app-${os}-${arch}"', '"dist/app-${oss}-${arch}"')
+    assert rendered(spec) == [
+        "conveyor.yaml:7:25: '${oss}' names no axis of the matrix of job 'build'\n"
+        "  hint: did you mean '${os}'?"
+    ]
+
+
+def test_github_actions_syntax_is_named_and_translated() -> None:
+    spec = BUILD.replace('"reports/${os}.xml"', '"reports/${{ matrix.os }}.xml"')
+    assert rendered(spec) == [
+        "conveyor.yaml:8:31: '${{ matrix.os }}' is GitHub Actions' syntax\n  hint: write '${os}'"
+    ]
+
+
+def test_an_axis_in_a_job_without_a_matrix_is_refused() -> None:
+    spec = "version: 1\njobs:\n  t:\n    run: x\n    outputs: ['out/${os}']\n"
+    assert rendered(spec) == [
+        "conveyor.yaml:5:20: '${os}' names a matrix axis, and job 't' has no matrix\n"
+        "  hint: only a matrix job's paths can hold ${axis}; write the value itself"
+    ]
+
+
+def test_an_unclosed_or_empty_placeholder_is_refused_and_every_problem_is_said() -> None:
+    spec = BUILD.replace('"src/**"', '"src/${os"').replace('"dist/${os}/*.whl"', '"d/${}"')
+    assert rendered(spec) == [
+        "conveyor.yaml:6:19: '${os' is not closed\n"
+        "  hint: name a matrix axis as ${axis}, closed by '}'",
+        "conveyor.yaml:7:44: '${}' names no axis of the matrix of job 'build'\n"
+        "  hint: its axes: os, arch; name one like ${os}",
+    ]
+
+
+def test_a_value_that_leads_a_glob_outside_the_workspace_names_its_expansion() -> None:
+    spec = """\
+    version: 1
+    jobs:
+      t:
+        matrix: {d: [ok, "../.."]}
+        outputs: ["out/${d}/x"]
+        run: x
+    """
+    assert rendered(spec) == [
+        "conveyor.yaml:5:15: 'out/../../x' leads outside the workspace (in 't (d=../..)')\n"
+        "  hint: globs are relative to the job's workdir; name files inside the "
+        "directory that holds conveyor.yaml"
+    ]
+
+
+def test_a_value_that_leads_the_workdir_outside_is_said_once() -> None:
+    spec = """\
+    version: 1
+    jobs:
+      t:
+        matrix: {d: ["../a", "../b"]}
+        workdir: "${d}"
+        run: x
+    """
+    assert rendered(spec) == [
+        "conveyor.yaml:5:14: workdir '../a' leads outside the workspace through '..' "
+        "(in 't (d=../a)')"
+    ]
+
+
+def test_a_value_that_points_outputs_at_conveyors_state_is_refused() -> None:
+    spec = "version: 1\njobs:\n  t:\n    matrix: {d: [.conveyor]}\n    outputs: ['${d}/x']\n"
+    (issue,) = rendered(spec + "    run: x\n")
+    assert issue.startswith(
+        "conveyor.yaml:5:15: '.conveyor/x' names Conveyor's own state (.conveyor/) "
+        "(in 't (d=.conveyor)')"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("plain/path", []),
+        ("a/${x}/b", [(2, 6, "x")]),
+        ("${x}${y}", [(0, 4, "x"), (4, 8, "y")]),
+        ("${{ matrix.x }}/b", [(0, 15, "{ matrix.x }")]),
+        ("a/${x", [(2, -1, "x")]),
+        ("$x/{y}", []),  # only `${` opens one
+    ],
+)
+def test_placeholders_are_found_where_written(text: str, found: list[tuple[int, int, str]]) -> None:
+    assert [(p.start, p.end, p.name) for p in placeholders.placeholders(text)] == found
+
+
+def test_fill_replaces_each_axis_and_leaves_the_rest() -> None:
+    assert placeholders.fill("d/${os}-${os}/$x", {"os": "linux"}) == "d/linux-linux/$x"
+    assert placeholders.fill("no/axes", {}) == "no/axes"
