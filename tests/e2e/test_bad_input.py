@@ -122,6 +122,28 @@ BAD_SPECS = {
         "conveyor.yaml:5:18:",
         ["retry.max", "'three'"],
     ),
+    "matrix axis misspelled in a path": (
+        """
+        version: 1
+        jobs:
+          a:
+            run: touch "$SIDE/ran"
+            matrix: {os: [linux, darwin]}
+            outputs: ["dist/app-${oss}"]
+        """,
+        "conveyor.yaml:6:25:",
+        ["'${oss}' names no axis of the matrix of job 'a'", "did you mean '${os}'?"],
+    ),
+    "one file named as an output of two jobs": (
+        """
+        version: 1
+        jobs:
+          a: {run: touch "$SIDE/ran", outputs: [dist/app]}
+          b: {run: touch "$SIDE/ran", outputs: [dist/app]}
+        """,
+        "conveyor.yaml:4:3:",
+        ["jobs 'a' and 'b' both declare output dist/app", "add 'a' to the needs of 'b'"],
+    ),
 }
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 
 from conveyor.core.errors import SpecError, SpecIssue, UsageError
 from conveyor.core.records import OutputRecord
 from conveyor.core.values import frozen
 from conveyor.spec.graph import topological_order
+from conveyor.spec.paths import rooted_glob
 from conveyor.spec.pipeline import Job, Pipeline
 
 
@@ -60,6 +62,8 @@ def _unknown_job(target: str, pipeline: Pipeline) -> str:
 
 
 ConditionCheck = Callable[[Job], str | None]
+# What makes an output pattern a glob (`glob.glob`'s wildcards).
+_GLOB = re.compile(r"[*?\[]")
 
 
 def make_plan(pipeline: Pipeline, targets: Sequence[str], condition: ConditionCheck) -> Plan:
@@ -81,7 +85,67 @@ def make_plan(pipeline: Pipeline, targets: Sequence[str], condition: ConditionCh
     for job in jobs:
         for need in job.needs:
             dependents[need].append(job.name)
-    return Plan(jobs, skipped, {k: tuple(v) for k, v in dependents.items()}, _producers(jobs))
+    producers = _producers(jobs)
+    if clashes := _shared_files(jobs, skipped, producers):
+        raise SpecError(clashes)
+    return Plan(jobs, skipped, {k: tuple(v) for k, v in dependents.items()}, producers)
+
+
+def _shared_files(
+    jobs: tuple[Job, ...], skipped: Mapping[str, str], producers: Mapping[str, tuple[str, ...]]
+) -> list[SpecIssue]:
+    """Jobs of the Run that declare one file by name as an output, neither needing the other.
+
+    A file has one producer: the Run would fail whichever of the two ended
+    second (`run_rules.shared_output`). Named without a glob, the clash is
+    certain once both run, so it is said before anything does. Jobs a
+    condition skips, and those that need them, will not run and are left out.
+    """
+    if not any(job.outputs for job in jobs):
+        return []
+    needs = {job.name: job.needs for job in jobs}
+    out = set(skipped)
+    for name in topological_order(list(needs), needs):
+        if any(need in out for need in needs[name]):
+            out.add(name)
+    declared: dict[str, list[Job]] = {}  # file -> the jobs that name it, in pipeline order
+    issues: dict[tuple[str, str], SpecIssue] = {}  # one per file and job (or matrix job)
+    for job in jobs:
+        if job.name in out:
+            continue
+        for path in dict.fromkeys(_named_files(job)):
+            for other in declared.setdefault(path, []):
+                if other.name in producers[job.name] or job.name in producers[other.name]:
+                    continue  # along `needs` a job may rewrite a file
+                matrix = other.base_name == job.base_name
+                key = (path, job.base_name if matrix else job.name)
+                issues.setdefault(key, _shared_file(path, other, job, matrix=matrix))
+                break
+            declared[path].append(job)
+    return list(issues.values())
+
+
+def _named_files(job: Job) -> list[str]:
+    """The job's outputs written without a glob, from the workspace root."""
+    rooted = (rooted_glob(job.workdir, pattern) for pattern in job.outputs)
+    return [path for path in rooted if path is not None and not _GLOB.search(path)]
+
+
+def _shared_file(path: str, first: Job, then: Job, *, matrix: bool) -> SpecIssue:
+    if matrix:
+        axis = next((a for a, value in then.matrix.items() if first.matrix.get(a) != value), "")
+        return SpecIssue(
+            then.location,
+            f"expansions '{first.name}' and '{then.name}' of matrix job '{then.base_name}' "
+            f"both declare output {path}: a file has one producer",
+            f"name the matrix's values in the path, like ${{{axis}}}",
+        )
+    return SpecIssue(
+        then.location,
+        f"jobs '{first.name}' and '{then.name}' both declare output {path}, and neither "
+        "needs the other: a file has one producer",
+        f"add '{first.name}' to the needs of '{then.name}', or have each write its own file",
+    )
 
 
 def _producers(jobs: tuple[Job, ...]) -> dict[str, tuple[str, ...]]:

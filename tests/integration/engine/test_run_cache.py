@@ -308,7 +308,7 @@ def test_two_jobs_that_do_not_need_each_other_may_not_share_an_output(harness: H
     jobs:
       b: {run: b, inputs: [], env: {WRITES: out/b.txt, CONTENT: fresh}, outputs: [out/b.txt]}
       a: {run: a, needs: [b], inputs: [], outputs: ["out/*.txt"]}
-      x: {run: x, inputs: [], env: {WRITES: out/b.txt, CONTENT: other}, outputs: ["out/b.txt"]}
+      x: {run: x, inputs: [], env: {WRITES: out/b.txt, CONTENT: other}, outputs: ["out/b*"]}
     """
     result = harness.run(spec, FakeExecutor(producing), RunRequest(max_parallel=1, keep_going=True))
 
@@ -351,7 +351,7 @@ def test_a_hit_is_refused_before_it_puts_back_a_file_another_job_made(harness: H
         inputs: []
         allow_failure: true
         env: {WRITES: out/f, CONTENT: A}
-        outputs: [out/f]
+        outputs: ["out/f*"]
       c: {run: c, inputs: [], env: {WRITES: out/g, CONTENT: C}, outputs: [out/g]}
       d: {run: d, needs: [b, c], inputs: [], env: {WRITES: out/h}, outputs: [out/h]}
     """
@@ -371,7 +371,7 @@ def test_siblings_that_both_rewrite_their_needs_file_clash(harness: Harness) -> 
     jobs:
       a: {run: a, inputs: [], env: {WRITES: out/f, CONTENT: A}, outputs: [out/f]}
       b: {run: b, needs: [a], inputs: [], env: {WRITES: out/f, CONTENT: B}, outputs: [out/f]}
-      c: {run: c, needs: [a], inputs: [], env: {WRITES: out/f, CONTENT: C}, outputs: [out/f]}
+      c: {run: c, needs: [a], inputs: [], env: {WRITES: out/f, CONTENT: C}, outputs: ["o*/f"]}
     """
     result = harness.run(spec, FakeExecutor(producing), RunRequest(max_parallel=1, keep_going=True))
 

@@ -160,3 +160,68 @@ def test_every_condition_a_run_cannot_evaluate_is_said_at_once() -> None:
         "env.TWO, which is not set",
         "env.THREE, which is not set",
     ]
+
+
+SHARED = textwrap.dedent(
+    """\
+    version: 1
+    jobs:
+      a: {run: a, outputs: [out/f]}
+      b: {run: b, workdir: sub, outputs: [../out/f]}
+      c: {run: c, needs: [a], outputs: [out/f]}
+      d: {run: d, outputs: ["out/*"]}
+      e: {run: e, if: "branch == 'x'", outputs: [out/f]}
+      f: {run: f, needs: [e], outputs: [out/f]}
+    """
+)
+
+
+def _issues(
+    spec: str, targets: tuple[str, ...] = (), skip: frozenset[str] = frozenset()
+) -> list[str]:
+    pipeline = parse_pipeline(spec)
+    try:
+        make_plan(pipeline, targets, lambda job: "skipped" if job.name in skip else None)
+    except SpecError as exc:
+        return [issue.render() for issue in exc.issues]
+    return []
+
+
+def test_two_jobs_naming_one_output_neither_needing_the_other_are_refused_before_running() -> None:
+    assert _issues(SHARED, skip=frozenset({"e"})) == [
+        "conveyor.yaml:4:3: jobs 'a' and 'b' both declare output out/f, and neither needs "
+        "the other: a file has one producer\n"
+        "  hint: add 'a' to the needs of 'b', or have each write its own file",
+        # c may rewrite a's file (it needs a), not b's.
+        "conveyor.yaml:5:3: jobs 'b' and 'c' both declare output out/f, and neither needs "
+        "the other: a file has one producer\n"
+        "  hint: add 'b' to the needs of 'c', or have each write its own file",
+    ]
+
+
+def test_jobs_that_will_not_run_or_are_not_selected_do_not_clash() -> None:
+    # e is skipped by its condition, and f with it; d's glob is left to the Run.
+    assert _issues(SHARED, ("a", "c", "d", "f"), skip=frozenset({"e"})) == []
+    assert len(_issues(SHARED, ("a", "e"))) == 1  # once e's condition holds, it clashes with a
+
+
+def test_expansions_of_a_matrix_job_naming_one_output_are_refused_once_per_file() -> None:
+    spec = textwrap.dedent(
+        """\
+        version: 1
+        jobs:
+          build:
+            matrix: {os: [linux, darwin], arch: [x64, arm]}
+            run: make
+            outputs: ["dist/app-${os}", "dist/${os}-${arch}.whl"]
+        """
+    )
+    assert _issues(spec) == [
+        "conveyor.yaml:3:3: expansions 'build (os=linux, arch=x64)' and "
+        "'build (os=linux, arch=arm)' of matrix job 'build' both declare output dist/app-linux: "
+        "a file has one producer\n  hint: name the matrix's values in the path, like ${arch}",
+        "conveyor.yaml:3:3: expansions 'build (os=darwin, arch=x64)' and "
+        "'build (os=darwin, arch=arm)' of matrix job 'build' both declare output "
+        "dist/app-darwin: a file has one producer\n"
+        "  hint: name the matrix's values in the path, like ${arch}",
+    ]
