@@ -151,7 +151,7 @@ class _Assembly:
                         self.positions.value(("jobs", name, "if")) if has_condition else None
                     ),
                     matrix=dict(expansion.values),
-                    runs_on=tuple(job.runs_on),
+                    runs_on=tuple(dict.fromkeys(_filled(job.runs_on, values))),
                     concurrency=_concurrency(job.concurrency),
                 )
 
@@ -269,6 +269,7 @@ class _Assembly:
                 where = self.positions.inside((*at, *path), issue.offset)
                 self.issues.append(SpecIssue(where, issue.message, issue.hint))
                 unreadable.add(path)
+        self._check_labels(name, job, axes)
         if ("workdir",) in unreadable:
             return  # no glob of the job can be placed
         named = any(placeholders.OPEN in text for _, text in written)
@@ -293,6 +294,35 @@ class _Assembly:
                         message, hint = problem
                         self._add((*at, *path), f"{message}{which}", hint)
 
+    def _check_labels(self, name: str, job: JobModel, axes: list[str]) -> None:
+        """`runs_on` labels that name an axis (`${os}`): a label once filled, for each expansion."""
+        for path, label in self._items(name, ("runs_on",), job.runs_on):
+            at: NodePath = ("jobs", name, *path)
+            problems = placeholders.issues(label, name, axes)
+            for issue in problems:
+                where = self.positions.inside(at, issue.offset)
+                self.issues.append(SpecIssue(where, issue.message, issue.hint))
+            if problems or placeholders.OPEN not in label:
+                continue
+            for expansion in self.expansions[name]:
+                try:
+                    rules.check_label(placeholders.fill(label, expansion.values))
+                except rules.RuleError as exc:
+                    self._add(at, f"{exc.message} (in '{expansion.name}')", exc.hint)
+                    break
+
+    def _items(
+        self, name: str, keys: tuple[str, ...], values: list[str]
+    ) -> list[tuple[NodePath, str]]:
+        """Each item of a job's list at `keys` with where it is written (`runs_on[0]`, or
+        `runs_on` for one item written as a string)."""
+        written: object = _mapping(self.raw_jobs.get(name))
+        for key in keys:
+            written = _mapping(written).get(key)
+        if isinstance(written, str):
+            return [(keys, value) for value in values]
+        return [((*keys, index), value) for index, value in enumerate(values)]
+
     def _path_lists(self, name: str, job: JobModel) -> dict[NodePath, list[str]]:
         """The job's globs by where each is written (`outputs` or `outputs[0]`)."""
         lists: dict[tuple[str, ...], list[str]] = {
@@ -300,16 +330,10 @@ class _Assembly:
             ("outputs",): job.outputs,
             ("reports", "junit"): job.reports.junit if job.reports else [],
         }
-        raw = _mapping(self.raw_jobs.get(name))
         located: dict[NodePath, list[str]] = {}
         for keys, patterns in lists.items():
-            written = raw.get(keys[0])
-            for key in keys[1:]:
-                written = _mapping(written).get(key)
-            if isinstance(written, str):  # one glob written for a list of one
-                located[keys] = patterns
-            else:
-                located.update({(*keys, index): [p] for index, p in enumerate(patterns)})
+            for path, pattern in self._items(name, keys, patterns):
+                located.setdefault(path, []).append(pattern)
         return located
 
     def _workdir(self, name: str, job: JobModel, values: Mapping[str, str]) -> str:

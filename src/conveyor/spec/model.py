@@ -275,7 +275,7 @@ class JobModel(_Strict):
     ] = Field(
         default_factory=list,
         description="Labels a runner must have to take this job, like [linux, docker]; "
-        "ignored by local runs.",
+        "in a matrix job, ${axis} is the expansion's value; ignored by local runs.",
     )
     concurrency: Concurrency = ConcurrencyField
 

@@ -1,10 +1,11 @@
-"""`${axis}` in a matrix job's paths, so that each expansion has files of its own.
+"""`${axis}` in a matrix job's paths and labels, so that each expansion has its own.
 
 A matrix job runs once per combination of values, and each expansion sees
-its values as variables (`$os`). Its `workdir`, `inputs`, `outputs` and
-`reports` may name an axis as `${os}`: `outputs: ["dist/app-${os}"]` gives
-`build (os=linux)` the file `dist/app-linux`. Without them every expansion
-would declare the same files, and a file has one producer.
+its values as variables (`$os`). Its `workdir`, `inputs`, `outputs`,
+`reports` and `runs_on` may name an axis as `${os}`: `outputs:
+["dist/app-${os}"]` gives `build (os=linux)` the file `dist/app-linux`, and
+`runs_on: ["${os}"]` sends it to a runner labelled `linux`. Without them
+every expansion would declare the same files, and a file has one producer.
 
 Only `${axis}` is read. Anything else written with `${` is an error, so that
 a misspelled axis is not taken as part of a file name.

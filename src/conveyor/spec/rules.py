@@ -191,7 +191,12 @@ def expand_retry_shorthand(value: object) -> object:
 
 
 def check_label(value: str) -> str:
-    """A runner label: lowercase letters, digits, '.', '_' and '-'; not starting with a sign."""
+    """A runner label: lowercase letters, digits, '.', '_' and '-'; not starting with a sign.
+
+    One naming a matrix axis (`${os}`) is checked once filled, for each expansion.
+    """
+    if "${" in value:
+        return value
     if len(value) > MAX_LABEL:
         raise RuleError(f"label '{value[:20]}...' is longer than {MAX_LABEL} characters")
     if not LABEL.fullmatch(value):

@@ -55,6 +55,22 @@ def test_a_runner_takes_only_jobs_whose_labels_it_has(world: QueueWorld) -> None
     assert world.statuses(run) == {"gpu": "running", "any": "running", "linux": "running"}
 
 
+def test_each_expansion_of_a_matrix_job_goes_to_a_runner_with_its_own_labels(
+    world: QueueWorld,
+) -> None:
+    run = world.submit(
+        "version: 1\njobs:\n  test:\n    run: make test\n"
+        "    matrix: {os: [linux, macos]}\n    runs_on: ['${os}']\n"
+    )
+    mac = world.agent("mac-1", ("macos",), concurrency=2)
+    linux = world.agent("linux-1", ("linux",), concurrency=2)
+
+    assert world.claim(mac).job.name == "test (os=macos)"
+    assert world.dispatch.claim(mac) is None  # the linux expansion is not for it
+    assert world.claim(linux).job.name == "test (os=linux)"
+    assert world.statuses(run) == {"test (os=linux)": "running", "test (os=macos)": "running"}
+
+
 def test_a_dag_progresses_as_jobs_complete_and_the_run_succeeds(world: QueueWorld) -> None:
     run = world.submit(CHAIN)
     agent = world.agent("a", concurrency=3)

@@ -152,3 +152,49 @@ def test_placeholders_are_found_where_written(text: str, found: list[tuple[int, 
 def test_fill_replaces_each_axis_and_leaves_the_rest() -> None:
     assert placeholders.fill("d/${os}-${os}/$x", {"os": "linux"}) == "d/linux-linux/$x"
     assert placeholders.fill("no/axes", {}) == "no/axes"
+
+
+RUNNERS = """\
+version: 1
+jobs:
+  test:
+    matrix: {os: [linux, macos], py: ["3.12"]}
+    runs_on: ["${os}", docker, "py${py}"]
+    run: make test
+"""
+
+
+def test_runs_on_takes_each_expansions_values() -> None:
+    jobs = {job.name: job.runs_on for job in load(RUNNERS).jobs}
+    assert jobs == {
+        "test (os=linux, py=3.12)": ("linux", "docker", "py3.12"),
+        "test (os=macos, py=3.12)": ("macos", "docker", "py3.12"),
+    }
+
+
+def test_a_label_named_twice_once_filled_is_kept_once() -> None:
+    spec = RUNNERS.replace('["${os}", docker, "py${py}"]', '["${os}", linux]')
+    assert [job.runs_on for job in load(spec).jobs] == [("linux",), ("macos", "linux")]
+
+
+def test_a_value_that_makes_a_bad_label_is_said_with_its_expansion() -> None:
+    spec = RUNNERS.replace("[linux, macos]", "[linux, Mac OS]")
+    assert rendered(spec) == [
+        "conveyor.yaml:5:15: label 'Mac OS' may only use lowercase letters, digits, '.', '_' "
+        "and '-', starting with a letter or digit (in 'test (os=Mac OS, py=3.12)')\n"
+        "  hint: try 'mac-os'"
+    ]
+
+
+def test_a_misspelled_axis_in_runs_on_suggests_the_right_one() -> None:
+    spec = RUNNERS.replace('"${os}"', '"${o}"')
+    assert rendered(spec) == [
+        "conveyor.yaml:5:16: '${o}' names no axis of the matrix of job 'test'\n"
+        "  hint: did you mean '${os}'?"
+    ]
+
+
+def test_a_label_around_its_placeholder_is_checked_as_written() -> None:
+    spec = RUNNERS.replace('"py${py}"', '"Py${py}"')
+    (issue,) = rendered(spec)
+    assert issue.startswith("conveyor.yaml:5:32: label 'Py3.12' may only use lowercase")
