@@ -440,7 +440,7 @@ class DispatchService:
         for output in result.outputs:
             if output.path in first:
                 reason = run_rules.shared_output(output.path, first[output.path])
-                return replace(result, status="failed", reason=reason)
+                return replace(result, status="failed", reason=reason, outputs=())
         return result
 
     def _end(

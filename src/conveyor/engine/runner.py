@@ -362,8 +362,8 @@ class Scheduler:
         if not outcome.outputs or outcome.status != "success":
             return outcome
         reason = self._shared_output(name, [output.path for output in outcome.outputs])
-        if reason is not None:
-            return replace(outcome, status="failed", reason=reason)
+        if reason is not None:  # failed, it has no artifacts: the file is the other job's
+            return replace(outcome, status="failed", reason=reason, outputs=())
         self._register_outputs(name, outcome)
         return outcome
 

@@ -761,3 +761,5 @@ def test_a_file_has_one_producer_as_in_a_local_run(world: QueueWorld) -> None:
     assert world.statuses(run) == {"a": "success", "b": "failed", "c": "success"}
     assert world.reasons(run)["b"] == run_rules.shared_output("out", "a")
     assert world.run(run).status == "failed"
+    outputs = {job.name: [o.digest[-1] for o in job.outputs] for job in world.run(run).jobs}
+    assert outputs == {"a": ["1"], "b": [], "c": ["3"]}  # failed, b has no artifacts

@@ -319,6 +319,9 @@ def test_two_jobs_that_do_not_need_each_other_may_not_share_an_output(harness: H
         "output out/b.txt is also an output of job 'b', which it does not need: "
         "a file has one producer (narrow a glob, or add a need)"
     )
+    # A failed job has no artifacts: the file is b's, not x's.
+    assert jobs["x"].outputs == ()
+    assert [o.path for o in jobs["b"].outputs] == ["out/b.txt"]
     # Not cached: the next run tries again rather than replaying the clash.
     again = harness.run(spec, FakeExecutor(producing), RunRequest(max_parallel=1, keep_going=True))
     assert jobs_of(again)["x"].status == "failed"
