@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 
 from conveyor.core.errors import SpecError, SpecIssue, UsageError
 from conveyor.core.records import OutputRecord
 from conveyor.core.values import frozen
 from conveyor.spec.graph import topological_order
-from conveyor.spec.paths import rooted_glob
+from conveyor.spec.paths import named_file, shared_in_matrix
 from conveyor.spec.pipeline import Job, Pipeline
 
 
@@ -62,8 +61,6 @@ def _unknown_job(target: str, pipeline: Pipeline) -> str:
 
 
 ConditionCheck = Callable[[Job], str | None]
-# What makes an output pattern a glob (`glob.glob`'s wildcards).
-_GLOB = re.compile(r"[*?\[]")
 
 
 def make_plan(pipeline: Pipeline, targets: Sequence[str], condition: ConditionCheck) -> Plan:
@@ -109,7 +106,7 @@ def _shared_files(
         if any(need in out for need in needs[name]):
             out.add(name)
     declared: dict[str, list[Job]] = {}  # file -> the jobs that name it, in pipeline order
-    issues: dict[tuple[str, str], SpecIssue] = {}  # one per file and job (or matrix job)
+    issues: dict[tuple[str, str, str], SpecIssue] = {}  # one per file and pair of written jobs
     for job in jobs:
         if job.name in out:
             continue
@@ -117,9 +114,8 @@ def _shared_files(
             for other in declared.setdefault(path, []):
                 if other.name in producers[job.name] or job.name in producers[other.name]:
                     continue  # along `needs` a job may rewrite a file
-                matrix = other.base_name == job.base_name
-                key = (path, job.base_name if matrix else job.name)
-                issues.setdefault(key, _shared_file(path, other, job, matrix=matrix))
+                key = (path, other.base_name, job.base_name)
+                issues.setdefault(key, _shared_file(path, other, job))
                 break
             declared[path].append(job)
     return list(issues.values())
@@ -127,24 +123,21 @@ def _shared_files(
 
 def _named_files(job: Job) -> list[str]:
     """The job's outputs written without a glob, from the workspace root."""
-    rooted = (rooted_glob(job.workdir, pattern) for pattern in job.outputs)
-    return [path for path in rooted if path is not None and not _GLOB.search(path)]
+    named = (named_file(job.workdir, pattern) for pattern in job.outputs)
+    return [path for path in named if path is not None]
 
 
-def _shared_file(path: str, first: Job, then: Job, *, matrix: bool) -> SpecIssue:
-    if matrix:
+def _shared_file(path: str, first: Job, then: Job) -> SpecIssue:
+    if first.base_name == then.base_name:  # two expansions of one matrix job
         axis = next((a for a, value in then.matrix.items() if first.matrix.get(a) != value), "")
-        return SpecIssue(
-            then.location,
-            f"expansions '{first.name}' and '{then.name}' of matrix job '{then.base_name}' "
-            f"both declare output {path}: a file has one producer",
-            f"name the matrix's values in the path, like ${{{axis}}}",
-        )
+        message, hint = shared_in_matrix(path, first.name, then.name, then.base_name, axis)
+        return SpecIssue(then.location, message, hint)
     return SpecIssue(
         then.location,
         f"jobs '{first.name}' and '{then.name}' both declare output {path}, and neither "
         "needs the other: a file has one producer",
-        f"add '{first.name}' to the needs of '{then.name}', or have each write its own file",
+        f"add '{first.base_name}' to the needs of '{then.base_name}', or have each write "
+        "its own file",
     )
 
 

@@ -10,6 +10,7 @@ matrix values, later ones winning.
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -32,7 +33,13 @@ from conveyor.spec.model import (
     check,
     file_json_schema,
 )
-from conveyor.spec.paths import STATE_DIR_NAME, names_state, rooted_glob
+from conveyor.spec.paths import (
+    STATE_DIR_NAME,
+    named_file,
+    names_state,
+    rooted_glob,
+    shared_in_matrix,
+)
 from conveyor.spec.pipeline import Concurrency, Job, Pipeline, RetryPolicy
 from conveyor.spec.reading import read_spec
 from conveyor.spec.source import Document, NodePath, read_yaml
@@ -256,24 +263,37 @@ class _Assembly:
         A matrix job's paths may name its axes (`${os}`): they are checked as
         each expansion has them, each problem said for the first that has it.
         """
-        axes = list(job.matrix.axes) if job.matrix is not None else []
+        axes = self._axes(name, job)
         at: NodePath = ("jobs", name)
         lists = self._path_lists(name, job)
         written: list[tuple[NodePath, str]] = [
             (("workdir",), _raw_workdir(self.raw_jobs.get(name), job))
         ]
         written += [(path, pattern) for path, patterns in lists.items() for pattern in patterns]
-        unreadable: set[NodePath] = set()  # paths whose `${...}` name no axis
-        for path, text in written:
-            for issue in placeholders.issues(text, name, axes):
-                where = self.positions.inside((*at, *path), issue.offset)
-                self.issues.append(SpecIssue(where, issue.message, issue.hint))
-                unreadable.add(path)
+        unreadable = {
+            path for path, text in written if self._placeholders_wrong(at, path, text, axes)
+        }
         self._check_labels(name, job, axes)
         if ("workdir",) in unreadable:
             return  # no glob of the job can be placed
         named = any(placeholders.OPEN in text for _, text in written)
-        expansions = self.expansions[name] if named else [Expansion(name, {})]
+        expansions = self.expansions[name] if named and axes else [Expansion(name, {})]
+        said = len(self.issues)
+        self._place_globs(name, job, lists, unreadable, expansions)
+        placed = len(self.issues) == said and not unreadable
+        if placed and job.condition is None and job.outputs:
+            self._check_matrix_outputs(name, job, lists)
+
+    def _place_globs(
+        self,
+        name: str,
+        job: JobModel,
+        lists: Mapping[NodePath, list[str]],
+        unreadable: set[NodePath],
+        expansions: list[Expansion],
+    ) -> None:
+        """Each glob where each expansion has it: inside the workspace, not Conveyor's state."""
+        at: NodePath = ("jobs", name)
         broken: set[tuple[object, ...]] = set()
         for expansion in expansions:
             which = f" (in '{expansion.name}')" if expansion.values else ""
@@ -287,28 +307,66 @@ class _Assembly:
             for path, patterns in lists.items():
                 for pattern in () if path in unreadable else patterns:
                     key = (*path, pattern)
-                    glob = placeholders.fill(pattern, expansion.values)
+                    glob = _fill_glob(pattern, expansion.values)
                     problem = None if key in broken else _path_problem(str(path[0]), workdir, glob)
                     if problem is not None:
                         broken.add(key)
                         message, hint = problem
                         self._add((*at, *path), f"{message}{which}", hint)
 
-    def _check_labels(self, name: str, job: JobModel, axes: list[str]) -> None:
+    def _check_matrix_outputs(
+        self, name: str, job: JobModel, lists: Mapping[NodePath, list[str]]
+    ) -> None:
+        """Two expansions of a matrix job that name one output file clash in every Run.
+
+        They run together; only a condition, which sees their values, could
+        tell them apart, and a job with one is checked when a Run plans.
+        """
+        first: dict[str, Expansion] = {}  # a file -> the first expansion to name it
+        for expansion in self.expansions[name]:
+            workdir = self._workdir(name, job, expansion.values)
+            for path, patterns in lists.items():
+                for pattern in patterns if path[0] == "outputs" else ():
+                    file = named_file(workdir, _fill_glob(pattern, expansion.values))
+                    earlier = first.setdefault(file, expansion) if file else expansion
+                    if file is None or earlier is expansion:
+                        continue
+                    values = expansion.values
+                    axis = next(a for a in values if earlier.values.get(a) != values[a])
+                    message, hint = shared_in_matrix(file, earlier.name, expansion.name, name, axis)
+                    self._add(("jobs", name, *path), message, hint)
+                    first[file] = expansion  # said once
+
+    def _axes(self, name: str, job: JobModel) -> list[str] | None:
+        """The axes a job's `${...}` may name; None when its matrix is written but broken
+        (its own problems are said, and what its placeholders stand for is unknown)."""
+        if job.matrix is not None:
+            return list(job.matrix.axes)
+        return None if "matrix" in _mapping(self.raw_jobs.get(name)) else []
+
+    def _placeholders_wrong(
+        self, at: NodePath, path: NodePath, text: str, axes: list[str] | None
+    ) -> bool:
+        """Say what is wrong with the `${...}` of `text`; whether it cannot be filled."""
+        if axes is None:
+            return placeholders.OPEN in text
+        problems = placeholders.issues(text, str(at[1]), axes)
+        for issue in problems:
+            where = self.positions.inside((*at, *path), issue.offset)
+            self.issues.append(SpecIssue(where, issue.message, issue.hint))
+        return bool(problems)
+
+    def _check_labels(self, name: str, job: JobModel, axes: list[str] | None) -> None:
         """`runs_on` labels that name an axis (`${os}`): a label once filled, for each expansion."""
+        at: NodePath = ("jobs", name)
         for path, label in self._items(name, ("runs_on",), job.runs_on):
-            at: NodePath = ("jobs", name, *path)
-            problems = placeholders.issues(label, name, axes)
-            for issue in problems:
-                where = self.positions.inside(at, issue.offset)
-                self.issues.append(SpecIssue(where, issue.message, issue.hint))
-            if problems or placeholders.OPEN not in label:
+            if placeholders.OPEN not in label or self._placeholders_wrong(at, path, label, axes):
                 continue
             for expansion in self.expansions[name]:
                 try:
                     rules.check_label(placeholders.fill(label, expansion.values))
                 except rules.RuleError as exc:
-                    self._add(at, f"{exc.message} (in '{expansion.name}')", exc.hint)
+                    self._add((*at, *path), f"{exc.message} (in '{expansion.name}')", exc.hint)
                     break
 
     def _items(
@@ -385,7 +443,12 @@ class _Assembly:
 
 
 def _filled(patterns: Sequence[str], values: Mapping[str, str]) -> tuple[str, ...]:
-    return tuple(placeholders.fill(pattern, values) for pattern in patterns)
+    return tuple(_fill_glob(pattern, values) for pattern in patterns)
+
+
+def _fill_glob(pattern: str, values: Mapping[str, str]) -> str:
+    """A glob with an expansion's values, each standing for itself (`[` in one is no class)."""
+    return placeholders.fill(pattern, values, quote=glob.escape)
 
 
 def _raw_workdir(raw_job: object, job: JobModel) -> str:
@@ -397,8 +460,12 @@ def _raw_workdir(raw_job: object, job: JobModel) -> str:
     return job.workdir
 
 
-def _path_problem(kind: str, workdir: str, pattern: str) -> tuple[str, str] | None:
+def _path_problem(kind: str, workdir: str, pattern: str) -> tuple[str, str | None] | None:
     """What is wrong with a glob of a job's `kind` (`outputs`...) in `workdir`, with a hint."""
+    try:
+        rules.check_glob(pattern)  # as written it passed; an axis's value may break it
+    except rules.RuleError as exc:
+        return exc.message or f"'{pattern}' is not a glob", exc.hint
     rooted = rooted_glob(workdir, pattern)
     if rooted is None:
         return (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 # The directory below a workspace's root that holds Conveyor's own state (unless
 # CONVEYOR_HOME names another): the store, the cache, the keys.
 STATE_DIR_NAME = ".conveyor"
@@ -26,3 +28,23 @@ def rooted_glob(workdir: str, pattern: str) -> str | None:
 def names_state(rooted: str) -> bool:
     """Whether a root-relative glob names files in Conveyor's own state directory."""
     return rooted.split("/", 1)[0] == STATE_DIR_NAME
+
+
+# What makes a pattern a glob (`glob.glob`'s wildcards).
+_WILDCARD = re.compile(r"[*?\[]")
+
+
+def named_file(workdir: str, pattern: str) -> str | None:
+    """The file `pattern` names from the workspace root when it is no glob, else None."""
+    rooted = rooted_glob(workdir, pattern)
+    return None if rooted is None or _WILDCARD.search(rooted) else rooted
+
+
+def shared_in_matrix(path: str, first: str, then: str, base: str, axis: str) -> tuple[str, str]:
+    """What to say, and what to do, when expansions `first` and `then` of matrix job `base`
+    both name the output file `path`, though their values of `axis` differ."""
+    return (
+        f"expansions '{first}' and '{then}' of matrix job '{base}' both declare output "
+        f"{path}: a file has one producer",
+        f"name the matrix's values in the path, like ${{{axis}}}",
+    )

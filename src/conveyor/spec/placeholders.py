@@ -13,7 +13,7 @@ a misspelled axis is not taken as part of a file name.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from conveyor.core.values import frozen
 from conveyor.spec.suggest import closest
@@ -43,7 +43,7 @@ def placeholders(text: str) -> Iterator[Placeholder]:
     """Every `${...}` of `text`, in order. GitHub's `${{ ... }}` is read as one, whole."""
     start = text.find(OPEN)
     while start >= 0:
-        github = text.startswith("{", start + 2)
+        github = text.startswith("{", start + 2) and text.find("}}", start + 2) >= 0
         close = text.find("}}" if github else "}", start + 2)
         if close < 0:
             yield Placeholder(start, -1, text[start + 2 :])
@@ -63,13 +63,15 @@ def issues(text: str, job: str, axes: Sequence[str]) -> list[PlaceholderIssue]:
     return found
 
 
-def fill(text: str, values: Mapping[str, str]) -> str:
-    """`text` with each `${axis}` replaced by the expansion's value (`issues` found none)."""
+def fill(text: str, values: Mapping[str, str], *, quote: Callable[[str], str] | None = None) -> str:
+    """`text` with each `${axis}` replaced by the expansion's value (`issues` found none),
+    passed through `quote` when given (`glob.escape`, for a value to stand for itself)."""
     if OPEN not in text:
         return text
     parts, at = [], 0
     for placeholder in placeholders(text):
-        parts += [text[at : placeholder.start], values[placeholder.name]]
+        value = values[placeholder.name]
+        parts += [text[at : placeholder.start], quote(value) if quote else value]
         at = placeholder.end
     parts.append(text[at:])
     return "".join(parts)
@@ -92,7 +94,7 @@ def _problem(placeholder: Placeholder, job: str, axes: Sequence[str]) -> Placeho
         return PlaceholderIssue(
             at,
             f"'{written}' names a matrix axis, and job '{job}' has no matrix",
-            "only a matrix job's paths can hold ${axis}; write the value itself",
+            _NO_MATRIX,
         )
     return PlaceholderIssue(
         at,
@@ -101,7 +103,10 @@ def _problem(placeholder: Placeholder, job: str, axes: Sequence[str]) -> Placeho
     )
 
 
+_NO_MATRIX = "only a matrix job can name ${axis}; write the value itself"
+
+
 def _axes_hint(axes: Sequence[str]) -> str:
     if not axes:
-        return "only a matrix job's paths can hold ${axis}; write the value itself"
+        return _NO_MATRIX
     return f"its axes: {', '.join(axes)}; name one like ${{{axes[0]}}}"

@@ -144,6 +144,12 @@ def check_backoff(seconds: float) -> float:
     return seconds
 
 
+def normalize_written_workdir(value: str) -> str:
+    """A workdir as written: one naming a matrix axis (`${svc}/..`) is checked once filled,
+    for each expansion (`normalize_workdir`)."""
+    return value.strip() if "${" in value else normalize_workdir(value)
+
+
 def normalize_workdir(value: str) -> str:
     """A relative posix path that stays inside the workspace, normalised."""
     path = value.strip()
@@ -190,13 +196,16 @@ def expand_retry_shorthand(value: object) -> object:
     return value
 
 
-def check_label(value: str) -> str:
-    """A runner label: lowercase letters, digits, '.', '_' and '-'; not starting with a sign.
+def check_written_label(value: str) -> str:
+    """A label as written: one naming a matrix axis (`${os}`) is checked once filled, for
+    each expansion (`check_label`)."""
+    return value if "${" in value else check_label(value)
 
-    One naming a matrix axis (`${os}`) is checked once filled, for each expansion.
-    """
-    if "${" in value:
-        return value
+
+def check_label(value: str) -> str:
+    """A runner label: lowercase letters, digits, '.', '_' and '-'; not starting with a sign."""
+    if not value:
+        raise RuleError("a label cannot be empty", "remove it, or write one like 'linux'")
     if len(value) > MAX_LABEL:
         raise RuleError(f"label '{value[:20]}...' is longer than {MAX_LABEL} characters")
     if not LABEL.fullmatch(value):

@@ -80,7 +80,7 @@ def test_an_axis_in_a_job_without_a_matrix_is_refused() -> None:
     spec = "version: 1\njobs:\n  t:\n    run: x\n    outputs: ['out/${os}']\n"
     assert rendered(spec) == [
         "conveyor.yaml:5:20: '${os}' names a matrix axis, and job 't' has no matrix\n"
-        "  hint: only a matrix job's paths can hold ${axis}; write the value itself"
+        "  hint: only a matrix job can name ${axis}; write the value itself"
     ]
 
 
@@ -198,3 +198,100 @@ def test_a_label_around_its_placeholder_is_checked_as_written() -> None:
     spec = RUNNERS.replace('"py${py}"', '"Py${py}"')
     (issue,) = rendered(spec)
     assert issue.startswith("conveyor.yaml:5:32: label 'Py3.12' may only use lowercase")
+
+
+def test_a_value_that_makes_a_glob_absolute_or_empty_is_refused() -> None:
+    spec = """\
+    version: 1
+    jobs:
+      t:
+        matrix: {root: ["/etc", ""]}
+        outputs: ["${root}/hostname"]
+        inputs: ["${root}"]
+        run: x
+    """
+    assert rendered(spec) == [
+        "conveyor.yaml:5:15: glob '/etc/hostname' is absolute; expected a path relative to "
+        "the workdir (in 't (root=/etc)')",
+        "conveyor.yaml:6:14: glob '/etc' is absolute; expected a path relative to the workdir "
+        "(in 't (root=/etc)')",
+    ]
+
+
+def test_a_value_stands_for_itself_in_a_glob() -> None:
+    spec = "version: 1\njobs:\n  t:\n    matrix: {v: [linux, '[lm]*']}\n"
+    spec += "    outputs: ['dist/app-${v}']\n    run: x\n"
+    assert [job.outputs for job in load(spec).jobs] == [
+        ("dist/app-linux",),
+        ("dist/app-[[]lm][*]",),
+    ]
+
+
+def test_a_broken_matrix_is_said_once_not_again_for_each_placeholder() -> None:
+    spec = """\
+    version: 1
+    jobs:
+      t:
+        matrix: {os: linux}
+        outputs: ["dist/${os}", "../x"]
+        runs_on: ["${os}"]
+        run: x
+    """
+    found = rendered(spec)
+    assert len(found) == 2, found
+    assert found[0].startswith("conveyor.yaml:4:") and "matrix" in found[0]
+    assert found[1].startswith("conveyor.yaml:5:29: '../x' leads outside the workspace")
+
+
+def test_a_filled_label_is_checked_strictly_even_when_a_value_holds_a_placeholder() -> None:
+    spec = RUNNERS.replace("[linux, macos]", '[linux, "${HOME}"]')
+    (issue,) = rendered(spec)
+    assert issue.startswith("conveyor.yaml:5:15: label '${HOME}' may only use lowercase")
+    assert issue.endswith("(in 'test (os=${HOME}, py=3.12)')\n  hint: try 'home'")
+
+
+def test_a_workdir_is_checked_once_filled_not_as_written() -> None:
+    spec = "version: 1\njobs:\n  t:\n    matrix: {svc: [apps/api, apps/web]}\n"
+    spec += "    workdir: ${svc}/../..\n    run: x\n"
+    assert [job.workdir for job in load(spec).jobs] == [".", "."]
+
+
+def test_an_unclosed_github_style_placeholder_is_read_as_github_syntax() -> None:
+    spec = BUILD.replace('"reports/${os}.xml"', '"reports/${{os}.xml"')
+    assert rendered(spec) == [
+        "conveyor.yaml:8:31: '${{os}' is GitHub Actions' syntax\n  hint: write '${os}'"
+    ]
+
+
+def test_an_empty_label_says_so() -> None:
+    spec = "version: 1\njobs:\n  t: {run: x, runs_on: ['']}\n"
+    assert rendered(spec) == [
+        "conveyor.yaml:3:25: a label cannot be empty\n  hint: remove it, or write one like 'linux'"
+    ]
+
+
+def test_expansions_that_name_one_output_file_are_refused_where_it_is_written() -> None:
+    spec = """\
+    version: 1
+    jobs:
+      build:
+        matrix: {os: [linux, darwin], arch: [x64, arm]}
+        workdir: "platforms/${os}"
+        outputs: ["../../dist/app-${arch}", "bin/app"]
+        run: make
+    """
+    hint = "\n  hint: name the matrix's values in the path, like "
+    assert rendered(spec) == [
+        "conveyor.yaml:6:15: expansions 'build (os=linux, arch=x64)' and "
+        "'build (os=darwin, arch=x64)' of matrix job 'build' both declare output dist/app-x64: "
+        "a file has one producer" + hint + "${os}",
+        "conveyor.yaml:6:15: expansions 'build (os=linux, arch=arm)' and "
+        "'build (os=darwin, arch=arm)' of matrix job 'build' both declare output dist/app-arm: "
+        "a file has one producer" + hint + "${os}",
+        "conveyor.yaml:6:41: expansions 'build (os=linux, arch=x64)' and "
+        "'build (os=linux, arch=arm)' of matrix job 'build' both declare output "
+        "platforms/linux/bin/app: a file has one producer" + hint + "${arch}",
+        "conveyor.yaml:6:41: expansions 'build (os=darwin, arch=x64)' and "
+        "'build (os=darwin, arch=arm)' of matrix job 'build' both declare output "
+        "platforms/darwin/bin/app: a file has one producer" + hint + "${arch}",
+    ]
