@@ -254,6 +254,34 @@ def test_validate_accepts_a_good_file(workspace: WorkspaceFactory) -> None:
     assert as_json.code == 0
     assert as_json.json()["valid"] is True
     assert as_json.json()["jobs"] == ["a", "b"]
+    assert as_json.json()["warnings"] == []
+
+
+def test_validate_warns_of_an_output_file_two_jobs_name_and_run_refuses_them(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(
+        "version: 1\njobs:\n  a: {run: touch a, outputs: [a]}\n"
+        "  b: {run: touch a, outputs: [a]}\n  c: {if: \"branch == 'x'\", run: x, outputs: [a]}\n"
+    )
+
+    text = ws.cli("validate")
+    as_json = ws.cli("validate", "--json")
+
+    # Valid: a Run of one of them works. A Run of both is refused before anything runs.
+    assert text.code == 0, text.err
+    assert text.out == "conveyor.yaml: valid, 3 jobs (1 warning)\n"
+    assert text.err == (
+        "warning: conveyor.yaml:4:3: jobs 'a' and 'b' both declare output a, and neither needs "
+        "the other: a file has one producer\n"
+        "  hint: add 'a' to the needs of 'b', or have each write its own file\n"
+    )
+    assert as_json.code == 0
+    assert [(w["line"], w["column"]) for w in as_json.json()["warnings"]] == [(4, 3)]
+    assert ws.cli("run", "b").code == 0
+    refused = ws.cli("run")
+    assert refused.code == 2
+    assert "jobs 'a' and 'b' both declare output a" in refused.err
 
 
 def test_schema_prints_a_json_schema_that_editors_can_use(workspace: WorkspaceFactory) -> None:

@@ -167,7 +167,9 @@ def run(
 def validate(file: FileOption = None, json_output: JsonOption = False) -> None:
     """Check the pipeline file and print every problem with its line and column.
 
-    Exit code 0 when the file is valid, 2 when it is not.
+    Exit code 0 when the file is valid, 2 when it is not. A valid file may
+    still draw warnings: two jobs that name one output file, neither needing
+    the other, refuse a Run of both (a Run of only one of them works).
     """
     from conveyor.core.errors import SpecError
     from conveyor.engine.workspace import discover
@@ -186,13 +188,25 @@ def validate(file: FileOption = None, json_output: JsonOption = False) -> None:
         issues = [issue_json(issue) for issue in error.issues]
         sys.stdout.write(render.dumps({"valid": False, "errors": issues}) + "\n")
         raise typer.Exit(2) from None
+    from conveyor.engine.plan import clashes_of_every_run
+
+    warnings = clashes_of_every_run(pipeline)  # a Run of some targets may still work
     if json_output:
         from conveyor.cli import render
+        from conveyor.cli.errors import issue_json
 
-        doc = {"valid": True, "file": shown, "jobs": list(pipeline.names)}
+        doc = {
+            "valid": True,
+            "file": shown,
+            "jobs": list(pipeline.names),
+            "warnings": [issue_json(issue) for issue in warnings],
+        }
         sys.stdout.write(render.dumps(doc) + "\n")
-    else:
-        typer.echo(f"{shown}: valid, {len(pipeline.jobs)} jobs")
+        return
+    for issue in warnings:
+        typer.echo(f"warning: {issue.render()}", err=True)
+    said = f" ({len(warnings)} warning{'s' if len(warnings) > 1 else ''})" if warnings else ""
+    typer.echo(f"{shown}: valid, {len(pipeline.jobs)} jobs{said}")
 
 
 def schema(

@@ -88,6 +88,18 @@ def make_plan(pipeline: Pipeline, targets: Sequence[str], condition: ConditionCh
     return Plan(jobs, skipped, {k: tuple(v) for k, v in dependents.items()}, producers)
 
 
+def clashes_of_every_run(pipeline: Pipeline) -> list[SpecIssue]:
+    """The shared output files that refuse a Run of the whole pipeline, whatever its facts.
+
+    Jobs with a condition might not run, and count as skipped; a Run of some
+    targets may leave one of the two jobs out, so these are warnings to
+    `conveyor validate`, not errors.
+    """
+    jobs = pipeline.jobs
+    unsure = {job.name: "it has a condition" for job in jobs if job.condition is not None}
+    return _shared_files(jobs, unsure, _producers(jobs))
+
+
 def _shared_files(
     jobs: tuple[Job, ...], skipped: Mapping[str, str], producers: Mapping[str, tuple[str, ...]]
 ) -> list[SpecIssue]:

@@ -323,19 +323,20 @@ class _Assembly:
         tell them apart, and a job with one is checked when a Run plans.
         """
         first: dict[str, Expansion] = {}  # a file -> the first expansion to name it
+        said: set[str] = set()  # each file once, however many expansions name it
         for expansion in self.expansions[name]:
             workdir = self._workdir(name, job, expansion.values)
             for path, patterns in lists.items():
                 for pattern in patterns if path[0] == "outputs" else ():
                     file = named_file(workdir, _fill_glob(pattern, expansion.values))
                     earlier = first.setdefault(file, expansion) if file else expansion
-                    if file is None or earlier is expansion:
+                    if file is None or earlier is expansion or file in said:
                         continue
+                    said.add(file)
                     values = expansion.values
                     axis = next(a for a in values if earlier.values.get(a) != values[a])
                     message, hint = shared_in_matrix(file, earlier.name, expansion.name, name, axis)
                     self._add(("jobs", name, *path), message, hint)
-                    first[file] = expansion  # said once
 
     def _axes(self, name: str, job: JobModel) -> list[str] | None:
         """The axes a job's `${...}` may name; None when its matrix is written but broken

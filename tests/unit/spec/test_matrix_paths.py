@@ -277,7 +277,7 @@ def test_expansions_that_name_one_output_file_are_refused_where_it_is_written() 
       build:
         matrix: {os: [linux, darwin], arch: [x64, arm]}
         workdir: "platforms/${os}"
-        outputs: ["../../dist/app-${arch}", "bin/app"]
+        outputs: ["../../dist/app-${arch}", "bin/app", "../../all"]
         run: make
     """
     hint = "\n  hint: name the matrix's values in the path, like "
@@ -294,4 +294,8 @@ def test_expansions_that_name_one_output_file_are_refused_where_it_is_written() 
         "conveyor.yaml:6:41: expansions 'build (os=darwin, arch=x64)' and "
         "'build (os=darwin, arch=arm)' of matrix job 'build' both declare output "
         "platforms/darwin/bin/app: a file has one producer" + hint + "${arch}",
+        # Named by all four, said once.
+        "conveyor.yaml:6:52: expansions 'build (os=linux, arch=x64)' and "
+        "'build (os=linux, arch=arm)' of matrix job 'build' both declare output all: "
+        "a file has one producer" + hint + "${arch}",
     ]
