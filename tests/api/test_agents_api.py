@@ -74,13 +74,43 @@ def test_an_agent_runs_a_job_through_the_api_and_the_run_succeeds(
     result = {"status": "success", "exit_code": 0, "duration_s": 1.5, "log_digest": digest_of(log)}
     done = client.post(f"/api/v1/attempts/{attempt}/complete", json=result, headers=bearer(runner))
 
-    assert done.json() == {"accepted": True}
+    assert done.json() == {"accepted": True, "status": "success"}
     assert world.statuses(run) == {"build": "success"}
     assert world.kinds(run, "build") == ["job.queued", "job.running", "job.success"]
     viewer = issue("viewer")
     text = client.get(f"/api/v1/runs/{run}/jobs/build/log", headers=bearer(viewer))
     assert text.text == "compiling\nlinked\n"
     assert text.headers["x-conveyor-log-complete"] == "true"
+
+
+def test_a_success_the_server_judges_a_failure_is_answered_with_the_status_it_recorded(
+    client: Client, issue: Issue, world: QueueWorld
+) -> None:
+    runner = issue("runner", name="runner-a")
+    run = world.submit(
+        "version: 1\njobs:\n  a: {run: a, outputs: [out]}\n  b: {run: b, outputs: ['o*']}\n"
+    )
+    agent = register(client, runner, concurrency=2)
+    first, second = (claim(client, runner, agent).json()["attempt_id"] for _ in range(2))
+    blob = b"made\n"
+    client.put(f"/api/v1/artifacts/{digest_of(blob)}", content=blob, headers=bearer(runner))
+    made = {"path": "out", "digest": digest_of(blob), "size": len(blob)}
+    result = {"status": "success", "exit_code": 0, "outputs": [made]}
+
+    answers = [
+        client.post(f"/api/v1/attempts/{a}/complete", json=result, headers=bearer(runner)).json()
+        for a in (first, second)
+    ]
+
+    # The second to end took the first's file: a file has one producer. The runner is
+    # told, so that it does not share the result through the cache.
+    assert answers == [
+        {"accepted": True, "status": "success"},
+        {"accepted": True, "status": "failed"},
+    ]
+    assert sorted(world.statuses(run).values()) == ["failed", "success"]
+    again = client.post(f"/api/v1/attempts/{first}/complete", json=result, headers=bearer(runner))
+    assert again.json() == {"accepted": False, "status": None}
 
 
 def test_a_running_jobs_log_batches_are_readable_live(

@@ -66,7 +66,7 @@ def fail(client: Client, token: str, attempt: int, log: str, exit_code: int = 1)
         "log_digest": digest,
     }
     done = client.post(f"/api/v1/attempts/{attempt}/complete", json=result, headers=bearer(token))
-    assert done.json() == {"accepted": True}
+    assert done.json() == {"accepted": True, "status": "failed"}
 
 
 def job_log(client: Client, issue: Issue, run: RunId, job: str) -> str:

@@ -17,13 +17,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import httpx
 
 from conveyor.artifacts.cas import ContentStore
 from conveyor.control.agent_wire import claim_from_json, digests_of, result_to_json
 from conveyor.core.errors import Conflict, ConveyorError, ExecutorError, NotFound, UsageError
+from conveyor.core.records import JOB_STATES, JobState
 from conveyor.core.values import frozen
 from conveyor.engine.dispatch_rules import AttemptResult, Beat, Claim
 
@@ -200,7 +201,7 @@ class HttpWorkSource:
         self.progress(f"attempt {attempt_id}: the server says {action}; stopping it")
         return "cancel" if action == "cancel" else "lost"
 
-    def complete(self, attempt_id: int, result: AttemptResult) -> bool:
+    def complete(self, attempt_id: int, result: AttemptResult) -> JobState | None:
         self._finish_log(attempt_id)
         for digest in digests_of(result):
             self._upload(digest)
@@ -212,10 +213,19 @@ class HttpWorkSource:
             for digest in digests_of(result):
                 self._upload(digest)
             response = self._call("POST", f"/attempts/{attempt_id}/complete", json=body)
-        accepted = bool(self._ok(response).json()["accepted"])
-        verdict = result.status if accepted else f"{result.status}, refused: no longer held"
-        self.progress(f"attempt {attempt_id} finished: {verdict}")
-        return accepted
+        answer = self._ok(response).json()
+        if not answer["accepted"]:
+            self.progress(
+                f"attempt {attempt_id} finished: {result.status}, refused: no longer held"
+            )
+            return None
+        # A server that does not say how it judged the result recorded it as sent.
+        recorded = answer.get("status") or result.status
+        if recorded not in JOB_STATES:
+            raise ExecutorError(f"the server recorded attempt {attempt_id} as '{recorded}'")
+        judged = "" if recorded == result.status else f" (sent as {result.status})"
+        self.progress(f"attempt {attempt_id} finished: {recorded}{judged}")
+        return cast(JobState, recorded)
 
     def hand_back(self, attempt_id: int) -> bool:
         self._finish_log(attempt_id)

@@ -30,7 +30,7 @@ from typing import Protocol
 from conveyor.artifacts.cas import ContentStore
 from conveyor.core.errors import ConveyorError
 from conveyor.core.masking import Masker
-from conveyor.core.records import OutputRecord, TestCounts
+from conveyor.core.records import JobState, OutputRecord, TestCounts
 from conveyor.core.values import field, mutable, replace
 from conveyor.engine import agent_cache
 from conveyor.engine.dispatch import DEFAULT_HEARTBEAT_S, DispatchService
@@ -58,8 +58,9 @@ class WorkSource(Protocol):
         """Extend the lease: `ok`, `cancel` (stop the job) or `lost` (stop; it is not ours)."""
         ...
 
-    def complete(self, attempt_id: int, result: AttemptResult) -> bool:
-        """Report how the attempt ended; False when it was no longer held."""
+    def complete(self, attempt_id: int, result: AttemptResult) -> JobState | None:
+        """Report how the attempt ended; the status the server recorded for it (a success
+        may be judged a failure there), or None when it was no longer held."""
         ...
 
     def hand_back(self, attempt_id: int) -> bool:
@@ -80,7 +81,7 @@ class InProcessSource:
     def heartbeat(self, attempt_id: int) -> Beat:
         return self.dispatch.heartbeat(attempt_id, agent_id=self.agent_id)
 
-    def complete(self, attempt_id: int, result: AttemptResult) -> bool:
+    def complete(self, attempt_id: int, result: AttemptResult) -> JobState | None:
         return self.dispatch.complete(attempt_id, agent_id=self.agent_id, result=result)
 
     def hand_back(self, attempt_id: int) -> bool:
@@ -231,8 +232,10 @@ class AgentLoop:
                 self._source.hand_back(claim.attempt_id)
                 return
             outcome = _masked(self._judge(claim, root, result, log, masker), masker)
-            self._source.complete(claim.attempt_id, outcome)
-            if self._cache is not None:
+            recorded = self._source.complete(claim.attempt_id, outcome)
+            # Shared only as the server judged it: not a result it failed, as a local Run
+            # does not cache a job that took another job's file.
+            if self._cache is not None and recorded == "success":
                 agent_cache.save(self._cache, found, claim, outcome, root=root, cas=self._cas)
         finally:
             held.stopped.set()

@@ -349,14 +349,20 @@ class DispatchService:
 
     # --- ends of attempts --------------------------------------------------------
 
-    def complete(self, attempt_id: int, *, agent_id: int, result: AttemptResult) -> bool:
-        """Record an attempt's outcome; False (and recorded) when its lease was lost."""
+    def complete(self, attempt_id: int, *, agent_id: int, result: AttemptResult) -> JobState | None:
+        """Record an attempt's outcome; the status it stands at, or None (and recorded) when
+        its lease was lost.
+
+        The status may not be the result's: a success whose outputs take a file
+        another job of the Run produced is a failure (the runner must then not
+        share it through the cache).
+        """
         now = self.clock.now()
         with self.db.write() as tx:
             attempt = attempts.lock_attempt(tx, attempt_id)
             if attempt.status != "running" or attempt.agent_id != agent_id:
                 event_log.append(tx, [self._refused(tx, attempt, result, now)])
-                return False
+                return None
             job, keep_going = self._job_of(tx, attempt)
             attempts.end_attempt(
                 tx,
@@ -369,9 +375,9 @@ class DispatchService:
                 log_digest=result.log_digest,
                 tests=result.tests,
             )
-            events = self._settle(tx, job, result, now, keep_going=keep_going)
+            events, status = self._settle(tx, job, result, now, keep_going=keep_going)
             event_log.append(tx, events)
-        return True
+        return status
 
     def _refused(
         self, tx: Transaction, attempt: AttemptRecord, result: AttemptResult, now: float
@@ -401,9 +407,9 @@ class DispatchService:
         now: float,
         *,
         keep_going: bool,
-    ) -> list[NewEvent]:
+    ) -> tuple[list[NewEvent], JobState]:
         """Retry a failed attempt if its policy allows and the Run goes on, else record the
-        JobRun's end."""
+        JobRun's end; the Events, and the status the attempt stands at."""
         note = None
         if result.status in ("failed", "timed_out", "runner_lost"):
             delay = retry_delay(job, attempts.failures(tx, job.id), result.status)
@@ -411,13 +417,13 @@ class DispatchService:
             if delay is not None and halt is None:
                 queue.set_status(tx, job.id, "queued", reason=result.reason, queued_at=now + delay)
                 retrying = {"attempt": job.attempts, "after": result.status, "delay_s": delay}
-                return [self._event(job, "retrying", now, **retrying)]
+                return [self._event(job, "retrying", now, **retrying)], result.status
             if halt is not None:  # as a local job's: this attempt's result stands
                 result, note = not_retried(result, halt), run_rules.not_retried_note(halt)
         elif result.outputs and result.status in ("success", "cached"):
             result = self._one_producer(tx, job, result)
         events = [self._end(tx, job, result, now, note=note)]
-        return events + self._progress(tx, job.run_id, now, keep_going=keep_going)
+        return events + self._progress(tx, job.run_id, now, keep_going=keep_going), result.status
 
     @staticmethod
     def _one_producer(tx: Transaction, job: QueueJob, result: AttemptResult) -> AttemptResult:
@@ -502,7 +508,7 @@ class DispatchService:
             attempts.end_attempt(tx, attempt.id, "handed_back", now, "the runner stopped")
             if job.cancel_requested:
                 result = AttemptResult("canceled", reason="the run was canceled")
-                events = self._settle(tx, job, result, now, keep_going=keep_going)
+                events, _ = self._settle(tx, job, result, now, keep_going=keep_going)
             else:
                 events = [self._event(job, "handed_back", now, attempt=attempt.number)]
                 events += self._handed_back(tx, job, now, keep_going=keep_going)
@@ -535,7 +541,7 @@ class DispatchService:
                     self._event(job, "runner_lost", now, attempt=attempt.number, reason=reason)
                 )
                 status: JobState = "canceled" if job.cancel_requested else "runner_lost"
-                settled = self._settle(
+                settled, _ = self._settle(
                     tx, job, AttemptResult(status, reason=reason), now, keep_going=keep_going
                 )
                 if settled and settled[0].kind == "job.runner_lost":

@@ -93,7 +93,7 @@ class QueueWorld:
         self, claim: Claim, agent: int, status: JobState = "success", **result: object
     ) -> bool:
         outcome = AttemptResult(status, **result)  # type: ignore[arg-type]
-        return self.dispatch.complete(claim.attempt_id, agent_id=agent, result=outcome)
+        return self.dispatch.complete(claim.attempt_id, agent_id=agent, result=outcome) is not None
 
     def run(self, run_id: RunId) -> RunRecord:
         return run_store.get_run(self.db, run_id=run_id)

@@ -158,6 +158,31 @@ def test_a_second_run_on_runners_is_served_from_the_shared_cache_and_reruns_noth
     assert "restored from the shared cache" in (after["build"].reason or "")
 
 
+SHARED_FILE = """\
+version: 1
+jobs:
+  a:
+    run: echo a >> {count} && mkdir -p out && echo a > out/a.txt
+    outputs: [out/a.txt]
+  x:
+    run: echo x >> {count} && sleep 0.3 && mkdir -p out && echo x > out/a.txt
+    outputs: ["out/*.txt"]
+"""
+
+
+def test_a_job_the_server_failed_for_taking_another_jobs_file_is_not_cached(
+    world: QueueWorld, run_on_runner: Runs, count: Path
+) -> None:
+    first = run_on_runner(SHARED_FILE)
+    assert world.statuses(first) == {"a": "success", "x": "failed"}
+
+    second = run_on_runner(SHARED_FILE)
+
+    # As in a local Run: the next Run tries again rather than replaying the clash.
+    assert world.statuses(second) == {"a": "cached", "x": "failed"}
+    assert sorted(executions(count)) == ["a", "x", "x"]
+
+
 def test_a_changed_input_file_misses_the_cache_and_its_dependents_run_again(
     world: QueueWorld, run_on_runner: Runs, count: Path, source: Path, cas: ContentStore
 ) -> None:

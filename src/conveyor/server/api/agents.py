@@ -22,7 +22,7 @@ from conveyor.access.roles import Principal
 from conveyor.control.agent_wire import claim_to_json, digests_of
 from conveyor.core.digest import is_digest
 from conveyor.core.errors import Conflict
-from conveyor.core.records import OutputRecord, TestCounts
+from conveyor.core.records import JobState, OutputRecord, TestCounts
 from conveyor.engine.dispatch_rules import AttemptResult, Claim
 from conveyor.server.agent_work import WorkSignal
 from conveyor.server.auth import Caller, State
@@ -113,6 +113,14 @@ class ResultIn(BaseModel):
 
 class Answer(BaseModel):
     accepted: bool
+
+
+class Completed(Answer):
+    status: JobState | None = Field(
+        default=None,
+        description="How the server recorded the attempt's job, when accepted: a success "
+        "whose outputs take a file another job of the Run produced is `failed`.",
+    )
 
 
 class BeatOut(BaseModel):
@@ -269,7 +277,7 @@ def _append(path: Path, data: bytes) -> None:
     name="complete_attempt",
     summary="Report how the attempt ended; upload its log and outputs first.",
 )
-def complete_attempt(attempt_id: int, body: ResultIn, caller: Caller, state: State) -> Answer:
+def complete_attempt(attempt_id: int, body: ResultIn, caller: Caller, state: State) -> Completed:
     attempt = _own_attempt(state, attempt_id, _token_id(caller))
     assert attempt.agent_id is not None  # checked by _own_attempt
     result = body.result()
@@ -279,11 +287,11 @@ def complete_attempt(attempt_id: int, body: ResultIn, caller: Caller, state: Sta
             f"the server does not have {missing[0]} named in the result; upload it with "
             "PUT /api/v1/artifacts/{digest} first"
         )
-    accepted = state.dispatch.complete(attempt_id, agent_id=attempt.agent_id, result=result)
-    if accepted:
+    status = state.dispatch.complete(attempt_id, agent_id=attempt.agent_id, result=result)
+    if status is not None:
         state.metrics.job_duration.observe(result.duration_s)
         _forget_live_log(state, attempt.run_id, attempt.job_run_id)
-    return Answer(accepted=accepted)
+    return Completed(accepted=status is not None, status=status)
 
 
 @router.post(
