@@ -11,7 +11,7 @@ matrix values, later ones winning.
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -66,8 +66,12 @@ def json_schema() -> dict[str, object]:
     return file_json_schema()
 
 
-def _concurrency(model: ConcurrencyModel | None) -> Concurrency | None:
-    return None if model is None else Concurrency(model.group, model.cancel_in_progress)
+def _concurrency(
+    model: ConcurrencyModel | None, values: Mapping[str, str] | None = None
+) -> Concurrency | None:
+    if model is None:
+        return None
+    return Concurrency(placeholders.fill(model.group, values or {}), model.cancel_in_progress)
 
 
 def _mapping(value: object) -> dict[str, object]:
@@ -96,6 +100,7 @@ class _Assembly:
             self._check_condition(name, job)
             self._check_paths(name, job)
         self._check_secrets()
+        self._check_file_group()
         file = self.checked.file
         delivery = self._delivery(file)
         if self.issues or file is None:
@@ -159,7 +164,7 @@ class _Assembly:
                     ),
                     matrix=dict(expansion.values),
                     runs_on=tuple(dict.fromkeys(_filled(job.runs_on, values))),
-                    concurrency=_concurrency(job.concurrency),
+                    concurrency=_concurrency(job.concurrency, values),
                 )
 
     def _expand(self, name: str, job: JobModel) -> list[Expansion]:
@@ -274,6 +279,7 @@ class _Assembly:
             path for path, text in written if self._placeholders_wrong(at, path, text, axes)
         }
         self._check_labels(name, job, axes)
+        self._check_group(name, job, axes)
         if ("workdir",) in unreadable:
             return  # no glob of the job can be placed
         named = any(placeholders.OPEN in text for _, text in written)
@@ -359,16 +365,57 @@ class _Assembly:
 
     def _check_labels(self, name: str, job: JobModel, axes: list[str] | None) -> None:
         """`runs_on` labels that name an axis (`${os}`): a label once filled, for each expansion."""
-        at: NodePath = ("jobs", name)
         for path, label in self._items(name, ("runs_on",), job.runs_on):
-            if placeholders.OPEN not in label or self._placeholders_wrong(at, path, label, axes):
-                continue
-            for expansion in self.expansions[name]:
-                try:
-                    rules.check_label(placeholders.fill(label, expansion.values))
-                except rules.RuleError as exc:
-                    self._add((*at, *path), f"{exc.message} (in '{expansion.name}')", exc.hint)
-                    break
+            self._check_filled(name, path, label, axes, rules.check_label)
+
+    def _check_group(self, name: str, job: JobModel, axes: list[str] | None) -> None:
+        """A job's concurrency group that names an axis: a group once filled, for each
+        expansion (`deploy-${region}`: one at a time per region)."""
+        if job.concurrency is None:
+            return
+        written = _mapping(self.raw_jobs.get(name)).get("concurrency")
+        path: NodePath = ("concurrency",) if isinstance(written, str) else ("concurrency", "group")
+        self._check_filled(name, path, job.concurrency.group, axes, rules.check_group)
+
+    def _check_filled(
+        self,
+        name: str,
+        path: NodePath,
+        text: str,
+        axes: list[str] | None,
+        rule: Callable[[str], object],
+    ) -> None:
+        """A value that names an axis keeps `rule` once filled, for each expansion (the first
+        that breaks it is said)."""
+        at: NodePath = ("jobs", name)
+        if placeholders.OPEN not in text or self._placeholders_wrong(at, path, text, axes):
+            return
+        for expansion in self.expansions[name]:
+            try:
+                rule(placeholders.fill(text, expansion.values))
+            except rules.RuleError as exc:
+                self._add((*at, *path), f"{exc.message} (in '{expansion.name}')", exc.hint)
+                return
+
+    def _check_file_group(self) -> None:
+        """The file's own concurrency group names no axis: it is one for every run."""
+        file = self.checked.file
+        if file is None or file.concurrency is None:
+            return
+        group = file.concurrency.group
+        path: NodePath = ("concurrency",)
+        if not isinstance(self.data.get("concurrency"), str):
+            path = ("concurrency", "group")
+        for placeholder in placeholders.placeholders(group):
+            self.issues.append(
+                SpecIssue(
+                    self.positions.inside(path, placeholder.start),
+                    f"'{group}' names a matrix axis, and the file's concurrency group is "
+                    "one for every run",
+                    "name an axis in a matrix job's own concurrency group",
+                )
+            )
+            return
 
     def _items(
         self, name: str, keys: tuple[str, ...], values: list[str]

@@ -106,9 +106,9 @@ class ConcurrencyModel(_Strict):
 
     model_config = ConfigDict(title="Concurrency")
 
-    group: Annotated[str, AfterValidator(rules.check_group)] = Field(
+    group: Annotated[str, AfterValidator(rules.check_written_group)] = Field(
         description="The group's name, like 'deploy-prod' (letters, digits, '_', '.', ':', "
-        "'/', '-')."
+        "'/', '-'); in a matrix job, ${axis} is the expansion's value."
     )
     cancel_in_progress: bool = Field(
         default=False,

@@ -2,7 +2,7 @@
 
 A matrix job runs once per combination of values, and each expansion sees
 its values as variables (`$os`). Its `workdir`, `inputs`, `outputs`,
-`reports` and `runs_on` may name an axis as `${os}`: `outputs:
+`reports`, `runs_on` and concurrency group may name an axis as `${os}`: `outputs:
 ["dist/app-${os}"]` gives `build (os=linux)` the file `dist/app-linux`, and
 `runs_on: ["${os}"]` sends it to a runner labelled `linux`. Without them
 every expansion would declare the same files, and a file has one producer.

@@ -231,6 +231,12 @@ def check_labels_once(labels: list[str]) -> list[str]:
     return labels
 
 
+def check_written_group(value: str) -> str:
+    """A group as written: one naming a matrix axis (`deploy-${region}`) is checked once
+    filled, for each expansion (`check_group`)."""
+    return value if "${" in value else check_group(value)
+
+
 def check_group(value: str) -> str:
     """A concurrency group name."""
     if len(value) > MAX_GROUP:

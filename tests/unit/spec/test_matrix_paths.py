@@ -299,3 +299,41 @@ def test_expansions_that_name_one_output_file_are_refused_where_it_is_written() 
         "'build (os=linux, arch=arm)' of matrix job 'build' both declare output all: "
         "a file has one producer" + hint + "${arch}",
     ]
+
+
+DEPLOY = """\
+version: 1
+jobs:
+  deploy:
+    matrix: {region: [eu-west, us-east]}
+    concurrency: {group: "deploy-${region}", cancel_in_progress: true}
+    run: ./deploy
+"""
+
+
+def test_a_concurrency_group_takes_each_expansions_values() -> None:
+    groups = {job.name: job.concurrency for job in load(DEPLOY).jobs}
+    assert {name: (c.group, c.cancel_in_progress) for name, c in groups.items() if c} == {
+        "deploy (region=eu-west)": ("deploy-eu-west", True),
+        "deploy (region=us-east)": ("deploy-us-east", True),
+    }
+
+
+def test_a_group_named_with_an_unknown_axis_or_a_bad_value_is_refused() -> None:
+    assert rendered(DEPLOY.replace("${region}", "${regoin}")) == [
+        "conveyor.yaml:5:34: '${regoin}' names no axis of the matrix of job 'deploy'\n"
+        "  hint: did you mean '${region}'?"
+    ]
+    (issue,) = rendered(DEPLOY.replace("us-east", "us east"))
+    assert issue.startswith(
+        "conveyor.yaml:5:26: group 'deploy-us east' may only use letters, digits, '_', '.', "
+        "':', '/' and '-' (in 'deploy (region=us east)')"
+    )
+
+
+def test_the_files_own_group_names_no_axis() -> None:
+    spec = DEPLOY.replace("version: 1\n", "version: 1\nconcurrency: main-${region}\n")
+    assert rendered(spec) == [
+        "conveyor.yaml:2:19: 'main-${region}' names a matrix axis, and the file's concurrency "
+        "group is one for every run\n  hint: name an axis in a matrix job's own concurrency group"
+    ]
