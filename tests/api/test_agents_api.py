@@ -109,8 +109,17 @@ def test_a_success_the_server_judges_a_failure_is_answered_with_the_status_it_re
         {"accepted": True, "status": "failed"},
     ]
     assert sorted(world.statuses(run).values()) == ["failed", "success"]
-    again = client.post(f"/api/v1/attempts/{first}/complete", json=result, headers=bearer(runner))
-    assert again.json() == {"accepted": False, "status": None}
+    # Sent again (its answer lost on the way): recorded once, answered alike.
+    again = client.post(f"/api/v1/attempts/{second}/complete", json=result, headers=bearer(runner))
+    assert again.json() == {"accepted": True, "status": "failed"}
+    assert "job.result_refused" not in {k for name in ("a", "b") for k in world.kinds(run, name)}
+    # Another result for an attempt that ended is refused, and recorded as such.
+    other = {"status": "failed", "exit_code": 1, "reason": "exited with code 1"}
+    late = client.post(f"/api/v1/attempts/{first}/complete", json=other, headers=bearer(runner))
+    assert late.json() == {"accepted": False, "status": None}
+    assert [k for name in ("a", "b") for k in world.kinds(run, name)].count(
+        "job.result_refused"
+    ) == 1
 
 
 def test_a_running_jobs_log_batches_are_readable_live(

@@ -221,10 +221,10 @@ class HttpWorkSource:
             return None
         # A server that does not say how it judged the result recorded it as sent.
         recorded = answer.get("status") or result.status
-        if recorded not in JOB_STATES:
-            raise ExecutorError(f"the server recorded attempt {attempt_id} as '{recorded}'")
         judged = "" if recorded == result.status else f" (sent as {result.status})"
         self.progress(f"attempt {attempt_id} finished: {recorded}{judged}")
+        if recorded not in JOB_STATES:  # a newer server's word: at least, not a success
+            return None
         return cast(JobState, recorded)
 
     def hand_back(self, attempt_id: int) -> bool:

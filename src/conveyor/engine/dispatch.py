@@ -30,12 +30,13 @@ carrying over what succeeded as cached and queuing the rest.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 from conveyor.artifacts.cas import ContentStore
 from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock
 from conveyor.core.errors import ConveyorError
-from conveyor.core.records import AttemptOutcome, JobState, OutputRecord, RunId
+from conveyor.core.records import TERMINAL_JOB_STATES, AttemptOutcome, JobState, OutputRecord, RunId
 from conveyor.core.values import replace
 from conveyor.engine import logs, run_rules
 from conveyor.engine.dispatch_retry import retry_run
@@ -361,6 +362,8 @@ class DispatchService:
         with self.db.write() as tx:
             attempt = attempts.lock_attempt(tx, attempt_id)
             if attempt.status != "running" or attempt.agent_id != agent_id:
+                if _sent_again(attempt, agent_id, result):  # its answer was lost on the way
+                    return _standing(self._job_of(tx, attempt)[0], attempt)
                 event_log.append(tx, [self._refused(tx, attempt, result, now)])
                 return None
             job, keep_going = self._job_of(tx, attempt)
@@ -549,6 +552,24 @@ class DispatchService:
                 events += settled
             event_log.append(tx, events)
         return len(lost)
+
+
+def _sent_again(attempt: AttemptRecord, agent_id: int, result: AttemptResult) -> bool:
+    """Whether `result` is the one its runner already reported for the attempt (a client
+    sends it again when the answer did not reach it): recorded once, answered alike."""
+    return (
+        attempt.agent_id == agent_id
+        and attempt.status == result.status
+        and attempt.reason == result.reason
+    )
+
+
+def _standing(job: QueueJob, attempt: AttemptRecord) -> JobState:
+    """The status an ended attempt stands at: its job's, while the job ended with it (a
+    success the Run failed is `failed`), else the attempt's own (a failure to be retried)."""
+    if job.attempts == attempt.number and job.status in TERMINAL_JOB_STATES:
+        return job.status
+    return cast(JobState, attempt.status)
 
 
 class LeaseSweeper:

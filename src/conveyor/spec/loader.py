@@ -398,24 +398,19 @@ class _Assembly:
                 return
 
     def _check_file_group(self) -> None:
-        """The file's own concurrency group names no axis: it is one for every run."""
-        file = self.checked.file
-        if file is None or file.concurrency is None:
-            return
-        group = file.concurrency.group
+        """The file's own concurrency group names no axis: it is one for every run. Read as
+        written, so that it is said beside any other problem of the file."""
+        written = self.data.get("concurrency")
         path: NodePath = ("concurrency",)
-        if not isinstance(self.data.get("concurrency"), str):
-            path = ("concurrency", "group")
-        for placeholder in placeholders.placeholders(group):
+        if isinstance(written, dict):
+            written, path = written.get("group"), ("concurrency", "group")
+        if not isinstance(written, str):
+            return  # not a group: the model said so
+        owner = "the file, whose concurrency group is one for every run,"
+        for issue in placeholders.issues(written, "", [], owner=owner):
             self.issues.append(
-                SpecIssue(
-                    self.positions.inside(path, placeholder.start),
-                    f"'{group}' names a matrix axis, and the file's concurrency group is "
-                    "one for every run",
-                    "name an axis in a matrix job's own concurrency group",
-                )
+                SpecIssue(self.positions.inside(path, issue.offset), issue.message, issue.hint)
             )
-            return
 
     def _items(
         self, name: str, keys: tuple[str, ...], values: list[str]

@@ -30,14 +30,19 @@ def names_state(rooted: str) -> bool:
     return rooted.split("/", 1)[0] == STATE_DIR_NAME
 
 
-# What makes a pattern a glob (`glob.glob`'s wildcards).
+# What makes a pattern a glob (`glob.glob`'s wildcards), and a wildcard escaped by
+# `glob.escape` (`[*]`), as a matrix value put into a glob is.
 _WILDCARD = re.compile(r"[*?\[]")
+_ESCAPED = re.compile(r"\[([*?\[])\]")
 
 
 def named_file(workdir: str, pattern: str) -> str | None:
     """The file `pattern` names from the workspace root when it is no glob, else None."""
     rooted = rooted_glob(workdir, pattern)
-    return None if rooted is None or _WILDCARD.search(rooted) else rooted
+    if rooted is None:
+        return None
+    plain = _ESCAPED.sub(r"\1", rooted)
+    return None if _WILDCARD.search(_ESCAPED.sub("", rooted)) else plain
 
 
 def shared_in_matrix(path: str, first: str, then: str, base: str, axis: str) -> tuple[str, str]:

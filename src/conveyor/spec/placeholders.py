@@ -53,11 +53,14 @@ def placeholders(text: str) -> Iterator[Placeholder]:
         start = text.find(OPEN, end)
 
 
-def issues(text: str, job: str, axes: Sequence[str]) -> list[PlaceholderIssue]:
-    """What is wrong with the `${...}` of `text`, a path of job `job` whose matrix has `axes`."""
+def issues(
+    text: str, job: str, axes: Sequence[str], *, owner: str | None = None
+) -> list[PlaceholderIssue]:
+    """What is wrong with the `${...}` of `text`, a path of job `job` whose matrix has `axes`
+    (`owner`: what holds `text` when no job does, such as the file's concurrency group)."""
     found = []
     for placeholder in placeholders(text):
-        problem = _problem(placeholder, job, axes)
+        problem = _problem(placeholder, owner or f"job '{job}'", axes)
         if problem is not None:
             found.append(problem)
     return found
@@ -77,7 +80,7 @@ def fill(text: str, values: Mapping[str, str], *, quote: Callable[[str], str] | 
     return "".join(parts)
 
 
-def _problem(placeholder: Placeholder, job: str, axes: Sequence[str]) -> PlaceholderIssue | None:
+def _problem(placeholder: Placeholder, owner: str, axes: Sequence[str]) -> PlaceholderIssue | None:
     name, at = placeholder.name, placeholder.start
     if placeholder.end < 0:
         return PlaceholderIssue(
@@ -93,12 +96,12 @@ def _problem(placeholder: Placeholder, job: str, axes: Sequence[str]) -> Placeho
     if not axes:
         return PlaceholderIssue(
             at,
-            f"'{written}' names a matrix axis, and job '{job}' has no matrix",
+            f"'{written}' names a matrix axis, and {owner} has no matrix",
             _NO_MATRIX,
         )
     return PlaceholderIssue(
         at,
-        f"'{written}' names no axis of the matrix of job '{job}'",
+        f"'{written}' names no axis of the matrix of {owner}",
         f"did you mean '${{{close}}}'?" if (close := closest(name, axes)) else _axes_hint(axes),
     )
 

@@ -331,9 +331,32 @@ def test_a_group_named_with_an_unknown_axis_or_a_bad_value_is_refused() -> None:
     )
 
 
-def test_the_files_own_group_names_no_axis() -> None:
+def test_the_files_own_group_names_no_axis_and_is_said_beside_other_problems() -> None:
     spec = DEPLOY.replace("version: 1\n", "version: 1\nconcurrency: main-${region}\n")
+    assert rendered(spec.replace("run: ./deploy", "retyr: 2\n    run: ./deploy")) == [
+        "conveyor.yaml:2:19: '${region}' names a matrix axis, and the file, whose concurrency "
+        "group is one for every run, has no matrix\n"
+        "  hint: only a matrix job can name ${axis}; write the value itself",
+        "conveyor.yaml:7:5: unknown key 'retyr' in job 'deploy'\n  hint: did you mean 'retry'?",
+    ]
+    github = DEPLOY.replace(
+        "version: 1\n", "version: 1\nconcurrency: {group: 'd-${{ github.ref }}'}\n"
+    )
+    (issue,) = rendered(github)
+    assert issue.startswith("conveyor.yaml:2:25: '${{ github.ref }}' is GitHub Actions' syntax")
+
+
+def test_a_value_with_glob_characters_still_names_one_file() -> None:
+    spec = """\
+    version: 1
+    jobs:
+      m:
+        matrix: {os: [linux, mac], tag: ["v[1]"]}
+        outputs: ["dist/${tag}.txt"]
+        run: x
+    """
     assert rendered(spec) == [
-        "conveyor.yaml:2:19: 'main-${region}' names a matrix axis, and the file's concurrency "
-        "group is one for every run\n  hint: name an axis in a matrix job's own concurrency group"
+        "conveyor.yaml:5:15: expansions 'm (os=linux, tag=v[1])' and 'm (os=mac, tag=v[1])' of "
+        "matrix job 'm' both declare output dist/v[1].txt: a file has one producer\n"
+        "  hint: name the matrix's values in the path, like ${os}"
     ]

@@ -118,8 +118,10 @@ class Answer(BaseModel):
 class Completed(Answer):
     status: JobState | None = Field(
         default=None,
-        description="How the server recorded the attempt's job, when accepted: a success "
-        "whose outputs take a file another job of the Run produced is `failed`.",
+        description="The attempt's status as the server recorded it, when accepted: a "
+        "success whose outputs take a file another job of the Run produced is `failed`; a "
+        "failure to be retried is `failed` (its job is queued again). The same result sent "
+        "again gets the same answer.",
     )
 
 
