@@ -85,7 +85,9 @@ class JobLocks:
     on each other. (A Run started by a job of a Run in the same workspace
     takes no job locks: the outer Run holds them.) A lock lasts as long as
     the Run holding it: a Run killed with SIGKILL lets go of it while its
-    job's processes may still run (the next `conveyor runs` stops them).
+    job's processes may still run. The next `conveyor run` (or `runs`,
+    `show`) in the workspace stops them before it starts a job; a Run that
+    was already running when the other was killed may take the lock first.
 
     On Linux every job is one byte of one file, locked with an open file
     description lock (`F_OFD_SETLK`): locks of two Runs conflict even within
