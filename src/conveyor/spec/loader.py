@@ -150,7 +150,7 @@ class _Assembly:
                     base_name=name,
                     needs=tuple(needs[name]),
                     env={**job_env, **values},
-                    workdir=self._workdir(name, job, values),
+                    workdir=_workdir(job, values),
                     inputs=_filled(job.inputs, values) if job.inputs is not None else None,
                     outputs=_filled(job.outputs, values),
                     reports_junit=_filled(job.reports.junit, values) if job.reports else (),
@@ -271,9 +271,7 @@ class _Assembly:
         axes = self._axes(name, job)
         at: NodePath = ("jobs", name)
         lists = self._path_lists(name, job)
-        written: list[tuple[NodePath, str]] = [
-            (("workdir",), _raw_workdir(self.raw_jobs.get(name), job))
-        ]
+        written: list[tuple[NodePath, str]] = [(("workdir",), job.workdir)]
         written += [(path, pattern) for path, patterns in lists.items() for pattern in patterns]
         unreadable = {
             path for path, text in written if self._placeholders_wrong(at, path, text, axes)
@@ -304,7 +302,7 @@ class _Assembly:
         for expansion in expansions:
             which = f" (in '{expansion.name}')" if expansion.values else ""
             try:
-                workdir = self._workdir(name, job, expansion.values)
+                workdir = _workdir(job, expansion.values)
             except rules.RuleError as exc:
                 if ("workdir",) not in broken:
                     broken.add(("workdir",))
@@ -313,8 +311,10 @@ class _Assembly:
             for path, patterns in lists.items():
                 for pattern in () if path in unreadable else patterns:
                     key = (*path, pattern)
-                    glob = _fill_glob(pattern, expansion.values)
-                    problem = None if key in broken else _path_problem(str(path[0]), workdir, glob)
+                    filled = _fill_glob(pattern, expansion.values)
+                    problem = (
+                        None if key in broken else _path_problem(str(path[0]), workdir, filled)
+                    )
                     if problem is not None:
                         broken.add(key)
                         message, hint = problem
@@ -331,7 +331,7 @@ class _Assembly:
         first: dict[str, Expansion] = {}  # a file -> the first expansion to name it
         said: set[str] = set()  # each file once, however many expansions name it
         for expansion in self.expansions[name]:
-            workdir = self._workdir(name, job, expansion.values)
+            workdir = _workdir(job, expansion.values)
             for path, patterns in lists.items():
                 for pattern in patterns if path[0] == "outputs" else ():
                     file = named_file(workdir, _fill_glob(pattern, expansion.values))
@@ -437,13 +437,6 @@ class _Assembly:
                 located.setdefault(path, []).append(pattern)
         return located
 
-    def _workdir(self, name: str, job: JobModel, values: Mapping[str, str]) -> str:
-        """The workdir of one expansion; RuleError when its values make it a bad one."""
-        written = _raw_workdir(self.raw_jobs.get(name), job)
-        if placeholders.OPEN not in written:
-            return job.workdir
-        return rules.normalize_workdir(placeholders.fill(written, values))
-
     def _check_secrets(self) -> None:
         """A secret's value comes from the caller; written in the file, it would leak."""
         raw = self.data.get("secrets")
@@ -485,6 +478,17 @@ class _Assembly:
         return SpecIssue(where, violation.message, violation.hint)
 
 
+def _workdir(job: JobModel, values: Mapping[str, str]) -> str:
+    """The workdir of one expansion; RuleError when its values make it a bad one.
+
+    One that names an axis is kept as written until filled (`${svc}/..` would
+    lose its axis if it were normalised first).
+    """
+    if placeholders.OPEN not in job.workdir:
+        return job.workdir
+    return rules.normalize_workdir(placeholders.fill(job.workdir, values))
+
+
 def _filled(patterns: Sequence[str], values: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(_fill_glob(pattern, values) for pattern in patterns)
 
@@ -492,15 +496,6 @@ def _filled(patterns: Sequence[str], values: Mapping[str, str]) -> tuple[str, ..
 def _fill_glob(pattern: str, values: Mapping[str, str]) -> str:
     """A glob with an expansion's values, each standing for itself (`[` in one is no class)."""
     return placeholders.fill(pattern, values, quote=glob.escape)
-
-
-def _raw_workdir(raw_job: object, job: JobModel) -> str:
-    """The workdir as written when it names an axis (normalising first could drop one), else
-    as checked."""
-    written = _mapping(raw_job).get("workdir")
-    if isinstance(written, str) and placeholders.OPEN in written:
-        return written
-    return job.workdir
 
 
 def _path_problem(kind: str, workdir: str, pattern: str) -> tuple[str, str | None] | None:
