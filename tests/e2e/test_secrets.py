@@ -188,3 +188,40 @@ def test_a_file_whose_name_holds_a_secret_is_masked_in_every_explanation(
         assert "SeCrEtZ42" not in result.text
     assert "file tmpdir/***.cred was added" in later.out
     assert "file tmpdir/***.cred was added" in dry.out
+
+
+def test_a_condition_that_cannot_be_evaluated_never_shows_a_secrets_value(
+    workspace: WorkspaceFactory,
+) -> None:
+    # DEPLOY_KEY is no secret itself, but holds one; its value is what the error would show.
+    ws = workspace(
+        "version: 1\nsecrets: [MY_TOKEN]\njobs:\n  b:\n    run: echo b\n"
+        "    if: has(env.DEPLOY_KEY) && env.DEPLOY_KEY.user == 'ci'\n"
+    )
+    env = {"MY_TOKEN": SECRET, "DEPLOY_KEY": f"key-{SECRET}"}
+
+    for args in (["run"], ["run", "--json"], ["run", "--dry-run"]):
+        result = ws.cli(*args, env=env)
+        assert result.code == 2, result.err
+        assert SECRET not in result.out + result.err, args
+    said = ws.cli("run", env=env).err
+    assert said.startswith(
+        "error: conveyor.yaml:6:9: the condition `has(env.DEPLOY_KEY) && env.DEPLOY_KEY.user == "
+        "'ci'` cannot be evaluated: text has no fields\n"
+    )
+    assert "celtypes" not in said and "StringType" not in said
+
+
+def test_a_condition_error_masks_a_secret_written_in_the_condition(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(
+        "version: 1\nsecrets: [MY_TOKEN]\njobs:\n  b:\n    run: echo b\n"
+        f"    if: int(env.N) > 0 && branch != '{SECRET}'\n"
+    )
+
+    result = ws.cli("run", env={"MY_TOKEN": SECRET, "N": "many"})
+
+    assert result.code == 2, result.err
+    assert SECRET not in result.err
+    assert "the condition `int(env.N) > 0 && branch != '***'` cannot be evaluated" in result.err

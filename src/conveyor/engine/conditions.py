@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from conveyor.core.errors import SpecError, SpecIssue
 from conveyor.core.globs import compile_glob
+from conveyor.core.masking import Masker
 from conveyor.engine.sources import Sources
 from conveyor.spec.pipeline import Job, Pipeline
 
@@ -27,6 +29,8 @@ class ConditionChecker:
         self._sources = sources
         secret_names = set(pipeline.secrets)
         self._env = {k: v for k, v in {**environ, **pipeline.env}.items() if k not in secret_names}
+        # Another variable may hold a secret's value, and an error may show it.
+        self._masker = Masker(v for name in secret_names if (v := environ.get(name)))
         self._changed: set[str] | None = None
         self._changed_known = False
 
@@ -41,11 +45,19 @@ class ConditionChecker:
             event=self._event,
             env={**self._env, **job.env, **job.matrix},
         )
-        if evaluate_condition(
-            job.condition, facts, self._changed_fn, location=job.condition_location
-        ):
+        try:
+            holds = evaluate_condition(
+                job.condition, facts, self._changed_fn, location=job.condition_location
+            )
+        except SpecError as exc:
+            raise SpecError([self._masked(issue) for issue in exc.issues]) from None
+        if holds:
             return None
         return f"condition `{job.condition}` is false"
+
+    def _masked(self, issue: SpecIssue) -> SpecIssue:
+        mask = self._masker.mask
+        return SpecIssue(issue.location, mask(issue.message), mask(issue.hint or "") or None)
 
     def _changed_fn(self, pattern: str) -> bool:
         if not self._changed_known:

@@ -289,7 +289,14 @@ def _evaluation_issue(
     if wrong is not None:
         return SpecIssue(where, f"{_named(source)} cannot be evaluated: {wrong[0]}", wrong[1])
     detail = str(exc.args[0]).splitlines()[0] if exc.args else type(exc).__name__
+    selected = _FIELD_OF.search(detail)
+    if selected is not None:  # `env.X.user`: env values are text
+        kind = _TYPE_WORDS.get(selected[1], "a value")
+        hint = "env values are text: compare them, like env.DEPLOY == 'prod'"
+        return SpecIssue(where, f"{_named(source)} cannot be evaluated: {kind} has no fields", hint)
     detail = _VALUE_PROBLEMS.get(detail, detail)
+    if _CEL_VALUE.search(detail):  # celpy shows values as it holds them: no value is said
+        detail = "a value of the wrong kind is used"
     return SpecIssue(where, f"{_named(source)} cannot be evaluated: {detail[:200]}")
 
 
@@ -324,6 +331,9 @@ _TYPE_WORDS = {
     "TimestampType": "a timestamp",
     "DurationType": "a duration",
 }
+# celpy's words for a field asked of a value that has none, and for a value it holds.
+_FIELD_OF = re.compile(r"^(\w+Type)\(.*does not support field selection$")
+_CEL_VALUE = re.compile(r"\w+Type\(")
 _VALUE_PROBLEMS = {
     "return error for overflow": "a value could not be converted (or is out of range)",
     "invalid_argument": "an argument or an index is not valid",
