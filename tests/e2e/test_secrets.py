@@ -225,3 +225,20 @@ def test_a_condition_error_masks_a_secret_written_in_the_condition(
     assert result.code == 2, result.err
     assert SECRET not in result.err
     assert "the condition `int(env.N) > 0 && branch != '***'` cannot be evaluated" in result.err
+
+
+def test_a_condition_that_reads_a_secret_is_told_so_not_that_it_is_unset(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(
+        "version: 1\nsecrets: [MY_TOKEN]\njobs:\n  b:\n    run: echo b\n"
+        "    if: env.MY_TOKEN == 'x'\n"
+    )
+
+    result = ws.cli("run", env={"MY_TOKEN": SECRET})
+
+    assert result.code == 2, result.err
+    assert result.err.startswith(
+        "error: conveyor.yaml:6:9: the condition `env.MY_TOKEN == 'x'` reads env.MY_TOKEN, a "
+        "secret: conditions cannot read secrets\n"
+    )

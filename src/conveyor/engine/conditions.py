@@ -44,6 +44,7 @@ class ConditionChecker:
             commit=self._sources.facts.commit or "",
             event=self._event,
             env={**self._env, **job.env, **job.matrix},
+            secrets=frozenset(self._pipeline.secrets),
         )
         try:
             holds = evaluate_condition(

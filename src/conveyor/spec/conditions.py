@@ -47,6 +47,7 @@ class ConditionFacts:
     commit: str
     event: str
     env: Mapping[str, str]
+    secrets: frozenset[str] = frozenset()  # declared secrets: not in `env`, whatever is set
 
 
 def check_condition(source: str) -> list[Problem]:
@@ -283,6 +284,10 @@ def _evaluation_issue(
     missing = [key for key in dict.fromkeys(_env_keys(tree)) if key not in facts.env]
     if missing and len(exc.args) > 1 and exc.args[1] is KeyError:
         key = missing[0]
+        if key in facts.secrets:
+            message = f"{_named(source)} reads env.{key}, a secret: conditions cannot read secrets"
+            hint = "decide on something that is not secret, like has(env.DEPLOY) or branch"
+            return SpecIssue(where, message, hint)
         message = f"{_named(source)} reads env.{key}, which is not set"
         return SpecIssue(where, message, f"guard it: has(env.{key}) && env.{key} == '...'")
     wrong = _wrong_types(exc)
