@@ -537,3 +537,24 @@ def test_an_existing_file_is_written_whatever_its_directory_allows(
     ws = workspace("version: 1\njobs:\n  a: {run: 'true'}\n")
     done = ws.cli("schema", "-o", "/dev/null")
     assert (done.code, done.err) == (0, ""), done.text
+
+
+def test_outputs_in_a_conveyor_home_inside_the_workspace_are_bad_input_before_any_work(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(
+        'version: 1\njobs:\n  named:\n    run: touch "$SIDE/ran"\n'
+        "    outputs: [state/conveyor.db]\n  fine:\n    run: echo fine\n"
+    )
+    env = {"CONVEYOR_HOME": str(ws.root / "state")}
+
+    for command in (["validate"], ["run"], ["run", "--dry-run"]):
+        code, _, err = ws.cli(*command, env=env)
+        assert code == 2, (command, err)
+        assert err.startswith(
+            "error: conveyor.yaml:3:3: job 'named': 'state/conveyor.db' names Conveyor's own "
+            "state (state/, where CONVEYOR_HOME puts it)\n"
+        ), err
+    assert not ws.side_file("ran").exists()
+    assert ws.cli("runs", "--json", env=env).json() == {"runs": []}
+    assert ws.cli("run", "fine", env=env).code == 0  # a Run without that job is fine

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -13,6 +13,7 @@ from conveyor.cli.output import write_output
 from conveyor.cli.running import DEFAULT_PARALLEL, display_path
 
 if TYPE_CHECKING:
+    from conveyor.core.errors import SpecError
     from conveyor.spec.pipeline import Pipeline
 
 FileOption = Annotated[
@@ -182,14 +183,14 @@ def validate(file: FileOption = None, json_output: JsonOption = False) -> None:
     except SpecError as error:
         if not json_output:
             raise
-        from conveyor.cli import render
-        from conveyor.cli.errors import issue_json
+        _invalid_json(error)
+    from conveyor.engine.plan import clashes_of_every_run, state_outputs
 
-        issues = [issue_json(issue) for issue in error.issues]
-        sys.stdout.write(render.dumps({"valid": False, "errors": issues}) + "\n")
-        raise typer.Exit(2) from None
-    from conveyor.engine.plan import clashes_of_every_run
-
+    state = workspace.state_inside()
+    if state is not None and (refused := state_outputs(pipeline.jobs, state)):
+        if not json_output:
+            raise SpecError(refused)
+        _invalid_json(SpecError(refused))
     warnings = clashes_of_every_run(pipeline)  # a Run of some targets may still work
     if json_output:
         from conveyor.cli import render
@@ -207,6 +208,16 @@ def validate(file: FileOption = None, json_output: JsonOption = False) -> None:
         typer.echo(f"warning: {issue.render()}", err=True)
     said = f" ({len(warnings)} warning{'s' if len(warnings) > 1 else ''})" if warnings else ""
     typer.echo(f"{shown}: valid, {len(pipeline.jobs)} jobs{said}")
+
+
+def _invalid_json(error: SpecError) -> NoReturn:
+    """`validate --json` of a file with problems: each, then exit 2."""
+    from conveyor.cli import render
+    from conveyor.cli.errors import issue_json
+
+    issues = [issue_json(issue) for issue in error.issues]
+    sys.stdout.write(render.dumps({"valid": False, "errors": issues}) + "\n")
+    raise typer.Exit(2) from None
 
 
 def schema(

@@ -8,7 +8,7 @@ from conveyor.core.errors import SpecError, SpecIssue, UsageError
 from conveyor.core.records import OutputRecord
 from conveyor.core.values import frozen
 from conveyor.spec.graph import topological_order
-from conveyor.spec.paths import named_file, shared_in_matrix
+from conveyor.spec.paths import named_file, rooted_glob, shared_in_matrix
 from conveyor.spec.pipeline import Job, Pipeline
 
 
@@ -86,6 +86,27 @@ def make_plan(pipeline: Pipeline, targets: Sequence[str], condition: ConditionCh
     if clashes := _shared_files(jobs, skipped, producers):
         raise SpecError(clashes)
     return Plan(jobs, skipped, {k: tuple(v) for k, v in dependents.items()}, producers)
+
+
+def state_outputs(jobs: Sequence[Job], state: str) -> list[SpecIssue]:
+    """Outputs and reports that name Conveyor's state directory `state` (a CONVEYOR_HOME
+    inside the workspace): no file of it is ever a job's, so the job could never succeed."""
+    issues = []
+    for job in jobs:
+        for pattern in (*job.outputs, *job.reports_junit):
+            rooted = rooted_glob(job.workdir, pattern)
+            if rooted is not None and (rooted == state or rooted.startswith(state + "/")):
+                issues.append(
+                    SpecIssue(
+                        job.location,
+                        f"job '{job.name}': '{pattern}' names Conveyor's own state ({state}/, "
+                        "where CONVEYOR_HOME puts it)",
+                        "a job's outputs and reports are files it writes elsewhere in the "
+                        "workspace; write them elsewhere, or set CONVEYOR_HOME outside it",
+                    )
+                )
+                break
+    return issues
 
 
 def clashes_of_every_run(pipeline: Pipeline) -> list[SpecIssue]:

@@ -13,7 +13,7 @@ from conveyor.artifacts.cache import JobCache
 from conveyor.artifacts.cas import ContentStore
 from conveyor.audit.chain import NewEvent
 from conveyor.core.clock import Clock, SystemClock
-from conveyor.core.errors import StoreError
+from conveyor.core.errors import SpecError, StoreError
 from conveyor.core.masking import Masker
 from conveyor.core.records import JobRecord, RunId, RunRecord
 from conveyor.core.values import frozen
@@ -21,7 +21,7 @@ from conveyor.engine.conditions import ConditionChecker
 from conveyor.engine.jobrun import JobOutcome, RunContext
 from conveyor.engine.keys import KeyMaker, load_secret_key, rooted_patterns
 from conveyor.engine.locks import JobLocks, RunLock
-from conveyor.engine.plan import Plan, make_plan
+from conveyor.engine.plan import Plan, make_plan, state_outputs
 from conveyor.engine.recorder import Recorder
 from conveyor.engine.reporting import GuardedReporter, Reporter
 from conveyor.engine.run_rules import run_status
@@ -208,7 +208,11 @@ class RunService:
         check = ConditionChecker(
             pipeline, sources, self.environ, event=request.event, base=request.base
         )
-        return make_plan(pipeline, request.targets, check)
+        plan = make_plan(pipeline, request.targets, check)
+        state = self.workspace.state_inside()
+        if state is not None and (refused := state_outputs(plan.jobs, state)):
+            raise SpecError(refused)
+        return plan
 
     def key_maker(
         self,

@@ -45,6 +45,15 @@ class Workspace:
         except ValueError:
             return str(self.spec_path)
 
+    def state_inside(self) -> str | None:
+        """The state directory from the workspace's root when CONVEYOR_HOME puts it inside
+        the workspace under another name than `.conveyor` (refused in any pipeline already)."""
+        try:
+            inside = self.state_dir.relative_to(self.root).as_posix()
+        except ValueError:
+            return None
+        return None if inside in (STATE_DIR_NAME, ".") else inside
+
     def ensure_state_dir(self) -> None:
         """Create the state directory with a .gitignore that keeps it out of git."""
         if (self.state_dir / ".gitignore").exists():
