@@ -153,3 +153,20 @@ def test_a_report_that_is_not_junit_xml_fails_the_job_with_the_reason(
     assert test["status"] == "failed"
     assert test["exit_code"] == 0
     assert "report.xml" in test["reason"]
+
+
+def test_a_report_left_by_an_earlier_run_is_counted_with_a_warning(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(WRITES_A_FAILING_REPORT)
+    assert ws.run().code == 1
+    # The tests are no longer run, but the report of the last run is still there.
+    ws.spec(WRITES_A_FAILING_REPORT.split("    run: |")[0] + "    run: echo forgot the tests\n")
+
+    code, out, err = ws.cli("run", "test")
+
+    assert code == 1
+    assert (
+        "warning: test: report reports/junit.xml was not written by this run; it is left from "
+        "an earlier one, and counted"
+    ) in out + err

@@ -430,16 +430,18 @@ class JobAttempt:
         return self._execution.pid
 
     def _output_stamps(self) -> dict[str, tuple[int, int, int]]:
-        """What the outputs name before an attempt: inode, change time and size of each file.
+        """What the outputs and reports name before an attempt: inode, change time and size
+        of each file.
 
         Files are not removed before a job runs: another Run in the same
         workspace may be reading them. Instead a file the attempt did not touch
         (its change time cannot be set back) is reported as left over.
         """
-        if not self._job.outputs:
+        patterns = (*self._job.outputs, *self._job.reports_junit)
+        if not patterns:
             return {}
         stamps = {}
-        for path in self._expand(self._job.outputs).files:
+        for path in self._expand(patterns).files:
             with contextlib.suppress(OSError):
                 stamps[path] = _stamp(self._ctx.root / path)
         return stamps
@@ -456,6 +458,11 @@ class JobAttempt:
         paths = found.files
         if not paths:
             return None, None
+        for path in self._left_over(paths):
+            self._ctx.warn(
+                f"{self._job.name}: report {path} was not written by this run; it is left "
+                "from an earlier one, and counted"
+            )
         from conveyor.reports.junit import ReportError, parse_junit_files  # XML only when needed
 
         try:
@@ -472,17 +479,25 @@ class JobAttempt:
         found = self._expand(self._job.outputs)
         if (why := output_problem(found, self._ctx.masker)) is not None:
             return (), why
-        for path in found.files:
-            if path in self._before and self._before[path] == _stamp(root / path):
-                self._ctx.warn(
-                    f"{self._job.name}: output {path} was not written by this run; "
-                    "it is left from an earlier one"
-                )
+        for path in self._left_over(found.files):
+            self._ctx.warn(
+                f"{self._job.name}: output {path} was not written by this run; "
+                "it is left from an earlier one"
+            )
         records, why = store_outputs(root, found.files, self._ctx.cas)
         for record in records:
             # Read now: by the time the cache entry is written a dependent may have changed it.
             self._modes[record.path] = (root / record.path).stat().st_mode & 0o777
         return records, why
+
+    def _left_over(self, paths: Iterable[str]) -> list[str]:
+        """The files of `paths` this attempt did not touch (as `_output_stamps` saw them)."""
+        left = []
+        for path in paths:
+            with contextlib.suppress(OSError):
+                if path in self._before and self._before[path] == _stamp(self._ctx.root / path):
+                    left.append(path)
+        return left
 
     def _store(self, outcome: JobOutcome, key: str, fingerprint: dict[str, str]) -> None:
         entry = CacheEntry(
