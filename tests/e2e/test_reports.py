@@ -161,7 +161,7 @@ def test_a_report_left_by_an_earlier_run_is_counted_with_a_warning(
     ws = workspace(WRITES_A_FAILING_REPORT)
     assert ws.run().code == 1
     # The tests are no longer run, but the report of the last run is still there.
-    ws.spec(WRITES_A_FAILING_REPORT.split("    run: |")[0] + "    run: echo forgot the tests\n")
+    ws.spec(WRITES_A_FAILING_REPORT.split("    run: |", 1)[0] + "    run: echo forgot the tests\n")
 
     code, out, err = ws.cli("run", "test")
 
