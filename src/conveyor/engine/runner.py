@@ -115,6 +115,9 @@ class Scheduler:
         # Started and not yet settled: running, waiting to retry, or being judged.
         self._running: dict[str, JobAttempt] = {}
         self._retries: list[tuple[float, str]] = []  # (monotonic time, job), a heap
+        # Retries whose time came while every slot was taken: first to start when one frees.
+        # A job waiting out its backoff holds no slot (`_executing`).
+        self._due: deque[str] = deque()
         self._to_store: list[tuple[str, JobAttempt, JobOutcome]] = []
         self._to_store_since = 0.0
         self._last_end = 0.0
@@ -198,9 +201,8 @@ class Scheduler:
         if self._to_store and now >= self._to_store_since + _STORE_WITHIN_S:
             self._write_cache_entries()  # jobs that never pause their output do not hold it up
         while self._retries and self._retries[0][0] <= now:
-            _, name = heapq.heappop(self._retries)
-            attempt = self._running[name]
-            self._guarded(name, self._begin, name, attempt, attempt.retry)
+            self._due.append(heapq.heappop(self._retries)[1])
+        self._start_due()
         if self._blocked and now >= self._blocked_since + _BLOCKED_POLL_S:
             for name in self._blocked:  # ready again: each tries its lock anew
                 heapq.heappush(self._ready, (self._position[name], name))
@@ -240,12 +242,26 @@ class Scheduler:
             ).start()
             self._warm_up = None
 
+    def _executing(self) -> int:
+        """The jobs that take a slot of --jobs: started, and not waiting to retry."""
+        return len(self._running) - len(self._retries) - len(self._due)
+
+    def _start_due(self) -> None:
+        """Start the retries whose time has come, while a slot is free."""
+        while self._due and self._stop_reason is None and not self._cancel_requested:
+            if self._executing() >= self._options.max_parallel:
+                return
+            name = self._due.popleft()
+            attempt = self._running[name]
+            self._guarded(name, self._begin, name, attempt, attempt.retry)
+
     def _start_ready(self) -> None:
         """Start every job that can start: from the cache, or as an execution to watch."""
         if self._cancel_requested:
             self._cancel()
+        self._start_due()
         while self._ready and self._stop_reason is None and not self._cancel_requested:
-            if len(self._running) >= self._options.max_parallel:
+            if self._executing() >= self._options.max_parallel:
                 return
             _, name = heapq.heappop(self._ready)
             job = self._by_name[name]
@@ -334,8 +350,9 @@ class Scheduler:
         """Start no more jobs, nor attempts: those waiting to retry end now."""
         if self._stop_reason is None:
             self._stop_reason = reason
-        waiting = [name for _, name in self._retries]
+        waiting = [name for _, name in self._retries] + list(self._due)
         self._retries.clear()
+        self._due.clear()
         for name in waiting:
             self._guarded(name, self._give_up, name, self._running[name])
 

@@ -254,6 +254,23 @@ def test_a_job_passing_on_its_third_attempt_succeeds(harness: Harness) -> None:
     ]
 
 
+def test_a_job_waiting_out_its_backoff_leaves_its_slot_to_another(harness: Harness) -> None:
+    spec = "version: 1\njobs:\n  flaky: {run: flaky, retry: {max: 1, backoff: 1s}}\n"
+    spec += "  other: {run: other}\n"
+    executor = FakeExecutor(outcomes({"flaky": [FAIL, FakeOutcome()], "other": FakeOutcome()}))
+
+    result = harness.run(spec, executor, RunRequest(max_parallel=1))
+
+    jobs = jobs_of(result)
+    assert (jobs["flaky"].status, jobs["flaky"].attempts, jobs["other"].status) == (
+        "success",
+        2,
+        "success",
+    )
+    # One at a time: `other` ran while `flaky` waited, not after its backoff.
+    assert [request.job for request in executor.requests] == ["flaky", "other", "flaky"]
+
+
 def test_a_job_failing_every_attempt_fails_after_its_retries(harness: Harness) -> None:
     executor = FakeExecutor(outcomes({"flaky": FAIL}))
     result = harness.run(RETRIED, executor)
@@ -579,8 +596,9 @@ def test_a_condition_cannot_read_a_secret(harness: Harness) -> None:
     jobs:
       a: {run: a, if: "env.TOKEN == 'hunter2'"}
     """
-    with pytest.raises(SpecError, match=r"reads env\.TOKEN, which is not set"):
+    with pytest.raises(SpecError, match=r"reads env\.TOKEN, a secret: conditions cannot") as e:
         harness.run(spec)
+    assert "hunter2" not in str(e.value)  # the condition as written holds it: masked
 
 
 def test_the_log_keeps_an_unterminated_last_line_before_the_next_attempt(harness: Harness) -> None:
