@@ -416,7 +416,9 @@ class RunService:
         # A Run an infrastructure fault stopped did not succeed, whatever its jobs' states.
         status = "failed" if error else run_status(launch.plan, outcomes, canceled=canceled)
         now = self.clock.now()
-        started = min((o.started_at for o in outcomes.values() if o.started_at), default=now)
+        # From the Run's start, as recorded when it was created: a Run that waited for
+        # another Run's jobs and then restored them from the cache took that long.
+        started = launch.run.created_at
         data: dict[str, object] = {"status": status}
         if error:
             data["error"] = error

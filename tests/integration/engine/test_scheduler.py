@@ -682,3 +682,19 @@ def test_an_interrupt_while_recording_loses_no_start_already_made(harness: Harne
     stored = run_store.get_run(service.db, run_id=run_id)
     assert set(executor.attempts) == {"a", "b", "c"}
     assert {job.name for job in stored.jobs if job.started_at is not None} == {"a", "b", "c"}
+
+
+def test_a_runs_duration_counts_from_its_start_not_from_its_first_job(harness: Harness) -> None:
+    # Time passes before the first job starts (here: the clock moved as the Run began; in
+    # life: waiting for another Run's jobs, then restoring them from the cache).
+    service = harness.service()
+    spec = parse("version: 1\njobs:\n  a: {run: a}\n")
+
+    def late(_: Scheduler) -> None:
+        service.clock.advance(3.0)  # type: ignore[attr-defined]
+
+    result = service.run(spec, RunRequest(), harness.reporter, on_start=late)
+
+    assert result.run.duration_s == 3.0
+    assert result.run.finished_at is not None and result.run.started_at is not None
+    assert result.run.finished_at - result.run.started_at == 3.0
