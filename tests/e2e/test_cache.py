@@ -487,3 +487,18 @@ def test_artifacts_are_stored_once_per_content_read_only_and_fetchable_by_digest
     assert holding == [blob]
     assert got.code == 0, got.err
     assert fetched.read_bytes() == b"same bytes\n"
+
+
+def test_quiet_runs_say_nothing_on_success_unless_explain_asks(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace("version: 1\njobs:\n  count:\n    inputs: [a.txt]\n    run: wc -c a.txt\n")
+    ws.write("a.txt", "one\n")
+    quiet = ws.cli("run", "-q")
+    assert (quiet.code, quiet.out) == (0, "")
+    ws.write("a.txt", "two words\n")
+
+    explained = ws.cli("run", "-q", "--explain")
+
+    assert explained.code == 0, explained.err
+    assert "file a.txt changed" in explained.out

@@ -97,7 +97,12 @@ def run(
     ] = None,
     json_output: JsonOption = False,
     quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress, only the result.")
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="No progress; the summary only when the run fails or --explain asks for it.",
+        ),
     ] = False,
     no_release: Annotated[
         bool,

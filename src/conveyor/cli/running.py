@@ -104,7 +104,7 @@ def run_pipeline(
             doc["release"] = auto_release_json(delivered)
         emit(render.dumps(doc))
     else:
-        if not quiet or result.run.status != "success":
+        if not quiet or explain or result.run.status != "success":
             emit(render.summary(result.run, result.explanations))
         if delivered is not None:
             emit(auto_release_text(delivered))

@@ -338,12 +338,12 @@ class JobAttempt:
         )
 
     def _explain(self, fingerprint: dict[str, str]) -> tuple[str, ...]:
+        if not self._job.cache:  # it runs whatever changed, as `--dry-run` says
+            return ("the job opts out of the cache (cache: false)",)
         previous = self._ctx.previous(self._job.name)
         if previous is None:
             return ("no earlier cached execution of this job",)
         if fp_module.cache_key(previous) == fp_module.cache_key(fingerprint):
-            if not self._job.cache:
-                return ("nothing changed; the job opts out of the cache (cache: false)",)
             if not self._ctx.use_cache:
                 return ("nothing changed; --no-cache forced it to run",)
             return ("nothing changed, but the cache entry is gone (pruned or corrupt)",)

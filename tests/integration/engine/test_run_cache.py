@@ -126,9 +126,11 @@ def test_a_job_that_opts_out_of_the_cache_always_runs(harness: Harness) -> None:
     result = harness.run(spec, executor, RunRequest(explain=True))
     assert executed(executor) == {"deploy"}
     assert statuses(result) == {"deploy": "success", "after": "cached"}
-    assert result.explanations["deploy"] == (
-        "nothing changed; the job opts out of the cache (cache: false)",
-    )
+    assert result.explanations["deploy"] == ("the job opts out of the cache (cache: false)",)
+    # Whatever changed, that is why it ran, as `--dry-run` says.
+    changed = spec.replace("run: deploy,", "run: deploy --now,")
+    again = harness.run(changed, FakeExecutor(), RunRequest(explain=True))
+    assert again.explanations["deploy"] == ("the job opts out of the cache (cache: false)",)
 
 
 def test_a_failed_job_is_not_cached(harness: Harness) -> None:
