@@ -460,12 +460,16 @@ class _Assembly:
         return {key: self._text(value, (*at, key)) for key, value in env.items()}
 
     def _text(self, value: str | int | float | bool, path: NodePath) -> str:
-        """A scalar as text: booleans as `true`/`false`, numbers as written (`3.10`)."""
-        if isinstance(value, bool):
-            return "true" if value else "false"
+        """A scalar as text, as written: numbers (`3.10`) and what YAML reads as true or
+        false (`COUNTRY: no` stays `no`, `DEBUG: yes` stays `yes`)."""
         if isinstance(value, str):
             return value
-        return self.positions.text(path) or str(value)
+        written = self.positions.text(path)
+        if written is not None:
+            return written
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
 
     def _add(self, path: NodePath, message: str, hint: str | None) -> None:
         self.issues.append(SpecIssue(self.positions.value(path), message, hint))

@@ -17,7 +17,7 @@ from conveyor.spec.pipeline import Concurrency, Job, Pipeline, RetryPolicy
 if TYPE_CHECKING:
     from conveyor.spec.delivery import Delivery
 
-FORMAT = 5
+FORMAT = 6
 
 
 def location_list(loc: Location | None) -> list[object] | None:

@@ -202,3 +202,14 @@ def test_a_valid_document_round_trips_through_yaml(document: dict[str, object]) 
         assert job.timeout_s == float(written["timeout"].removesuffix("s"))
         assert job.retry.max == written["retry"]
         assert job.cache is written["cache"]
+
+
+def test_env_and_matrix_values_are_text_as_written_even_what_yaml_reads_as_true_or_false() -> None:
+    pipeline = parse_pipeline(
+        "version: 1\nenv: {COUNTRY: no, DEBUG: yes, STRICT: True, N: 010}\njobs:\n"
+        "  t:\n    run: x\n    matrix: {flag: [on, off]}\n"
+    )
+
+    assert dict(pipeline.env) == {"COUNTRY": "no", "DEBUG": "yes", "STRICT": "True", "N": "010"}
+    assert [job.name for job in pipeline.jobs] == ["t (flag=on)", "t (flag=off)"]
+    assert pipeline.jobs[1].env["flag"] == "off"

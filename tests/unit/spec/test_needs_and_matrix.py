@@ -202,8 +202,8 @@ def test_env_layers_file_then_job_then_matrix() -> None:
         """
     )
     job = pipeline.jobs[0]
-    assert pipeline.env == {"A": "file", "B": "file", "DEBUG": "false"}
-    assert job.env == {"A": "file", "B": "job", "DEBUG": "false", "C": "m"}
+    assert pipeline.env == {"A": "file", "B": "file", "DEBUG": "no"}  # as written
+    assert job.env == {"A": "file", "B": "job", "DEBUG": "no", "C": "m"}
 
 
 def test_an_empty_matrix_axis_is_rejected() -> None:
