@@ -558,3 +558,31 @@ def test_outputs_in_a_conveyor_home_inside_the_workspace_are_bad_input_before_an
     assert not ws.side_file("ran").exists()
     assert ws.cli("runs", "--json", env=env).json() == {"runs": []}
     assert ws.cli("run", "fine", env=env).code == 0  # a Run without that job is fine
+
+
+@pytest.mark.parametrize(
+    ("condition", "said"),
+    [
+        (
+            "branch.matches('[')",
+            "the condition `branch.matches('[')` cannot be evaluated: a regular expression "
+            "does not compile (missing ]: [)",
+        ),
+        (
+            "has(env.KEY) && env.KEY.user == 'ci'",
+            "the condition `has(env.KEY) && env.KEY.user == 'ci'` cannot be evaluated: text "
+            "has no fields",
+        ),
+    ],
+    ids=["bad-regex", "field-of-text"],
+)
+def test_a_condition_that_can_never_work_is_found_by_validate_and_said_plainly(
+    workspace: WorkspaceFactory, condition: str, said: str
+) -> None:
+    ws = workspace(f'version: 1\njobs:\n  a:\n    run: echo a\n    if: "{condition}"\n')
+
+    for command in (["validate"], ["run"]):
+        code, _, err = ws.cli(*command, env={"KEY": "x"})
+        assert code == 2, (command, err)
+        assert err.startswith("error: conveyor.yaml:5:") and said in err, err
+        assert "absl" not in err and "re2.cc" not in err  # the regex library's own log

@@ -31,7 +31,7 @@ from conveyor.spec.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from celpy.celtypes import Value
-    from celpy.evaluation import CELFunction, Context
+    from celpy.evaluation import CELFunction, Context, Result
     from lark import Token, Tree
 
 VARIABLES = ("branch", "commit", "event", "env")
@@ -95,9 +95,10 @@ def _trial(
     from celpy.evaluation import CELEvalError
 
     facts = ConditionFacts("main", "0" * 40, "push", env)
-    functions = {FUNCTION: _changed_function(changed)}
     try:
-        result = environment().program(tree, functions=functions).evaluate(_activation(facts))
+        result = (
+            environment().program(tree, functions=_functions(changed)).evaluate(_activation(facts))
+        )
     except CELEvalError as exc:
         wrong = _wrong_types(exc)
         if wrong is None:
@@ -134,7 +135,7 @@ def evaluate_condition(
         tree = compile_cel(source)
     except CELParseError:
         raise SpecError([SpecIssue(where, f"{_named(source)} is not valid CEL")]) from None
-    program = environment().program(tree, functions={FUNCTION: _changed_function(changed)})
+    program = environment().program(tree, functions=_functions(changed))
     try:
         result = program.evaluate(_activation(facts))
     except CELEvalError as exc:
@@ -166,6 +167,28 @@ def explain_condition(
         elif kind == "changed" and changed is not None:
             values[f"changed({_quote(name)})"] = "true" if changed(name) else "false"
     return list(values.items())
+
+
+def _functions(changed: Callable[[str], bool]) -> dict[str, CELFunction]:
+    """The functions a condition may call beside CEL's own: `changed()`, and `matches()`
+    without the regular expression library's log of a pattern that does not compile."""
+    return {FUNCTION: _changed_function(changed), "matches": _matches}
+
+
+def _matches(text: Value, pattern: Value) -> Result:
+    """`text.matches(pattern)` as CEL's own, with RE2; a bad pattern is an error said once."""
+    import re2
+    from celpy import celtypes
+    from celpy.evaluation import CELEvalError
+
+    options = re2.Options()
+    options.log_errors = False  # else RE2 writes its own lines to stderr
+    try:
+        found = re2.search(str(pattern), str(text), options)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args else "invalid"
+        return CELEvalError(_BAD_PATTERN, re2.error, (reason,))
+    return celtypes.BoolType(found is not None)
 
 
 def _changed_function(changed: Callable[[str], bool]) -> CELFunction:
@@ -294,11 +317,6 @@ def _evaluation_issue(
     if wrong is not None:
         return SpecIssue(where, f"{_named(source)} cannot be evaluated: {wrong[0]}", wrong[1])
     detail = str(exc.args[0]).splitlines()[0] if exc.args else type(exc).__name__
-    selected = _FIELD_OF.search(detail)
-    if selected is not None:  # `env.X.user`: env values are text
-        kind = _TYPE_WORDS.get(selected[1], "a value")
-        hint = "env values are text: compare them, like env.DEPLOY == 'prod'"
-        return SpecIssue(where, f"{_named(source)} cannot be evaluated: {kind} has no fields", hint)
     detail = _VALUE_PROBLEMS.get(detail, detail)
     if _CEL_VALUE.search(detail):  # celpy shows values as it holds them: no value is said
         detail = "a value of the wrong kind is used"
@@ -339,6 +357,7 @@ _TYPE_WORDS = {
 # celpy's words for a field asked of a value that has none, and for a value it holds.
 _FIELD_OF = re.compile(r"^(\w+Type)\(.*does not support field selection$")
 _CEL_VALUE = re.compile(r"\w+Type\(")
+_BAD_PATTERN = "a regular expression does not compile"
 _VALUE_PROBLEMS = {
     "return error for overflow": "a value could not be converted (or is out of range)",
     "invalid_argument": "an argument or an index is not valid",
@@ -346,8 +365,20 @@ _VALUE_PROBLEMS = {
 
 
 def _wrong_types(exc: Exception) -> tuple[str, str] | None:
-    """(what, hint) when celpy's error says an operator or function got the wrong types."""
+    """(what, hint) when celpy's error says an operator or function got the wrong types,
+    a field was asked of text, or a regular expression does not compile."""
     text = str(exc.args[0]) if exc.args else ""
+    selected = _FIELD_OF.search(text)
+    if selected is not None:  # `env.X.user`: env values are text
+        kind = _TYPE_WORDS.get(selected[1], "a value")
+        return (
+            f"{kind} has no fields",
+            "env values are text: compare them, like env.DEPLOY == 'prod'",
+        )
+    if text == _BAD_PATTERN:
+        reason = exc.args[2][0] if len(exc.args) > 2 and exc.args[2] else "invalid"
+        hint = "write an RE2 pattern, like branch.matches('^release/[0-9]+$')"
+        return f"a regular expression does not compile ({reason})", hint
     found = _NO_OVERLOAD.match(text)
     if found is not None:
         operator = _OPERATORS.get(found[1], found[1])

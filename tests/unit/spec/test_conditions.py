@@ -264,3 +264,15 @@ def test_changed_takes_a_glob_built_from_text() -> None:
     source = "['web', 'api'].exists(s, changed('services/' + s + '/**'))"
     assert evaluate_condition(source, FACTS, changed)
     assert asked == ["services/web/**", "services/api/**"]
+
+
+@pytest.mark.parametrize(
+    ("source", "holds"),
+    [
+        ("branch.matches('^ma')", True),
+        ("branch.matches('^release/[0-9]+$')", False),
+        ("matches(env.DEPLOY, '^y')", True),
+    ],
+)
+def test_matches_takes_an_re2_pattern_in_both_call_forms(source: str, holds: bool) -> None:
+    assert evaluate_condition(source, FACTS, never_changed) is holds
