@@ -212,7 +212,8 @@ def validate(file: FileOption = None, json_output: JsonOption = False) -> None:
     for issue in warnings:
         typer.echo(f"warning: {issue.render()}", err=True)
     said = f" ({len(warnings)} warning{'s' if len(warnings) > 1 else ''})" if warnings else ""
-    typer.echo(f"{shown}: valid, {len(pipeline.jobs)} jobs{said}")
+    count = len(pipeline.jobs)
+    typer.echo(f"{shown}: valid, {count} job{'s' if count != 1 else ''}{said}")
 
 
 def _invalid_json(error: SpecError) -> NoReturn:
