@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import time
@@ -279,6 +280,53 @@ jobs:
       date +%s.%N >> "$SIDE/flaky.attempts"
       exit 1
 """
+
+
+SHARING_A_FILE = """
+version: 1
+jobs:
+  a:
+    inputs: [conveyor.yaml]
+    run: echo "from a" > shared.txt; touch "$SIDE/a.started"; sleep 1.5
+    outputs: [shared.txt]
+  b:
+    inputs: [conveyor.yaml]
+    run: echo "from b" > shared.txt; sleep 0.3
+    outputs: [shared.txt]
+"""
+
+
+def test_two_runs_of_jobs_writing_one_file_take_turns_and_each_keeps_its_own_copy(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(SHARING_A_FILE)
+
+    first = ws.start("run", "a", "--json")
+    wait_for(lambda: ws.side_file("a.started").exists(), what="a to start")
+    second = ws.start("run", "b", "--json")
+    first.wait(timeout=60)
+    second.wait(timeout=60)
+
+    runs = {}
+    for proc in (first, second):
+        code, out, err = ws.output_of(proc)
+        assert code == 0, err
+        (job,) = json.loads(out)["jobs"]
+        runs[job["name"]] = (job, err)
+    # b waited for a's Run to let go of the file, rather than writing it under a's feet.
+    assert "b: another run in this workspace is writing shared.txt; waiting" in runs["b"][1]
+    digest = {
+        name: "sha256:" + hashlib.sha256(f"from {name}\n".encode()).hexdigest() for name in "ab"
+    }
+    for name in "ab":
+        assert runs[name][0]["outputs"] == [
+            {"path": "shared.txt", "digest": digest[name], "size": 7}
+        ]
+    # Each cache entry holds what its own job wrote.
+    (ws.root / "shared.txt").unlink()
+    restored = ws.run("a")
+    assert restored.json()["jobs"][0]["status"] == "cached"
+    assert ws.read("shared.txt") == "from a\n"
 
 
 @pytest.mark.timeout(60)

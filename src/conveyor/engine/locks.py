@@ -19,6 +19,7 @@ import os
 import struct
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -99,20 +100,35 @@ class JobLocks:
         self._dir = locks_dir
         self._scope = f"{workspace.resolve()}\0"
         self._held: dict[str, int] = {}  # job -> its descriptor, or its byte in the shared file
+        self._takers: dict[str, int] = {}  # job -> how many of this Run's takes hold it
         self._mutex = threading.Lock()
         self._shared: int | None = None  # the descriptor of `jobs.lock`, once opened
 
+    def take_all(self, jobs: Sequence[str]) -> str | None:
+        """Hold every lock of `jobs`, or none: the first that another Run has, else None."""
+        for index, job in enumerate(jobs):
+            if not self.take(job):
+                for taken in jobs[:index]:
+                    self.release(taken)
+                return job
+        return None
+
     def take(self, job: str) -> bool:
-        """Hold `job`'s lock; False while another Run (or another holder) has it."""
+        """Hold `job`'s lock; False while another Run (or another holder) has it.
+
+        This Run may take a lock it holds (a file two of its jobs write, one
+        after the other): it is let go once every take is released.
+        """
         key = hashlib.sha256((self._scope + job).encode()).hexdigest()
         with self._mutex:
             if job in self._held:
+                self._takers[job] += 1
                 return True
             if _OFD_LOCKS:
                 offset = int(key[:15], 16)  # 60 bits: a byte far below the largest offset
                 if not _byte_lock(self._shared_fd(), offset, fcntl.F_WRLCK):
                     return False
-                self._held[job] = offset
+                self._held[job], self._takers[job] = offset, 1
                 return True
             fd = self._open(f"job-{key[:32]}.lock")
             try:
@@ -120,14 +136,18 @@ class JobLocks:
             except BlockingIOError:
                 os.close(fd)
                 return False
-            self._held[job] = fd
+            self._held[job], self._takers[job] = fd, 1
             return True
 
     def release(self, job: str) -> None:
         with self._mutex:
-            held = self._held.pop(job, None)
-            if held is None:
+            if job not in self._held:
                 return
+            self._takers[job] -= 1
+            if self._takers[job] > 0:
+                return
+            del self._takers[job]
+            held = self._held.pop(job)
             if _OFD_LOCKS:
                 assert self._shared is not None  # a byte is held only through it
                 _byte_lock(self._shared, held, fcntl.F_UNLCK)
@@ -137,6 +157,7 @@ class JobLocks:
     def release_all(self) -> None:
         with self._mutex:
             held, self._held = list(self._held.values()), {}
+            self._takers.clear()
             shared, self._shared = self._shared, None
         if shared is not None:
             with contextlib.suppress(OSError):

@@ -41,6 +41,7 @@ from conveyor.engine.run_rules import (
     stop_reason,
 )
 from conveyor.executors.base import ExecResult
+from conveyor.spec.paths import named_file
 from conveyor.spec.pipeline import Job
 from conveyor.store.runs import JobUpdate
 
@@ -50,6 +51,8 @@ _P = ParamSpec("_P")
 _QUIET_S, _STORE_WITHIN_S = 0.005, 0.25
 # How often a job another Run of the workspace holds is tried again.
 _BLOCKED_POLL_S = 0.05
+# The lock of a file a job names as an output, beside the jobs' own (job names hold no NUL).
+_FILE = "\0file\0"
 
 
 @frozen
@@ -118,6 +121,7 @@ class Scheduler:
         # Retries whose time came while every slot was taken: first to start when one frees.
         # A job waiting out its backoff holds no slot (`_executing`).
         self._due: deque[str] = deque()
+        self._locked: dict[str, tuple[str, ...]] = {}  # see _lock_names
         self._to_store: list[tuple[str, JobAttempt, JobOutcome]] = []
         self._to_store_since = 0.0
         self._last_end = 0.0
@@ -213,22 +217,42 @@ class Scheduler:
         return bool(self._blocked) and self._stop_reason is None and not self._cancel_requested
 
     def _take(self, name: str) -> bool:
-        """Hold the job's lock, or note it blocked (said once) until another Run lets go."""
-        if self._locks is None or self._locks.take(name):
+        """Hold the job's lock, and those of the files it names as outputs, or note it
+        blocked (said once) until another Run lets go.
+
+        Two Runs writing one file at once would tear it, and each would cache
+        what it saw: a Run that names a file another Run's job is writing waits
+        for it, as for a job the other Run is running.
+        """
+        if self._locks is None:
+            return True
+        holder = self._locks.take_all(self._lock_names(name))
+        if holder is None:
             return True
         if not self._blocked:
             self._blocked_since = time.monotonic()
         self._blocked[name] = None
         if name not in self._blocked_said:
             self._blocked_said.add(name)
+            what = "running it" if holder == name else f"writing {holder.removeprefix(_FILE)}"
             self._ctx.warn(
-                f"{name}: another run in this workspace is running it; waiting for it to end"
+                f"{name}: another run in this workspace is {what}; waiting for it to end"
             )
         return False
 
     def _release(self, name: str) -> None:
         if self._locks is not None:
-            self._locks.release(name)
+            for held in self._lock_names(name):
+                self._locks.release(held)
+
+    def _lock_names(self, name: str) -> tuple[str, ...]:
+        """The locks a job takes: its own, and one for each file it names as an output."""
+        names = self._locked.get(name)
+        if names is None:
+            job = self._by_name[name]
+            files = (named_file(job.workdir, pattern) for pattern in job.outputs)
+            names = self._locked[name] = (name, *(_FILE + f for f in dict.fromkeys(files) if f))
+        return names
 
     def _start_warm_up(self) -> None:
         """Once the first jobs are started, prepare in the background what the Run ends with.

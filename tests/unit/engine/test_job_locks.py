@@ -21,13 +21,38 @@ def test_a_job_one_run_holds_is_refused_to_another_until_released(tmp_path: Path
     mine, theirs = _locks(locks_dir), _locks(locks_dir)
 
     assert mine.take("test (python=3.12)")
-    assert mine.take("test (python=3.12)")  # held already
     assert not theirs.take("test (python=3.12)")
     assert theirs.take("lint")  # other jobs are free
 
     mine.release("test (python=3.12)")
     assert theirs.take("test (python=3.12)")
     assert not mine.take("test (python=3.12)")
+
+
+def test_a_lock_taken_twice_by_one_run_is_let_go_after_both_releases(tmp_path: Path) -> None:
+    # A file two jobs of one Run write, one after the other: the second may take it before
+    # the first lets go, and must keep it after.
+    mine, theirs = _locks(tmp_path), _locks(tmp_path)
+    assert mine.take("\0file\0dist/app") and mine.take("\0file\0dist/app")
+
+    mine.release("\0file\0dist/app")
+    assert not theirs.take("\0file\0dist/app")
+    mine.release("\0file\0dist/app")
+    assert theirs.take("\0file\0dist/app")
+
+
+def test_take_all_holds_every_lock_or_none_and_names_the_one_held_elsewhere(
+    tmp_path: Path,
+) -> None:
+    mine, theirs = _locks(tmp_path), _locks(tmp_path)
+    assert theirs.take("\0file\0shared.txt")
+
+    assert mine.take_all(["b", "\0file\0shared.txt"]) == "\0file\0shared.txt"
+    assert theirs.take("b")  # the job's own lock was let go with the refusal
+    theirs.release("b")
+    theirs.release("\0file\0shared.txt")
+    assert mine.take_all(["b", "\0file\0shared.txt"]) is None
+    assert not theirs.take("b") and not theirs.take("\0file\0shared.txt")
 
 
 def test_releasing_everything_frees_every_job_and_twice_is_harmless(tmp_path: Path) -> None:
