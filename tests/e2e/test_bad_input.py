@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
+from .conftest import POSTGRES
 from .support import Workspace, WorkspaceFactory
 
 # Each spec would leave $SIDE/ran behind if any of its jobs ran.
@@ -402,6 +403,23 @@ def test_an_unreachable_database_is_an_infrastructure_fault_exit_3(
     assert code == 3
     assert "database" in err
     assert "Traceback" not in err
+    assert not ws.side_file("ran").exists()
+
+
+@pytest.mark.parametrize("command", [("db", "upgrade"), ("run",), ("runs",)])
+def test_a_database_the_server_does_not_have_is_said_as_such_not_as_a_missing_schema(
+    workspace: WorkspaceFactory, command: tuple[str, ...]
+) -> None:
+    # The server answers, but has no such database: PostgreSQL says it "does not exist",
+    # as of a missing table; neither a schema to create nor a traceback.
+    ws = workspace('version: 1\njobs:\n  a:\n    run: touch "$SIDE/ran"\n')
+    url = POSTGRES.rsplit("/", 1)[0] + "/conveyor_no_such_database"
+
+    code, _, err = ws.cli(*command, env={"CONVEYOR_DATABASE_URL": url})
+
+    assert code == 3, err
+    assert 'database "conveyor_no_such_database" does not exist' in err
+    assert "db upgrade" not in err and "Traceback" not in err
     assert not ws.side_file("ran").exists()
 
 

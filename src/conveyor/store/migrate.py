@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.core.errors import StoreError
-from conveyor.store.db import Database, SqlAlchemyDatabase, SqliteDatabase
+from conveyor.store.db import Database, SqlAlchemyDatabase, SqliteDatabase, redact_url
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -41,7 +41,11 @@ def current_revision(db: Database) -> str | None:
 
 
 def _is_missing_table(exc: BaseException) -> bool:
+    """Whether reading the revision failed for want of its table (not of the database, nor a
+    role: PostgreSQL says those "do not exist" too)."""
     text = str(exc).lower()
+    if "alembic_version" not in text:
+        return False
     return "no such table" in text or "does not exist" in text or "undefinedtable" in text
 
 
@@ -117,6 +121,7 @@ def alembic_upgrade(db: Database) -> None:
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
 
     engine = db.engine if isinstance(db, SqlAlchemyDatabase) else _sqlite_engine(db.url)
     config = Config()
@@ -128,6 +133,8 @@ def alembic_upgrade(db: Database) -> None:
                 conn.execute(text("SELECT pg_advisory_xact_lock(7261100)"))
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
+    except OperationalError as exc:
+        raise StoreError(f"cannot reach the database: {redact_url(str(exc.orig))}") from exc
     finally:
         if not isinstance(db, SqlAlchemyDatabase):
             engine.dispose()
