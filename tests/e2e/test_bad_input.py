@@ -488,12 +488,16 @@ def test_a_missing_pipeline_file_reads_the_same_to_run_and_to_validate(
 ) -> None:
     ws = workspace("version: 1\njobs:\n  a: {run: 'true'}\n")
 
-    for command in ("run", "validate"):
-        missing = ws.cli(command, "-f", "nope.yaml")
-        assert missing.code == 2, missing.text
+    for command in (["run"], ["validate"], ["runs"], ["show", "latest"], ["artifacts", "ls", "1"]):
+        missing = ws.cli(*command, "-f", "nope.yaml")
+        assert missing.code == 2, (command, missing.err)
         assert "nope.yaml:1:1: 'nope.yaml' does not exist" in missing.err
         assert "pass -f with the path of yours" in missing.err
     assert ws.runs() == []
+    # Nothing is made beside a mistyped path: no workspace, no store.
+    elsewhere = ws.cli("runs", "-f", "typo/conveyor.yml")
+    assert elsewhere.code == 2
+    assert not (ws.root / "typo").exists()
 
 
 def test_errors_in_jobs_and_in_delivery_are_reported_together(

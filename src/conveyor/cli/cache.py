@@ -117,4 +117,4 @@ def _workspace_or_default() -> Workspace:
     try:
         return discover()
     except UsageError:
-        return discover(Path.cwd() / "conveyor.yaml")
+        return discover(Path.cwd() / "conveyor.yaml", must_exist=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 from conveyor.core.errors import UsageError
 from conveyor.core.values import frozen
 from conveyor.spec.paths import STATE_DIR_NAME
+from conveyor.spec.reading import read_spec
 
 SPEC_FILE = "conveyor.yaml"
 
@@ -67,14 +68,22 @@ def discover(
     *,
     cwd: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    must_exist: bool = True,
 ) -> Workspace:
-    """Find the workspace: `spec` if given, else conveyor.yaml here or in a parent."""
+    """Find the workspace: `spec` if given, else conveyor.yaml here or in a parent.
+
+    A `spec` given that is no file is said as `conveyor run` says it (SpecError), unless
+    `must_exist` is false: a command must not make a workspace beside a mistyped path.
+    """
     env = os.environ if environ is None else environ
     here = (cwd or Path.cwd()).resolve()
     if spec is not None:
         spec_path = (here / spec).resolve()
+        shown = str(spec)
         if spec_path.is_dir():
-            spec_path = spec_path / SPEC_FILE
+            spec_path, shown = spec_path / SPEC_FILE, str(Path(spec) / SPEC_FILE)
+        if must_exist and not spec_path.is_file():
+            read_spec(shown)  # raises, saying why
     else:
         spec_path = _search(here)
     root = spec_path.parent
