@@ -90,7 +90,11 @@ def signature_problem(head: TreeHead, public_key: Ed25519PublicKey) -> str | Non
 
     expected = key_id(public_key)
     if head.key_id != expected:
-        return f"it names key {head.key_id}, not this workspace's key {expected}"
+        return (
+            f"it names key {head.key_id}, not this workspace's key {expected} (workspaces "
+            "that share one store must sign with one key: give each the same "
+            "CONVEYOR_AUDIT_KEY)"
+        )
     try:
         public_key.verify(head.signature, head.message())
     except InvalidSignature:

@@ -447,7 +447,8 @@ def test_heads_signed_by_another_key_are_reported(
 
     (finding,) = verify_log(db, state, environ=NO_ENV).findings
 
-    assert finding.reason.endswith(f"not this workspace's key {workspace_key.key_id}")
+    assert f"not this workspace's key {workspace_key.key_id} (workspaces" in finding.reason
+    assert finding.reason.endswith("give each the same CONVEYOR_AUDIT_KEY)")
     assert "names key sha256:" in finding.reason
 
 

@@ -92,7 +92,8 @@ def test_a_head_naming_another_key_is_refused_before_its_signature_is_checked() 
 
     assert problem == (
         f"it names key {key_id(KEY.public_key())}, "
-        f"not this workspace's key {key_id(OTHER_KEY.public_key())}"
+        f"not this workspace's key {key_id(OTHER_KEY.public_key())} (workspaces that share "
+        "one store must sign with one key: give each the same CONVEYOR_AUDIT_KEY)"
     )
 
 
