@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -420,6 +421,53 @@ def test_a_database_the_server_does_not_have_is_said_as_such_not_as_a_missing_sc
     assert code == 3, err
     assert 'database "conveyor_no_such_database" does not exist' in err
     assert "db upgrade" not in err and "Traceback" not in err
+    assert not ws.side_file("ran").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("garbage", "Could not parse SQLAlchemy URL"),
+        ("postgresql://nobody:s3cret@127.0.0.1:notaport/db", "invalid literal for int()"),
+    ],
+)
+def test_a_database_url_that_is_no_url_is_bad_input_with_the_forms_to_write(
+    workspace: WorkspaceFactory, url: str, said: str
+) -> None:
+    ws = workspace('version: 1\njobs:\n  a:\n    run: touch "$SIDE/ran"\n')
+
+    code, _, err = ws.cli("runs", env={"CONVEYOR_DATABASE_URL": url})
+
+    assert code == 2, err
+    assert said in err
+    assert "write postgresql://USER@HOST:PORT/DATABASE, or sqlite:///PATH" in err
+    assert "s3cret" not in err
+
+
+def test_postgres_urls_are_taken_as_postgresql_ones(database_url: str) -> None:
+    from conveyor.store.db import open_database
+
+    assert database_url.startswith("postgresql://")
+    db = open_database("postgres://" + database_url.removeprefix("postgresql://"))
+    try:
+        with db.read() as tx:
+            assert tx.execute("SELECT 1") == [(1,)]
+    finally:
+        db.close()
+
+
+def test_a_state_directory_that_cannot_be_made_is_said_with_where_it_comes_from(
+    workspace: WorkspaceFactory, tmp_path: Path
+) -> None:
+    ws = workspace('version: 1\njobs:\n  a:\n    run: touch "$SIDE/ran"\n')
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+
+    code, _, err = ws.cli("run", env={"CONVEYOR_HOME": str(blocker / "state")})
+
+    assert code == 3, err
+    assert err.startswith(f"error: cannot make the state directory {blocker / 'state'}: ")
+    assert "(it is CONVEYOR_HOME when set" in err
     assert not ws.side_file("ran").exists()
 
 

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from conveyor.core.errors import UsageError
+from conveyor.core.errors import StoreError, UsageError
 from conveyor.core.values import frozen
 from conveyor.spec.paths import STATE_DIR_NAME
 from conveyor.spec.reading import read_spec
@@ -59,8 +59,15 @@ class Workspace:
         """Create the state directory with a .gitignore that keeps it out of git."""
         if (self.state_dir / ".gitignore").exists():
             return
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        (self.state_dir / ".gitignore").write_text("# Conveyor's local state\n*\n")
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            (self.state_dir / ".gitignore").write_text("# Conveyor's local state\n*\n")
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise StoreError(
+                f"cannot make the state directory {self.state_dir}: {reason} (it is "
+                "CONVEYOR_HOME when set, else .conveyor/ beside conveyor.yaml)"
+            ) from None
 
 
 def discover(

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from conveyor.core.errors import StoreError
+from conveyor.core.errors import StoreError, UsageError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -258,14 +258,19 @@ def open_database(url: str) -> Database:
     """A Database for `url` (`sqlite:///path` uses the standard library)."""
     if url.startswith("sqlite:///") and "?" not in url:
         return SqliteDatabase(Path(url.removeprefix("sqlite:///")))
-    if url.startswith("postgresql://"):
-        # psycopg 3 is the driver we ship; spare users the `+psycopg` suffix.
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    for scheme in ("postgresql://", "postgres://"):  # the second as many hosts write it
+        if url.startswith(scheme):
+            # psycopg 3 is the driver we ship; spare users the `+psycopg` suffix.
+            url = "postgresql+psycopg://" + url.removeprefix(scheme)
     try:
         return SqlAlchemyDatabase(url)
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several types for a bad URL
         reason = redact_url(str(exc))
-        raise StoreError(f"cannot use the database URL {redact_url(url)}: {reason}") from None
+        # The URL is the user's own setting: bad input, not a fault of the store.
+        raise UsageError(
+            f"cannot use the database URL {redact_url(url)}: {reason}; write "
+            "postgresql://USER@HOST:PORT/DATABASE, or sqlite:///PATH"
+        ) from None
 
 
 def redact_url(url: str) -> str:
