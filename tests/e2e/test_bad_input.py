@@ -656,3 +656,25 @@ def test_a_condition_that_can_never_work_is_found_by_validate_and_said_plainly(
         assert code == 2, (command, err)
         assert err.startswith("error: conveyor.yaml:5:") and said in err, err
         assert "absl" not in err and "re2.cc" not in err  # the regex library's own log
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("runs", "-n", "0", "--json"),
+            "Invalid value for '--limit' / '-n': 0 is not in the range x>=1.",
+        ),
+        (("runs", "--bogus", "--json"), "No such option: --bogus"),
+    ],
+)
+def test_a_usage_error_with_json_is_also_one_json_object_on_stdout(
+    workspace: WorkspaceFactory, args: tuple[str, ...], message: str
+) -> None:
+    ws = workspace("version: 1\njobs:\n  a: {run: 'true'}\n")
+
+    code, out, err = ws.cli(*args)
+
+    assert code == 2, err
+    assert json.loads(out) == {"error": {"message": message, "exit_code": 2}}
+    assert "Usage:" in err and "Error" in err  # the text for a person stays

@@ -124,6 +124,35 @@ def _print_version(given: bool) -> None:
         raise typer.Exit(0)
 
 
+if TYPE_CHECKING:  # Typer's own copy of click's exception (the type its printer takes)
+    from typer._click.exceptions import ClickException as _UsageError
+
+
+def _usage_errors_as_json() -> None:
+    """With --json, a usage error Typer reports (a bad option or value) is also one JSON
+    object on stdout, as every other error is (`cli/errors.py`).
+
+    Typer prints such an error itself and exits 2 before any command runs; its
+    printer is wrapped to say it for programs too.
+    """
+    import json
+
+    from typer import rich_utils
+
+    show = rich_utils.rich_format_error
+
+    def show_both(self: _UsageError) -> None:  # Typer's printer's signature, `self` and all
+        show(self)
+        doc = {"error": {"message": self.format_message(), "exit_code": self.exit_code}}
+        try:
+            sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        except OSError:
+            pass  # the text on stderr still says it
+
+    rich_utils.rich_format_error = show_both
+
+
 def main() -> NoReturn:
     """Entry point: Typer handles usage errors (exit 2); Conveyor's errors map here.
 
@@ -134,6 +163,8 @@ def main() -> NoReturn:
         arguments = read_run(sys.argv[1:])
         if arguments is None:
             gc.enable()  # off while starting (cli/start.py); Typer's commands run with it
+            if "--json" in sys.argv[1:]:
+                _usage_errors_as_json()
             build_app(sys.argv[1:])()
         else:
             _run_quickly(arguments)
