@@ -260,6 +260,22 @@ def test_a_matrix_expands_into_one_named_job_per_value_and_needs_wait_for_all(
         ) in by_base_name.err
 
 
+def test_a_job_or_run_named_wrongly_is_said_with_what_to_write(
+    workspace: WorkspaceFactory,
+) -> None:
+    ws = workspace(MATRIX)
+    assert ws.run("unrelated").code == 0
+
+    cased = ws.cli("logs", "latest", "UNRELATED")
+    unknown = ws.cli("logs", "latest", "nope")
+    wide = ws.cli("show", "\uff11")  # a full-width 1 is not a run id
+
+    assert (cased.code, unknown.code, wide.code) == (2, 2, 2)
+    assert "run 1 has no job 'UNRELATED'; did you mean 'unrelated'?" in cased.err
+    assert "run 1 has no job 'nope'; its jobs are 'unrelated'" in unknown.err
+    assert "is not a run id" in wide.err
+
+
 def test_running_a_matrix_job_by_its_name_runs_every_expansion(
     workspace: WorkspaceFactory,
 ) -> None:

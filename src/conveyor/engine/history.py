@@ -66,7 +66,7 @@ class History:
         if ref is None or str(ref).lower() in ("latest", "last", "-"):
             return run_store.latest_run_id(self.db, project=self.workspace.project)
         text = str(ref).removeprefix("#")
-        if not text.isdigit() or len(text) > 18:
+        if not (text.isascii() and text.isdigit()) or len(text) > 18:
             import difflib  # only for this message: not among what `conveyor run` loads
 
             close = difflib.get_close_matches(text.lower(), ["latest"], n=1, cutoff=0.6)
@@ -261,8 +261,9 @@ def find_job(run: RunRecord, name: str) -> JobRecord:
     if matches:
         names = ", ".join(f"'{job.name}'" for job in matches)
         raise NotFound(f"'{name}' is a matrix job in run {run.id}; name one of its jobs: {names}")
-    import difflib  # only for this message: not among what `conveyor run` loads
+    from conveyor.spec.suggest import closest, one_of  # only for this message
 
-    close = difflib.get_close_matches(name, [j.name for j in run.jobs], n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
+    jobs = [job.name for job in run.jobs]
+    close = closest(name, jobs)
+    hint = f"; did you mean '{close}'?" if close else f"; its jobs are {one_of(jobs)}"
     raise NotFound(f"run {run.id} has no job '{name}'{hint}")
