@@ -29,11 +29,13 @@ _SHAPE = "a mapping with 'version: 1' and 'jobs:'"
 
 @frozen
 class Span:
-    """Where a key or value starts; `shift` maps offsets inside a one-line scalar."""
+    """Where a key or value starts; `shift` maps offsets inside a one-line scalar, and
+    `indent` those inside a literal block (`|`) whose lines start below it."""
 
     line: int
     column: int
     shift: int | None = None
+    indent: int | None = None
 
 
 class SourceMap:
@@ -65,6 +67,12 @@ class SourceMap:
     def inside(self, path: NodePath, offset: int) -> Location:
         """Position of character `offset` of the text value at `path`, when it maps directly."""
         span = self._values.get(path)
+        text = self._texts.get(path)
+        if span is not None and span.indent is not None and text is not None:
+            before = text[:offset]
+            line = before.count("\n")
+            column = len(before) - (before.rfind("\n") + 1)
+            return Location(self.file, span.line + 1 + line, span.indent + column + 1)
         if span is None or span.shift is None:
             return self.value(path)
         return Location(self.file, span.line, span.column + span.shift + offset)
@@ -77,9 +85,12 @@ class SourceMap:
         """Remember where the key naming `path` starts."""
         self._keys[path] = _span(node.start_mark)
 
-    def record_value(self, path: NodePath, node: yaml.Node, shift: int | None = None) -> None:
+    def record_value(
+        self, path: NodePath, node: yaml.Node, shift: int | None = None, indent: int | None = None
+    ) -> None:
         """Remember where the value at `path` starts, and its text when it is a scalar."""
-        self._values[path] = _span(node.start_mark, shift)
+        mark = node.start_mark
+        self._values[path] = Span(mark.line + 1, mark.column + 1, shift, indent)
         if isinstance(node, yaml.ScalarNode):
             self._texts[path] = str(node.value)
 
@@ -249,7 +260,7 @@ class _Builder:
         )
 
     def _scalar(self, node: yaml.Node, path: NodePath) -> object:
-        self.positions.record_value(path, node, self._shift(node))
+        self.positions.record_value(path, node, self._shift(node), self._indent(node))
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError:
@@ -269,6 +280,23 @@ class _Builder:
         if style in ("'", '"') and raw == f"{style}{node.value}{style}":
             return 1
         return None
+
+    def _indent(self, node: yaml.Node) -> int | None:
+        """The indentation of a literal block's lines (`if: |`), when each line below its
+        indicator is that many spaces and the value's line, verbatim; else None."""
+        if getattr(node, "style", None) != "|" or not isinstance(node.value, str):
+            return None
+        lines = self.text.splitlines()
+        first = node.start_mark.line + 1  # the block's text starts below its indicator
+        written = node.value.split("\n")
+        if first >= len(lines) or not written or not written[0]:
+            return None
+        indent = len(lines[first]) - len(lines[first].lstrip(" "))
+        for index, line in enumerate(written):
+            source = lines[first + index] if first + index < len(lines) else ""
+            if line and source != " " * indent + line:
+                return None
+        return indent
 
     def _issue(self, node: yaml.Node, message: str, hint: str | None = None) -> None:
         mark = node.start_mark

@@ -276,3 +276,19 @@ def test_changed_takes_a_glob_built_from_text() -> None:
 )
 def test_matches_takes_an_re2_pattern_in_both_call_forms(source: str, holds: bool) -> None:
     assert evaluate_condition(source, FACTS, never_changed) is holds
+
+
+def test_a_problem_in_a_literal_block_condition_points_at_its_line_and_column() -> None:
+    issue = only(
+        """\
+        version: 1
+        jobs:
+          deploy:
+            run: ./deploy
+            if: |
+              branch == 'main' &&
+              env.TARGET = 'prod'
+        """
+    )
+    # `=` on the block's second line: line 7, after 6 spaces of indentation and `env.TARGET `.
+    assert str(issue.location) == "conveyor.yaml:7:18"
