@@ -8,7 +8,7 @@ from conveyor.core.errors import SpecError, SpecIssue, UsageError
 from conveyor.core.records import OutputRecord
 from conveyor.core.values import frozen
 from conveyor.spec.graph import topological_order
-from conveyor.spec.paths import named_file, rooted_glob, shared_in_matrix
+from conveyor.spec.paths import named_file, names_state, rooted_glob, shared_in_matrix
 from conveyor.spec.pipeline import Job, Pipeline
 
 
@@ -95,7 +95,7 @@ def state_outputs(jobs: Sequence[Job], state: str) -> list[SpecIssue]:
     for job in jobs:
         for pattern in (*job.outputs, *job.reports_junit):
             rooted = rooted_glob(job.workdir, pattern)
-            if rooted is not None and (rooted == state or rooted.startswith(state + "/")):
+            if rooted is not None and names_state(rooted, state):
                 issues.append(
                     SpecIssue(
                         job.location,

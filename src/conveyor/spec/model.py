@@ -106,7 +106,7 @@ class ConcurrencyModel(_Strict):
 
     model_config = ConfigDict(title="Concurrency")
 
-    group: Annotated[str, AfterValidator(rules.check_written_group)] = Field(
+    group: Annotated[str, AfterValidator(rules.once_filled(rules.check_group))] = Field(
         description="The group's name, like 'deploy-prod' (letters, digits, '_', '.', ':', "
         "'/', '-'); in a matrix job, ${axis} is the expansion's value."
     )
@@ -233,7 +233,7 @@ class JobModel(_Strict):
         "expansions, or one expansion like 'test (python=3.12)'.",
     )
     env: Env = Field(default_factory=dict)
-    workdir: Annotated[str, AfterValidator(rules.normalize_written_workdir)] = Field(
+    workdir: Annotated[str, AfterValidator(rules.once_filled(rules.normalize_workdir))] = Field(
         default=".",
         description="Directory to run in, relative to the workspace root; "
         "in a matrix job, ${axis} is the expansion's value.",
@@ -269,7 +269,7 @@ class JobModel(_Strict):
         "event, env.NAME and changed('glob'), like: branch == 'main' && changed('src/**').",
     )
     runs_on: Annotated[
-        list[Annotated[str, AfterValidator(rules.check_written_label)]],
+        list[Annotated[str, AfterValidator(rules.once_filled(rules.check_label))]],
         BeforeValidator(rules.listify, json_schema_input_type=str | list[str]),
         AfterValidator(rules.check_labels_once),
     ] = Field(

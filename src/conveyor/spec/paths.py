@@ -25,9 +25,10 @@ def rooted_glob(workdir: str, pattern: str) -> str | None:
     return "/".join(parts) or "."
 
 
-def names_state(rooted: str) -> bool:
-    """Whether a root-relative glob names files in Conveyor's own state directory."""
-    return rooted.split("/", 1)[0] == STATE_DIR_NAME
+def names_state(rooted: str, state: str = STATE_DIR_NAME) -> bool:
+    """Whether a root-relative glob names files in Conveyor's own state directory (`state`,
+    from the workspace root: `.conveyor`, or a CONVEYOR_HOME inside the workspace)."""
+    return rooted == state or rooted.startswith(state + "/")
 
 
 # What makes a pattern a glob (`glob.glob`'s wildcards), and a wildcard escaped by

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Callable
 from pathlib import PureWindowsPath
 
 from conveyor.core.durations import EXAMPLES, parse_duration
+from conveyor.spec import placeholders
 from conveyor.spec.pipeline import SPEC_VERSION
 from conveyor.spec.source import NodePath
 
@@ -144,10 +146,14 @@ def check_backoff(seconds: float) -> float:
     return seconds
 
 
-def normalize_written_workdir(value: str) -> str:
-    """A workdir as written: one naming a matrix axis (`${svc}/..`) is checked once filled,
-    for each expansion (`normalize_workdir`)."""
-    return value.strip() if "${" in value else normalize_workdir(value)
+def once_filled(rule: Callable[[str], str]) -> Callable[[str], str]:
+    """`rule` for a value as written, but for one that names a matrix axis (`${os}`,
+    `${svc}/..`): the loader checks that once filled, for each expansion, with `rule`."""
+
+    def check(value: str) -> str:
+        return value if placeholders.OPEN in value else rule(value)
+
+    return check
 
 
 def normalize_workdir(value: str) -> str:
@@ -196,12 +202,6 @@ def expand_retry_shorthand(value: object) -> object:
     return value
 
 
-def check_written_label(value: str) -> str:
-    """A label as written: one naming a matrix axis (`${os}`) is checked once filled, for
-    each expansion (`check_label`)."""
-    return value if "${" in value else check_label(value)
-
-
 def check_label(value: str) -> str:
     """A runner label: lowercase letters, digits, '.', '_' and '-'; not starting with a sign."""
     if not value:
@@ -229,12 +229,6 @@ def check_labels_once(labels: list[str]) -> list[str]:
     if twice:
         raise ManyRulesError(twice)
     return labels
-
-
-def check_written_group(value: str) -> str:
-    """A group as written: one naming a matrix axis (`deploy-${region}`) is checked once
-    filled, for each expansion (`check_group`)."""
-    return value if "${" in value else check_group(value)
 
 
 def check_group(value: str) -> str:

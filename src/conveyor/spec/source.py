@@ -171,6 +171,7 @@ class _Builder:
 
     def __init__(self, text: str, positions: SourceMap) -> None:
         self.text = text
+        self._lines: list[str] | None = None  # the text's lines, split once when first needed
         self.positions = positions
         self.issues: list[SpecIssue] = []
         self.budget = _NODE_BUDGET
@@ -286,7 +287,9 @@ class _Builder:
         indicator is that many spaces and the value's line, verbatim; else None."""
         if getattr(node, "style", None) != "|" or not isinstance(node.value, str):
             return None
-        lines = self.text.splitlines()
+        if self._lines is None:  # every `run: |` asks: not a split of the file each time
+            self._lines = self.text.splitlines()
+        lines = self._lines
         first = node.start_mark.line + 1  # the block's text starts below its indicator
         written = node.value.split("\n")
         if first >= len(lines) or not written or not written[0]:

@@ -69,10 +69,14 @@ def test_a_misspelled_axis_suggests_the_right_one() -> None:
     ]
 
 
-def test_github_actions_syntax_is_named_and_translated() -> None:
-    spec = BUILD.replace('"reports/${os}.xml"', '"reports/${{ matrix.os }}.xml"')
+@pytest.mark.parametrize(
+    "written",
+    ["${{ matrix.os }}", "${{os}"],  # the second one unclosed, as GitHub would read it
+)
+def test_github_actions_syntax_is_named_and_translated(written: str) -> None:
+    spec = BUILD.replace('"reports/${os}.xml"', f'"reports/{written}.xml"')
     assert rendered(spec) == [
-        "conveyor.yaml:8:31: '${{ matrix.os }}' is GitHub Actions' syntax\n  hint: write '${os}'"
+        f"conveyor.yaml:8:31: '{written}' is GitHub Actions' syntax\n  hint: write '${{os}}'"
     ]
 
 
@@ -254,13 +258,6 @@ def test_a_workdir_is_checked_once_filled_not_as_written() -> None:
     spec = "version: 1\njobs:\n  t:\n    matrix: {svc: [apps/api, apps/web]}\n"
     spec += "    workdir: ${svc}/../..\n    run: x\n"
     assert [job.workdir for job in load(spec).jobs] == [".", "."]
-
-
-def test_an_unclosed_github_style_placeholder_is_read_as_github_syntax() -> None:
-    spec = BUILD.replace('"reports/${os}.xml"', '"reports/${{os}.xml"')
-    assert rendered(spec) == [
-        "conveyor.yaml:8:31: '${{os}' is GitHub Actions' syntax\n  hint: write '${os}'"
-    ]
 
 
 def test_an_empty_label_says_so() -> None:
